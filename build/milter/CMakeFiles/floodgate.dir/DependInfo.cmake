@@ -1,0 +1,24 @@
+
+# Consider dependencies only in project.
+set(CMAKE_DEPENDS_IN_PROJECT_ONLY OFF)
+
+# The set of languages for which implicit dependencies are needed:
+set(CMAKE_DEPENDS_LANGUAGES
+  )
+
+# The set of dependency files which are needed:
+set(CMAKE_DEPENDS_DEPENDENCY_FILES
+  "/work/main/milter/main.cpp" "milter/CMakeFiles/floodgate.dir/main.cpp.o" "gcc" "milter/CMakeFiles/floodgate.dir/main.cpp.o.d"
+  )
+
+# Targets to which this target links.
+set(CMAKE_TARGET_LINKED_INFO_FILES
+  "/work/main/build/milter/CMakeFiles/floodgate_milter.dir/DependInfo.cmake"
+  "/work/main/build/policy/CMakeFiles/floodgate_content.dir/DependInfo.cmake"
+  "/work/main/build/policy/CMakeFiles/floodgate_config_yaml.dir/DependInfo.cmake"
+  "/work/main/build/policy/CMakeFiles/floodgate_policy.dir/DependInfo.cmake"
+  "/work/main/build/ratelimit/CMakeFiles/floodgate_ratelimit.dir/DependInfo.cmake"
+  )
+
+# Fortran module output directory.
+set(CMAKE_Fortran_TARGET_MODULE_DIR "")

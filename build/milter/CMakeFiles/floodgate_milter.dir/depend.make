@@ -1,0 +1,2 @@
+# Empty dependencies file for floodgate_milter.
+# This may be replaced when dependencies are built.

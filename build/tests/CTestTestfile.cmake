@@ -1,0 +1,13 @@
+# CMake generated Testfile for 
+# Source directory: /work/main/tests
+# Build directory: /work/main/build/tests
+# 
+# This file includes the relevant testing commands required for 
+# testing this directory and lists subdirectories to be tested as well.
+subdirs("unit/policy")
+subdirs("unit/config")
+subdirs("unit/content")
+subdirs("unit/ratelimit")
+subdirs("unit/milter")
+subdirs("integration/redis")
+subdirs("integration/postfix")

@@ -1,0 +1,174 @@
+// Config: the immutable, validated configuration model.
+//
+// A Config is built once by the YAML loader (policy/config_loader.hpp) and
+// then shared read-only as std::shared_ptr<const Config>; sessions keep the
+// snapshot they started with. Nothing in here refers to yaml-cpp.
+//
+// Every field has a default that is safe to run with; the loader overwrites
+// only what the file sets. Validation (names resolve, thresholds positive,
+// bands ordered) is the loader's job: code that receives a Config may rely on
+// it being consistent.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/ip_address.hpp"
+
+namespace floodgate::policy {
+
+// ---- Source identities -------------------------------------------------
+
+// One component of a source identity.
+struct IdentityPart {
+  enum class Kind {
+    ClientAddress,  // the client's IP address
+    ClientNetwork,  // the client's address masked to a prefix length
+    ClientName,     // reverse DNS name as the MTA reported it
+    SaslUser,       // {auth_authen}
+    Sender,         // envelope sender, lower-cased
+    SenderDomain,   // domain of the envelope sender, lower-cased
+    Header,         // value of a named header (first occurrence)
+    Macro,          // value of a milter macro
+  };
+  Kind kind = Kind::ClientAddress;
+  unsigned ipv4_prefix = 24;  // ClientNetwork only
+  unsigned ipv6_prefix = 64;  // ClientNetwork only
+  std::string name;           // Header (lower-case) or Macro (without braces)
+};
+
+// What a rule does when a part of its identity is missing for a message
+// (no SASL user on an unauthenticated connection, no script header, ...).
+enum class MissingPartPolicy {
+  SkipRule,     // the rule does not apply to this message
+  Placeholder,  // the missing part counts as the fixed value "-"
+};
+
+struct IdentityDefinition {
+  std::string name;  // [a-z0-9_]+, referenced by rules
+  std::vector<IdentityPart> parts;
+  MissingPartPolicy when_missing = MissingPartPolicy::SkipRule;
+};
+
+// ---- Rules ---------------------------------------------------------------
+
+enum class Signal {
+  RecipientsPerMessage,  // recipients of this message (no window, no identity)
+  Messages,              // messages per identity per window
+  Recipients,            // recipients per identity per window
+  DistinctRecipients,    // distinct recipient addresses per identity per window
+  RejectedRecipients,    // recipients the MTA refused, per identity per window
+  ContentCopies,         // messages with this fingerprint per window
+  ContentRecipients,     // recipients of messages with this fingerprint per window
+  ContentSources,        // distinct identities sending this fingerprint per window
+};
+
+struct Rule {
+  std::string name;  // [a-z0-9_]+, appears in reasons and logs
+  Signal signal = Signal::Messages;
+  // Index into Config::identities. Required for per-source signals and
+  // ContentSources (which identity counts as "a source"); optional for
+  // ContentCopies/ContentRecipients, where it narrows the count to this
+  // fingerprint from this source.
+  std::optional<std::size_t> identity;
+  std::chrono::seconds window{600};  // ignored for RecipientsPerMessage
+  std::uint64_t threshold = 0;       // fires when the value is > threshold
+  int points = 0;
+};
+
+// ---- Scope and exemptions -------------------------------------------------
+
+// Which messages count as outbound; anything else is accepted untouched.
+struct OutboundScope {
+  std::vector<IpNetwork> client_networks;
+  bool authenticated = true;     // a SASL user makes a message outbound
+  bool local_submission = true;  // sendmail(1) / non_smtpd_milters
+  // A macro with one of the listed values makes a message outbound, e.g.
+  // {daemon_name} = submission.
+  struct MacroMatch {
+    std::string macro;  // without braces
+    std::vector<std::string> values;
+  };
+  std::vector<MacroMatch> macros;
+};
+
+// One exemption: a message matching every condition of any exemption is
+// accepted without scoring (and without counting).
+struct Exemption {
+  std::vector<IpNetwork> client_networks;  // any of
+  std::vector<std::string> sasl_users;     // any of, case-insensitive
+  std::vector<std::string> senders;        // any of, case-insensitive
+  std::vector<std::string> sender_domains; // any of, case-insensitive
+  std::vector<std::string> client_names;   // any of, case-insensitive
+};
+
+// ---- Verdicts ---------------------------------------------------------------
+
+enum class Action { Accept, Tag, Quarantine, Tempfail, Reject };
+
+// A score band: messages scoring >= min_score get `action` unless a band
+// with a higher min_score also matches.
+struct ActionBand {
+  Action action = Action::Accept;
+  int min_score = 0;
+};
+
+struct Replies {
+  std::string tempfail_code = "451";
+  std::string tempfail_status = "4.7.1";
+  std::string tempfail_text = "Too much mail from this source, try again later";
+  std::string reject_code = "550";
+  std::string reject_status = "5.7.1";
+  std::string reject_text = "Message refused by outbound policy";
+};
+
+// ---- Adapters' settings ------------------------------------------------------
+
+// What to do when the counter store (Redis) cannot be used.
+enum class CounterFailureMode {
+  Local,     // keep scoring with the in-process counters of this node
+  Accept,    // accept without scoring
+  Tempfail,  // tempfail the message
+};
+
+struct RedisSettings {
+  std::string url = "redis://127.0.0.1:6379/0";
+  std::string password_file;  // optional; overrides a password in the URL
+  std::chrono::milliseconds connect_timeout{200};
+  std::chrono::milliseconds command_timeout{200};
+  unsigned pool_size = 8;
+  std::string key_prefix = "fg";
+  CounterFailureMode on_failure = CounterFailureMode::Local;
+  // While Redis is failing, how long to wait between attempts to return.
+  std::chrono::milliseconds retry_interval{5000};
+};
+
+struct ContentSettings {
+  // How much decoded body text the fingerprinter reads; the rest is ignored.
+  std::size_t max_text_bytes = 256 * 1024;
+};
+
+struct Config {
+  std::string source_file;  // for messages only
+  std::string milter_socket = "inet:8890@127.0.0.1";
+  std::string log_level = "info";
+  RedisSettings redis;
+  ContentSettings content;
+  OutboundScope outbound;
+  std::vector<Exemption> exemptions;
+  std::vector<IdentityDefinition> identities;
+  std::vector<Rule> rules;
+  std::vector<ActionBand> bands;  // sorted by min_score ascending
+  Replies replies;
+  // Header names (lower-case) that identities reference; the milter
+  // collects exactly these.
+  std::vector<std::string> headers_of_interest;
+};
+
+std::string_view to_string(Action action);
+std::string_view to_string(Signal signal);
+
+}  // namespace floodgate::policy
