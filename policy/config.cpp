@@ -1,1 +1,30 @@
-// being written
+#include "policy/config.hpp"
+
+namespace floodgate::policy {
+
+std::string_view to_string(Action action) {
+  switch (action) {
+    case Action::Accept: return "accept";
+    case Action::Tag: return "tag";
+    case Action::Quarantine: return "quarantine";
+    case Action::Tempfail: return "tempfail";
+    case Action::Reject: return "reject";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(Signal signal) {
+  switch (signal) {
+    case Signal::RecipientsPerMessage: return "recipients_per_message";
+    case Signal::Messages: return "messages";
+    case Signal::Recipients: return "recipients";
+    case Signal::DistinctRecipients: return "distinct_recipients";
+    case Signal::RejectedRecipients: return "rejected_recipients";
+    case Signal::ContentCopies: return "content_copies";
+    case Signal::ContentRecipients: return "content_recipients";
+    case Signal::ContentSources: return "content_sources";
+  }
+  return "unknown";
+}
+
+}  // namespace floodgate::policy

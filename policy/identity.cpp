@@ -1,1 +1,110 @@
-// being written
+#include "policy/identity.hpp"
+
+#include <algorithm>
+
+#include "policy/digest.hpp"
+
+namespace floodgate::policy {
+namespace {
+
+constexpr std::string_view k_missing_placeholder = "-";
+
+std::string_view part_label(const IdentityPart& part) {
+  switch (part.kind) {
+    case IdentityPart::Kind::ClientAddress: return "client_address";
+    case IdentityPart::Kind::ClientNetwork: return "client_network";
+    case IdentityPart::Kind::ClientName: return "client_name";
+    case IdentityPart::Kind::SaslUser: return "sasl_user";
+    case IdentityPart::Kind::Sender: return "sender";
+    case IdentityPart::Kind::SenderDomain: return "sender_domain";
+    case IdentityPart::Kind::Header: return "header";
+    case IdentityPart::Kind::Macro: return "macro";
+  }
+  return "part";
+}
+
+std::string_view trim(std::string_view text) {
+  const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+}  // namespace
+
+std::string lower_ascii(std::string_view text) {
+  std::string lowered(text);
+  std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) {
+    return static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+  });
+  return lowered;
+}
+
+std::string address_domain(std::string_view address) {
+  const auto at = address.rfind('@');
+  if (at == std::string_view::npos || at + 1 == address.size()) return {};
+  return lower_ascii(address.substr(at + 1));
+}
+
+std::string identity_part_value(const IdentityPart& part, const MessageFacts& facts) {
+  switch (part.kind) {
+    case IdentityPart::Kind::ClientAddress:
+      return facts.client_ip ? facts.client_ip->to_string() : std::string{};
+    case IdentityPart::Kind::ClientNetwork: {
+      if (!facts.client_ip) return {};
+      const unsigned prefix = facts.client_ip->is_v4() ? part.ipv4_prefix : part.ipv6_prefix;
+      return facts.client_ip->masked(prefix).to_string() + "/" + std::to_string(prefix);
+    }
+    case IdentityPart::Kind::ClientName:
+      // Postfix says "unknown" when the client has no verified reverse name:
+      // that is the absence of a name, not a name shared by every such client.
+      if (facts.client_name.empty() || facts.client_name == "unknown") return {};
+      return lower_ascii(facts.client_name);
+    case IdentityPart::Kind::SaslUser:
+      return lower_ascii(trim(facts.sasl_user));
+    case IdentityPart::Kind::Sender:
+      return lower_ascii(facts.sender);
+    case IdentityPart::Kind::SenderDomain:
+      return address_domain(facts.sender);
+    case IdentityPart::Kind::Header: {
+      const auto found = facts.headers.find(part.name);
+      return found == facts.headers.end() ? std::string{} : std::string(trim(found->second));
+    }
+    case IdentityPart::Kind::Macro: {
+      const auto found = facts.macros.find(part.name);
+      return found == facts.macros.end() ? std::string{} : std::string(trim(found->second));
+    }
+  }
+  return {};
+}
+
+std::optional<SourceIdentity> build_identity(const IdentityDefinition& definition,
+                                             const MessageFacts& facts) {
+  // The digest input is length-prefixed so that no choice of part values can
+  // make two different part lists hash the same input.
+  std::string digest_input = definition.name;
+  std::string description;
+  for (const auto& part : definition.parts) {
+    std::string value = identity_part_value(part, facts);
+    if (value.empty()) {
+      if (definition.when_missing == MissingPartPolicy::SkipRule) return std::nullopt;
+      value = k_missing_placeholder;
+    }
+    digest_input += '\x1f';
+    digest_input += std::to_string(value.size());
+    digest_input += ':';
+    digest_input += value;
+
+    if (!description.empty()) description += ' ';
+    description += part_label(part);
+    if (part.kind == IdentityPart::Kind::Header || part.kind == IdentityPart::Kind::Macro) {
+      description += ':';
+      description += part.name;
+    }
+    description += '=';
+    description += value;
+  }
+  return SourceIdentity{to_hex(digest64(digest_input)), std::move(description)};
+}
+
+}  // namespace floodgate::policy

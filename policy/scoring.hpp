@@ -1,0 +1,75 @@
+// Scoring: from a message's facts and its counters to a Verdict.
+//
+// The policy core's whole job, in three pure steps the milter calls at
+// end-of-message:
+//   1. classify()      is the message outbound, exempt, or out of scope?
+//   2. plan_counters() which counters must be bumped and read (one
+//                      CounterStore round trip serves them all);
+//   3. score()         given the counters' values, sum the points of every
+//                      rule above its threshold and pick the action band.
+// No clock, no I/O, no libmilter: facts in, verdict out. Thread-safe (no
+// shared state).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "policy/config.hpp"
+#include "policy/counter_request.hpp"
+#include "policy/message_facts.hpp"
+
+namespace floodgate::policy {
+
+enum class Scope {
+  Outbound,     // scored
+  NotOutbound,  // accepted untouched
+  Exempt,       // outbound but exempted by the config: accepted, not counted
+};
+
+std::string_view to_string(Scope scope);
+
+Scope classify(const Config& config, const MessageFacts& facts);
+
+// Where a rule's value comes from for one message.
+struct RuleInput {
+  enum class Source {
+    NotApplicable,  // identity part missing, no fingerprint: the rule is skipped
+    Immediate,      // known without counters (recipients_per_message)
+    Counter,        // CounterPlan::requests[counter_index]
+  };
+  Source source = Source::NotApplicable;
+  std::uint64_t immediate_value = 0;
+  std::size_t counter_index = 0;
+};
+
+struct CounterPlan {
+  // Deduplicated: rules reading the same counter share one request.
+  std::vector<CounterRequest> requests;
+  // One entry per Config::rules entry, same order.
+  std::vector<RuleInput> rule_inputs;
+};
+
+CounterPlan plan_counters(const Config& config, const MessageFacts& facts);
+
+struct Verdict {
+  Action action = Action::Accept;
+  int score = 0;
+  // One per rule that fired, e.g. "rcpts_per_msg=200>50 (+10)".
+  std::vector<std::string> reasons;
+};
+
+// `counter_values` holds one value per plan.requests entry (what the store
+// returned). Precondition: counter_values.size() == plan.requests.size().
+Verdict score(const Config& config, const CounterPlan& plan,
+              std::span<const std::uint64_t> counter_values);
+
+// The action band a score falls into.
+Action action_for_score(const Config& config, int score);
+
+// "rcpts_per_msg=200>50 (+10), ..." for headers and logs.
+std::string join_reasons(const std::vector<std::string>& reasons);
+
+}  // namespace floodgate::policy
