@@ -1,3 +1,0 @@
-file(REMOVE_RECURSE
-  "libfloodgate_config_yaml.a"
-)

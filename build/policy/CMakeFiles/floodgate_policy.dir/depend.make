@@ -1,2 +1,0 @@
-# Empty dependencies file for floodgate_policy.
-# This may be replaced when dependencies are built.

@@ -1,2 +1,0 @@
-# Empty compiler generated dependencies file for floodgate_ratelimit.
-# This may be replaced when dependencies are built.

@@ -1,5 +1,0 @@
-if(EXISTS "/work/main/build/tests/integration/redis/integration_redis[1]_tests.cmake")
-  include("/work/main/build/tests/integration/redis/integration_redis[1]_tests.cmake")
-else()
-  add_test(integration_redis_NOT_BUILT integration_redis_NOT_BUILT)
-endif()

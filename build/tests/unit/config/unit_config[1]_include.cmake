@@ -1,5 +1,0 @@
-if(EXISTS "/work/main/build/tests/unit/config/unit_config[1]_tests.cmake")
-  include("/work/main/build/tests/unit/config/unit_config[1]_tests.cmake")
-else()
-  add_test(unit_config_NOT_BUILT unit_config_NOT_BUILT)
-endif()

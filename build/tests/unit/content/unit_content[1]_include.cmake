@@ -1,5 +1,0 @@
-if(EXISTS "/work/main/build/tests/unit/content/unit_content[1]_tests.cmake")
-  include("/work/main/build/tests/unit/content/unit_content[1]_tests.cmake")
-else()
-  add_test(unit_content_NOT_BUILT unit_content_NOT_BUILT)
-endif()

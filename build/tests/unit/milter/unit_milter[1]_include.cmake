@@ -1,5 +1,0 @@
-if(EXISTS "/work/main/build/tests/unit/milter/unit_milter[1]_tests.cmake")
-  include("/work/main/build/tests/unit/milter/unit_milter[1]_tests.cmake")
-else()
-  add_test(unit_milter_NOT_BUILT unit_milter_NOT_BUILT)
-endif()

@@ -1,5 +1,0 @@
-if(EXISTS "/work/main/build/tests/unit/policy/unit_policy[1]_tests.cmake")
-  include("/work/main/build/tests/unit/policy/unit_policy[1]_tests.cmake")
-else()
-  add_test(unit_policy_NOT_BUILT unit_policy_NOT_BUILT)
-endif()

@@ -1,5 +1,0 @@
-if(EXISTS "/work/main/build/tests/unit/ratelimit/unit_ratelimit[1]_tests.cmake")
-  include("/work/main/build/tests/unit/ratelimit/unit_ratelimit[1]_tests.cmake")
-else()
-  add_test(unit_ratelimit_NOT_BUILT unit_ratelimit_NOT_BUILT)
-endif()
