@@ -1,1 +1,120 @@
-// being written
+#include "milter/daemon.hpp"
+
+#include <libmilter/mfapi.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <fstream>
+#include <stdexcept>
+
+#include "milter/milter_callbacks.hpp"
+#include "policy/config_loader.hpp"
+#include "ratelimit/counter_store_factory.hpp"
+#include "ratelimit/redis_url.hpp"
+
+namespace floodgate::milter {
+namespace {
+
+bool is_valid_socket_spec(const std::string& spec) {
+  // libmilter's forms: unix:/path, local:/path, inet:PORT[@HOST], inet6:PORT[@HOST]
+  for (const char* prefix : {"unix:", "local:", "inet:", "inet6:"}) {
+    const std::string p(prefix);
+    if (spec.rfind(p, 0) == 0 && spec.size() > p.size()) return true;
+  }
+  return false;
+}
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_logger_mt("floodgate");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  logger->set_level(spdlog::level::from_str(level));
+  logger->flush_on(spdlog::level::trace);
+  spdlog::set_default_logger(logger);
+}
+
+// Probes the counter store once so that the log says at start whether Redis
+// is there, rather than at the first message.
+void probe_counters(ratelimit::CounterStore& counters, const policy::Config& config) {
+  policy::CounterRequest probe;
+  probe.key = config.redis.key_prefix + ":{probe}:start";
+  probe.window = std::chrono::seconds(1);
+  probe.amount = 0;
+  const auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  const auto result = counters.apply(std::span(&probe, 1), now);
+  spdlog::info("counters={} redis={}", counters.state_label(), result ? "reachable" : "unreachable");
+}
+
+}  // namespace
+
+std::string read_password_file(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) throw std::runtime_error("cannot read password file " + path);
+  std::string password;
+  std::getline(file, password);
+  while (!password.empty() && (password.back() == '\r' || password.back() == ' ')) password.pop_back();
+  if (password.empty()) throw std::runtime_error("password file " + path + " is empty");
+  return password;
+}
+
+std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& options) {
+  auto loaded = policy::load_config_file(options.config_path);
+  auto config = std::make_shared<policy::Config>(*loaded);
+  if (options.socket_override) config->milter_socket = *options.socket_override;
+  if (options.redis_override) config->redis.url = *options.redis_override;
+
+  std::vector<policy::ConfigIssue> issues;
+  const auto issue = [&](std::string key, std::string message) {
+    issues.push_back(policy::ConfigIssue{options.config_path, 0, std::move(key), std::move(message)});
+  };
+  if (!is_valid_socket_spec(config->milter_socket))
+    issue("milter.socket", "\"" + config->milter_socket + "\" is not a libmilter socket (inet:PORT@HOST or unix:/path)");
+  if (!config->redis.url.empty()) {
+    if (auto endpoint = ratelimit::parse_redis_url(config->redis.url); !endpoint) issue("redis.url", endpoint.error());
+  }
+  if (!config->redis.password_file.empty()) {
+    try {
+      read_password_file(config->redis.password_file);
+    } catch (const std::exception& error) {
+      issue("redis.password_file", error.what());
+    }
+  }
+  if (!issues.empty()) throw policy::ConfigError(std::move(issues));
+  return config;
+}
+
+int run_daemon(const DaemonOptions& options) {
+  const auto config = load_daemon_config(options);
+  setup_logging(config->log_level);
+
+  std::optional<std::string> password;
+  if (!config->redis.password_file.empty()) password = read_password_file(config->redis.password_file);
+  auto counters = ratelimit::make_counter_store(config->redis, password);
+  if (!counters) {
+    spdlog::critical("redis: {}", counters.error());
+    return 1;
+  }
+  probe_counters(**counters, *config);
+
+  MilterRuntime runtime(config, **counters);
+  install_runtime(&runtime);
+
+  smfiDesc description = filter_description();
+  if (smfi_register(description) != MI_SUCCESS) {
+    spdlog::critical("smfi_register failed");
+    return 1;
+  }
+  if (smfi_setconn(const_cast<char*>(config->milter_socket.c_str())) != MI_SUCCESS ||
+      smfi_opensocket(true) != MI_SUCCESS) {
+    spdlog::critical("cannot listen on {} (in use, or no permission?)", config->milter_socket);
+    return 1;
+  }
+  spdlog::info("floodgate {} listening on {} config={}", FLOODGATE_VERSION, config->milter_socket,
+               config->source_file);
+  const int status = smfi_main();
+  spdlog::info("floodgate stopped");
+  install_runtime(nullptr);
+  return status == MI_SUCCESS ? 0 : 1;
+}
+
+}  // namespace floodgate::milter

@@ -1,1 +1,282 @@
-// being written
+#include "milter/milter_callbacks.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "milter/log_escape.hpp"
+#include "milter/session.hpp"
+
+namespace floodgate::milter {
+namespace {
+
+MilterRuntime* g_runtime = nullptr;
+
+// Per-connection private data (smfi_setpriv).
+struct ConnectionState {
+  std::shared_ptr<const policy::Config> config;
+  ConnectionInfo info;
+  std::optional<MessageSession> message;
+  bool message_broken = false;  // a callback failed: tempfail at end-of-message
+};
+
+ConnectionState* state_of(SMFICTX* ctx) { return static_cast<ConnectionState*>(smfi_getpriv(ctx)); }
+
+std::optional<std::string> macro_value(SMFICTX* ctx, const std::string& name) {
+  // Single-letter macros are asked for bare ("i"), long ones in braces.
+  const std::string query = name.size() == 1 ? name : "{" + name + "}";
+  const char* value = smfi_getsymval(ctx, const_cast<char*>(query.c_str()));
+  if (value == nullptr) return std::nullopt;
+  return std::string(value);
+}
+
+// Macros a config refers to (identities and outbound scope), plus the ones
+// every message needs.
+std::vector<std::string> macros_of_interest(const policy::Config& config) {
+  std::vector<std::string> names = {"i", "auth_authen", "daemon_name"};
+  for (const auto& identity : config.identities)
+    for (const auto& part : identity.parts)
+      if (part.kind == policy::IdentityPart::Kind::Macro) names.push_back(part.name);
+  for (const auto& match : config.outbound.macros) names.push_back(match.macro);
+  return names;
+}
+
+void collect_macros(SMFICTX* ctx, ConnectionState& state) {
+  for (const auto& name : macros_of_interest(*state.config)) {
+    auto value = macro_value(ctx, name);
+    if (!value) continue;
+    if (state.message) {
+      state.message->set_macro(name, *value);
+    } else {
+      state.info.macros[name] = value->substr(0, k_max_macro_value_bytes);
+    }
+  }
+}
+
+// Runs `body`, turning any exception into a broken message instead of
+// letting it unwind into libmilter's C code.
+template <typename Body>
+sfsistat guarded(SMFICTX* ctx, const char* stage, Body&& body) {
+  try {
+    return body();
+  } catch (const std::exception& error) {
+    spdlog::error("stage={} error={}", stage, escape_log_value(error.what()));
+  } catch (...) {
+    spdlog::error("stage={} error=unknown", stage);
+  }
+  if (ConnectionState* state = state_of(ctx)) state->message_broken = true;
+  return SMFIS_CONTINUE;
+}
+
+sfsistat on_negotiate(SMFICTX*, unsigned long offered_actions, unsigned long offered_steps, unsigned long,
+                      unsigned long, unsigned long* actions, unsigned long* steps, unsigned long* reserved2,
+                      unsigned long* reserved3) {
+  *actions = (SMFIF_ADDHDRS | SMFIF_QUARANTINE) & offered_actions;
+  // Skip what we never read, and ask for recipients the MTA rejected (they
+  // are a signal: guessed addresses). No-reply flags are not used: over TCP
+  // they make the MTA send small packets back to back, which Nagle and
+  // delayed ACKs turn into ~40 ms stalls per packet.
+  const unsigned long wanted = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NOEOH | SMFIP_RCPT_REJ;
+  *steps = wanted & offered_steps;
+  *reserved2 = 0;
+  *reserved3 = 0;
+  return SMFIS_CONTINUE;
+}
+
+std::string address_text(const _SOCK_ADDR* address, bool& port_is_zero) {
+  port_is_zero = false;
+  if (address == nullptr) return {};
+  std::array<char, INET6_ADDRSTRLEN> buffer{};
+  if (address->sa_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(address);
+    port_is_zero = v4->sin_port == 0;
+    if (inet_ntop(AF_INET, &v4->sin_addr, buffer.data(), buffer.size())) return buffer.data();
+  } else if (address->sa_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address);
+    port_is_zero = v6->sin6_port == 0;
+    if (inet_ntop(AF_INET6, &v6->sin6_addr, buffer.data(), buffer.size())) return buffer.data();
+  }
+  return {};
+}
+
+sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* address) {
+  auto* state = new (std::nothrow) ConnectionState;
+  if (state == nullptr) return SMFIS_TEMPFAIL;
+  smfi_setpriv(ctx, state);
+  return guarded(ctx, "connect", [&] {
+    state->config = g_runtime->config();
+    bool port_is_zero = false;
+    state->info.client_address = address_text(address, port_is_zero);
+    state->info.client_name = hostname ? std::string(hostname).substr(0, 255) : std::string{};
+    // Postfix's cleanup(8) presents mail from sendmail(1) as a connection
+    // from "localhost" [127.0.0.1] with no client port: no real SMTP client
+    // looks like that.
+    state->info.local_submission =
+        port_is_zero && state->info.client_address == "127.0.0.1" && state->info.client_name == "localhost";
+    collect_macros(ctx, *state);
+    return SMFIS_CONTINUE;
+  });
+}
+
+sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
+  return guarded(ctx, "mail", [&] {
+    ConnectionState* state = state_of(ctx);
+    if (state == nullptr) return SMFIS_CONTINUE;
+    state->message.reset();
+    state->message_broken = false;
+    // Each message takes the config current when it starts.
+    state->config = g_runtime->config();
+    state->message.emplace(state->config, state->info);
+    state->message->set_sender(argv && argv[0] ? argv[0] : "");
+    collect_macros(ctx, *state);
+    return SMFIS_CONTINUE;
+  });
+}
+
+sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
+  return guarded(ctx, "rcpt", [&] {
+    ConnectionState* state = state_of(ctx);
+    if (state == nullptr || !state->message) return SMFIS_CONTINUE;
+    // With SMFIP_RCPT_REJ Postfix also reports recipients it refused; it
+    // marks them with the "error" mailer.
+    const auto mailer = macro_value(ctx, "rcpt_mailer");
+    state->message->add_recipient(argv && argv[0] ? argv[0] : "", mailer && *mailer == "error");
+    return SMFIS_CONTINUE;
+  });
+}
+
+sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
+  return guarded(ctx, "header", [&] {
+    ConnectionState* state = state_of(ctx);
+    if (state == nullptr || !state->message) return SMFIS_CONTINUE;
+    state->message->add_header(name ? name : "", value ? value : "");
+    return SMFIS_CONTINUE;
+  });
+}
+
+sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t length) {
+  return guarded(ctx, "body", [&] {
+    ConnectionState* state = state_of(ctx);
+    if (state == nullptr || !state->message) return SMFIS_CONTINUE;
+    state->message->add_body_chunk(std::string_view(reinterpret_cast<const char*>(chunk), length));
+    return SMFIS_CONTINUE;
+  });
+}
+
+sfsistat apply_decision(SMFICTX* ctx, const Decision& decision) {
+  for (const auto& [name, value] : decision.headers_to_add) {
+    if (smfi_addheader(ctx, const_cast<char*>(name.c_str()), const_cast<char*>(value.c_str())) != MI_SUCCESS)
+      spdlog::warn("could not add header {}", name);
+  }
+  switch (decision.action) {
+    case policy::Action::Accept:
+    case policy::Action::Tag:
+      return SMFIS_CONTINUE;
+    case policy::Action::Quarantine:
+      if (smfi_quarantine(ctx, const_cast<char*>(decision.quarantine_reason.c_str())) != MI_SUCCESS) {
+        // The MTA did not take the hold request: keep the message queued
+        // with the sender rather than let it through.
+        spdlog::error("quarantine request refused by the MTA; tempfailing instead");
+        smfi_setreply(ctx, const_cast<char*>("451"), const_cast<char*>("4.3.0"),
+                      const_cast<char*>("Temporary failure, try again later"));
+        return SMFIS_TEMPFAIL;
+      }
+      return SMFIS_CONTINUE;
+    case policy::Action::Tempfail:
+    case policy::Action::Reject:
+      if (decision.reply) {
+        smfi_setreply(ctx, const_cast<char*>(decision.reply->code.c_str()),
+                      const_cast<char*>(decision.reply->status.c_str()),
+                      const_cast<char*>(decision.reply->text.c_str()));
+      }
+      return decision.action == policy::Action::Reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
+  }
+  return SMFIS_CONTINUE;
+}
+
+sfsistat on_eom(SMFICTX* ctx) {
+  ConnectionState* state = state_of(ctx);
+  try {
+    if (state == nullptr || !state->message) return SMFIS_CONTINUE;
+    state->message->set_macro("i", macro_value(ctx, "i").value_or("-"));
+    if (auto user = macro_value(ctx, "auth_authen")) state->message->set_macro("auth_authen", *user);
+    if (state->message_broken) {
+      spdlog::error("qid={} action=tempfail reason=internal_error",
+                    escape_log_value(macro_value(ctx, "i").value_or("-"), 32));
+      smfi_setreply(ctx, const_cast<char*>("451"), const_cast<char*>("4.3.0"),
+                    const_cast<char*>("Temporary failure in mail filter, try again later"));
+      state->message.reset();
+      return SMFIS_TEMPFAIL;
+    }
+    const auto started = std::chrono::steady_clock::now();
+    const auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    const Decision decision = state->message->decide(g_runtime->counters(), now);
+    const sfsistat status = apply_decision(ctx, decision);
+    const auto elapsed =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+    spdlog::info("{}", format_decision_log(*state->message, decision, elapsed));
+    state->message.reset();
+    return status;
+  } catch (const std::exception& error) {
+    spdlog::error("stage=eom action=tempfail error={}", escape_log_value(error.what()));
+  } catch (...) {
+    spdlog::error("stage=eom action=tempfail error=unknown");
+  }
+  if (state) state->message.reset();
+  return SMFIS_TEMPFAIL;
+}
+
+sfsistat on_abort(SMFICTX* ctx) {
+  if (ConnectionState* state = state_of(ctx)) {
+    state->message.reset();
+    state->message_broken = false;
+  }
+  return SMFIS_CONTINUE;
+}
+
+sfsistat on_close(SMFICTX* ctx) {
+  delete state_of(ctx);
+  smfi_setpriv(ctx, nullptr);
+  return SMFIS_CONTINUE;
+}
+
+}  // namespace
+
+MilterRuntime::MilterRuntime(std::shared_ptr<const policy::Config> config, ratelimit::CounterStore& counters)
+    : m_config(std::move(config)), m_counters(counters) {}
+
+std::shared_ptr<const policy::Config> MilterRuntime::config() const {
+  std::lock_guard lock(m_mutex);
+  return m_config;
+}
+
+void MilterRuntime::replace_config(std::shared_ptr<const policy::Config> config) {
+  std::lock_guard lock(m_mutex);
+  m_config = std::move(config);
+}
+
+void install_runtime(MilterRuntime* runtime) { g_runtime = runtime; }
+
+smfiDesc filter_description() {
+  smfiDesc description{};
+  description.xxfi_name = const_cast<char*>("floodgate");
+  description.xxfi_version = SMFI_VERSION;
+  description.xxfi_flags = SMFIF_ADDHDRS | SMFIF_QUARANTINE;
+  description.xxfi_connect = on_connect;
+  description.xxfi_envfrom = on_envfrom;
+  description.xxfi_envrcpt = on_envrcpt;
+  description.xxfi_header = on_header;
+  description.xxfi_body = on_body;
+  description.xxfi_eom = on_eom;
+  description.xxfi_abort = on_abort;
+  description.xxfi_close = on_close;
+  description.xxfi_negotiate = on_negotiate;
+  return description;
+}
+
+}  // namespace floodgate::milter

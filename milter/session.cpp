@@ -1,1 +1,168 @@
-// being written
+#include "milter/session.hpp"
+
+#include <algorithm>
+
+#include "milter/log_escape.hpp"
+#include "policy/digest.hpp"
+#include "policy/identity.hpp"
+
+namespace floodgate::milter {
+namespace {
+
+std::string bounded(std::string_view text, std::size_t max_bytes) {
+  return std::string(text.substr(0, std::min(text.size(), max_bytes)));
+}
+
+// "<user@example.com>" -> "user@example.com"; MTAs pass envelope addresses
+// with their angle brackets.
+std::string strip_angle_brackets(std::string_view address) {
+  while (!address.empty() && (address.front() == ' ' || address.front() == '\t')) address.remove_prefix(1);
+  if (address.size() >= 2 && address.front() == '<') {
+    const auto close = address.find('>');
+    if (close != std::string_view::npos) address = address.substr(1, close - 1);
+  }
+  return bounded(address, k_max_address_bytes);
+}
+
+}  // namespace
+
+MessageSession::MessageSession(std::shared_ptr<const policy::Config> config,
+                               const ConnectionInfo& connection)
+    : m_config(std::move(config)),
+      m_fingerprinter(policy::make_exact_fingerprinter(m_config->content)) {
+  m_facts.client_address = connection.client_address;
+  m_facts.client_ip = policy::IpAddress::parse(connection.client_address);
+  m_facts.client_name = connection.client_name;
+  m_facts.helo = connection.helo;
+  m_facts.local_submission = connection.local_submission;
+  m_facts.macros = connection.macros;
+}
+
+void MessageSession::set_sender(std::string_view sender) { m_facts.sender = strip_angle_brackets(sender); }
+
+void MessageSession::add_recipient(std::string_view recipient, bool rejected_by_mta) {
+  if (rejected_by_mta) {
+    if (m_facts.rejected_recipients.size() < k_max_recipients_kept)
+      m_facts.rejected_recipients.push_back(strip_angle_brackets(recipient));
+    return;
+  }
+  ++m_recipient_count;
+  if (m_facts.recipients.size() < k_max_recipients_kept)
+    m_facts.recipients.push_back(strip_angle_brackets(recipient));
+}
+
+void MessageSession::set_macro(std::string_view name, std::string_view value) {
+  std::string bare(name);
+  if (bare.size() >= 2 && bare.front() == '{' && bare.back() == '}') bare = bare.substr(1, bare.size() - 2);
+  if (bare == "auth_authen") m_facts.sasl_user = bounded(value, k_max_address_bytes);
+  m_facts.macros[bare] = bounded(value, k_max_macro_value_bytes);
+}
+
+void MessageSession::add_header(std::string_view name, std::string_view value) {
+  m_fingerprinter->add_header(name, value);
+  const std::string lowered = policy::lower_ascii(name);
+  const auto& wanted = m_config->headers_of_interest;
+  if (std::find(wanted.begin(), wanted.end(), lowered) != wanted.end()) {
+    // First occurrence wins: a second copy appended further down cannot
+    // replace the value the sending host wrote.
+    m_facts.headers.emplace(lowered, bounded(value, k_max_header_value_bytes));
+  }
+}
+
+void MessageSession::add_body_chunk(std::string_view chunk) {
+  m_facts.size_bytes += chunk.size();
+  m_fingerprinter->add_body_chunk(chunk);
+}
+
+Decision MessageSession::decide(ratelimit::CounterStore& counters, ratelimit::TimePoint now) {
+  m_facts.fingerprint = m_fingerprinter->finish();
+
+  Decision decision;
+  decision.counter_state = "none";
+  decision.scope = policy::classify(*m_config, m_facts);
+  if (decision.scope != policy::Scope::Outbound) return finish_verdict(std::move(decision));
+
+  // Counts are made with the full recipient count even when the kept list
+  // was capped: a Sum must not undercount the burst it exists to see.
+  policy::MessageFacts counted_facts = m_facts;
+  if (counted_facts.recipients.size() < m_recipient_count) {
+    counted_facts.recipients.resize(m_recipient_count, counted_facts.recipients.empty()
+                                                           ? std::string("-")
+                                                           : counted_facts.recipients.back());
+  }
+  const policy::CounterPlan plan = policy::plan_counters(*m_config, counted_facts);
+
+  std::vector<std::uint64_t> values;
+  if (!plan.requests.empty()) {
+    auto result = counters.apply(plan.requests, now);
+    decision.counter_state = std::string(counters.state_label());
+    if (!result) {
+      decision.counter_failure = result.error().detail;
+      using policy::CounterFailureMode;
+      if (m_config->redis.on_failure == CounterFailureMode::Tempfail) {
+        decision.verdict.action = policy::Action::Tempfail;
+        decision.verdict.reasons.push_back("counters_unavailable");
+      } else {
+        decision.verdict.reasons.push_back("counters_unavailable");
+      }
+      return finish_verdict(std::move(decision));
+    }
+    values = std::move(*result);
+  }
+  decision.verdict = policy::score(*m_config, plan, values);
+  return finish_verdict(std::move(decision));
+}
+
+Decision MessageSession::finish_verdict(Decision decision) const {
+  decision.action = decision.verdict.action;
+  const std::string reasons = policy::join_reasons(decision.verdict.reasons);
+  switch (decision.action) {
+    case policy::Action::Accept:
+      break;
+    case policy::Action::Tag:
+      decision.headers_to_add.emplace_back(k_score_header, std::to_string(decision.verdict.score));
+      // Reasons hold only rule names and numbers, never message text, so
+      // they are safe in a header as they are.
+      decision.headers_to_add.emplace_back(k_reasons_header, reasons);
+      break;
+    case policy::Action::Quarantine:
+      decision.quarantine_reason = "floodgate score=" + std::to_string(decision.verdict.score) + " " + reasons;
+      break;
+    case policy::Action::Tempfail:
+      decision.reply = SmtpReply{m_config->replies.tempfail_code, m_config->replies.tempfail_status,
+                                 m_config->replies.tempfail_text};
+      break;
+    case policy::Action::Reject:
+      decision.reply = SmtpReply{m_config->replies.reject_code, m_config->replies.reject_status,
+                                 m_config->replies.reject_text};
+      break;
+  }
+  return decision;
+}
+
+std::string format_decision_log(const MessageSession& session, const Decision& decision,
+                                std::chrono::microseconds elapsed) {
+  const policy::MessageFacts& facts = session.facts();
+  const auto queue_id = facts.macros.find("i");
+  std::string line = log_field("qid", queue_id == facts.macros.end() ? "-" : queue_id->second, 32);
+  line += ' ' + log_field("action", policy::to_string(decision.action));
+  line += ' ' + log_field("score", std::to_string(decision.verdict.score));
+  line += ' ' + log_field("scope", policy::to_string(decision.scope));
+  line += ' ' + log_field("client", facts.client_address.empty() ? "-" : facts.client_address, 64);
+  line += ' ' + log_field("client_name", facts.client_name.empty() ? "-" : facts.client_name, 128);
+  line += ' ' + log_field("sasl_user", facts.sasl_user.empty() ? "-" : facts.sasl_user, 128);
+  line += ' ' + log_field("sender", facts.sender.empty() ? "<>" : facts.sender, 128);
+  line += ' ' + log_field("rcpts", std::to_string(session.recipient_count()));
+  line += ' ' + log_field("rejected_rcpts", std::to_string(facts.rejected_recipients.size()));
+  line += ' ' + log_field("fp", facts.fingerprint.present
+                                    ? facts.fingerprint.method + ":" + policy::to_hex(facts.fingerprint.digest).substr(0, 8)
+                                    : std::string("none"));
+  line += ' ' + log_field("size", std::to_string(facts.size_bytes));
+  line += ' ' + log_field("counters", decision.counter_state);
+  if (!decision.counter_failure.empty()) line += ' ' + log_field("counter_error", decision.counter_failure);
+  line += ' ' + log_field("reasons", policy::join_reasons(decision.verdict.reasons), 1024);
+  line += ' ' + log_field("ms", std::to_string(static_cast<double>(elapsed.count()) / 1000.0));
+  return line;
+}
+
+}  // namespace floodgate::milter

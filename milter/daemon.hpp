@@ -1,0 +1,35 @@
+// The floodgate daemon: load the config, build the counter stack, register
+// with libmilter and serve until SIGTERM/SIGINT.
+//
+// DIAGNOSTICS: configuration problems are collected and reported together
+// (file:line: key: message); run_daemon() returns the process exit status:
+// 0 after a clean stop, 1 for a bad config or a socket that cannot be opened.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/config.hpp"
+
+namespace floodgate::milter {
+
+struct DaemonOptions {
+  std::string config_path;
+  std::optional<std::string> socket_override;  // --socket
+  std::optional<std::string> redis_override;   // --redis
+};
+
+// Loads and validates the config with the command-line overrides applied.
+// Throws policy::ConfigError listing every problem, including those only
+// the daemon checks (Redis URL, password file, socket spec).
+std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& options);
+
+// Reads the first line of a password file; throws std::runtime_error naming
+// the file on failure.
+std::string read_password_file(const std::string& path);
+
+int run_daemon(const DaemonOptions& options);
+
+}  // namespace floodgate::milter

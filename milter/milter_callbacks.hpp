@@ -1,0 +1,46 @@
+// The libmilter glue: C callbacks that feed ConnectionInfo/MessageSession
+// and apply the Decision.
+//
+// libmilter runs one thread per MTA connection and gives callbacks no user
+// pointer besides per-connection private data, so the daemon-wide pieces (the
+// current Config snapshot, the CounterStore) are reached through a
+// MilterRuntime installed once before smfi_main().
+//
+// Failure policy: no exception crosses into C. A callback that fails before
+// end-of-message marks the message as broken and lets the transaction go on
+// (a milter must not reject RCPT for mail from sendmail(1)); end-of-message
+// then answers tempfail, so the MTA keeps the message and nothing is lost.
+#pragma once
+
+#include <memory>
+#include <mutex>
+
+#include <libmilter/mfapi.h>
+
+#include "policy/config.hpp"
+#include "ratelimit/counter_store.hpp"
+
+namespace floodgate::milter {
+
+class MilterRuntime {
+ public:
+  MilterRuntime(std::shared_ptr<const policy::Config> config, ratelimit::CounterStore& counters);
+
+  // The snapshot new connections start with; messages in flight keep theirs.
+  std::shared_ptr<const policy::Config> config() const;
+  void replace_config(std::shared_ptr<const policy::Config> config);
+  ratelimit::CounterStore& counters() { return m_counters; }
+
+ private:
+  mutable std::mutex m_mutex;
+  std::shared_ptr<const policy::Config> m_config;
+  ratelimit::CounterStore& m_counters;
+};
+
+// Installs the runtime the callbacks use. Must outlive smfi_main().
+void install_runtime(MilterRuntime* runtime);
+
+// The filter description to pass to smfi_register().
+smfiDesc filter_description();
+
+}  // namespace floodgate::milter

@@ -1,0 +1,110 @@
+// ConnectionInfo and MessageSession: what the milter learns about one SMTP
+// connection and one message, and the decision made at end-of-message.
+//
+// Two lifetimes, as the milter protocol has them: a ConnectionInfo lives from
+// CONNECT to CLOSE (client, HELO, connection macros); a MessageSession from
+// MAIL FROM to end-of-message or abort (envelope, headers, body digest).
+// Neither knows libmilter: milter/milter_callbacks.cpp feeds them and applies
+// the Decision, which keeps this layer testable with plain calls.
+//
+// A MessageSession keeps the Config snapshot it was created with, so a
+// reload never changes the rules halfway through a message. It is used by one
+// libmilter thread at a time and is not shared.
+//
+// SECURITY: all input is attacker-controlled. Addresses, header and macro
+// values are cut to fixed sizes, recipients are capped in number (the count
+// stays exact), and the body goes to the fingerprinter, which is bounded.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "policy/config.hpp"
+#include "policy/content_fingerprint.hpp"
+#include "policy/message_facts.hpp"
+#include "policy/scoring.hpp"
+#include "ratelimit/counter_store.hpp"
+
+namespace floodgate::milter {
+
+// Bounds on what is kept from the client; beyond them text is cut.
+constexpr std::size_t k_max_address_bytes = 512;
+constexpr std::size_t k_max_header_value_bytes = 1024;
+constexpr std::size_t k_max_macro_value_bytes = 1024;
+// Recipient addresses kept per message (for distinct counts); the recipient
+// count itself is never capped.
+constexpr std::size_t k_max_recipients_kept = 10000;
+
+struct ConnectionInfo {
+  std::string client_address;  // "IPv6:" stripped
+  std::string client_name;
+  std::string helo;
+  bool local_submission = false;
+  // Connection-level macros (CONNECT, HELO stages), names without braces.
+  std::map<std::string, std::string> macros;
+};
+
+// An SMTP reply the MTA should give ("451", "4.7.1", "text").
+struct SmtpReply {
+  std::string code;
+  std::string status;
+  std::string text;
+};
+
+struct Decision {
+  policy::Scope scope = policy::Scope::NotOutbound;
+  policy::Verdict verdict;
+  // The action actually applied (the verdict's, or the one the counter
+  // failure mode dictated).
+  policy::Action action = policy::Action::Accept;
+  std::vector<std::pair<std::string, std::string>> headers_to_add;
+  std::optional<SmtpReply> reply;   // Tempfail and Reject only
+  std::string quarantine_reason;    // Quarantine only
+  std::string counter_state;        // "redis", "local-fallback", "unavailable", "none"
+  std::string counter_failure;      // detail when the store failed, else empty
+};
+
+class MessageSession {
+ public:
+  MessageSession(std::shared_ptr<const policy::Config> config, const ConnectionInfo& connection);
+
+  void set_sender(std::string_view sender);
+  // `rejected_by_mta`: Postfix reports recipients it refused (unknown users)
+  // to a milter that asks for them; they are counted, not delivered.
+  void add_recipient(std::string_view recipient, bool rejected_by_mta);
+  void set_macro(std::string_view name, std::string_view value);
+  void add_header(std::string_view name, std::string_view value);
+  void add_body_chunk(std::string_view chunk);
+
+  // Classifies and, for outbound mail, counts and scores the message. Called
+  // once, at end-of-message.
+  Decision decide(ratelimit::CounterStore& counters, ratelimit::TimePoint now);
+
+  const policy::MessageFacts& facts() const { return m_facts; }
+  std::uint64_t recipient_count() const { return m_recipient_count; }
+  const policy::Config& config() const { return *m_config; }
+
+ private:
+  Decision finish_verdict(Decision decision) const;
+
+  std::shared_ptr<const policy::Config> m_config;
+  policy::MessageFacts m_facts;
+  std::unique_ptr<policy::ContentFingerprinter> m_fingerprinter;
+  std::uint64_t m_recipient_count = 0;
+};
+
+// The header names Floodgate adds to tagged mail.
+constexpr std::string_view k_score_header = "X-Floodgate-Score";
+constexpr std::string_view k_reasons_header = "X-Floodgate-Reasons";
+
+// One key=value line describing a decision, queue id first; every
+// attacker-controlled value escaped.
+std::string format_decision_log(const MessageSession& session, const Decision& decision,
+                                std::chrono::microseconds elapsed);
+
+}  // namespace floodgate::milter
