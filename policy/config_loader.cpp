@@ -1,1 +1,1044 @@
-// being written
+// YAML -> Config. See config_loader.hpp for the contract.
+//
+// The loader walks the document once, section by section, and records an
+// issue for every problem instead of throwing, so that an admin fixing a file
+// sees all mistakes at once. Each section reader validates what it can and
+// leaves the default in place when a value is wrong; the result is discarded
+// anyway if any issue was recorded.
+#include "policy/config_loader.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <utility>
+
+namespace floodgate::policy {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// Names appear in every verdict log line and in reasons headers; a bound
+// keeps those lines readable.
+constexpr std::size_t k_max_name_length = 64;
+// Scores are sums over all rules; bounding each term keeps the sum far from
+// int overflow whatever the number of rules.
+constexpr long long k_max_abs_points = 1'000'000;
+constexpr std::chrono::milliseconds k_min_window = 1s;
+// Counter keys live as long as their window; a week is already a lot of
+// Redis memory for a busy relay.
+constexpr std::chrono::milliseconds k_max_window = 24h * 7;
+constexpr unsigned k_max_pool_size = 256;
+// RFC 5321 limits a reply line to 512 octets including code and status.
+constexpr std::size_t k_max_reply_text = 400;
+
+const char* const k_duration_hint = "expected a duration such as 30s, 10m or 1h";
+
+std::string in_quotes(std::string_view text) { return "\"" + std::string(text) + "\""; }
+
+std::string join_path(const std::string& parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+}
+
+std::string item_path(const std::string& parent, std::size_t index) {
+  return parent + "[" + std::to_string(index) + "]";
+}
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return in_quotes(node.Scalar());
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "nothing";
+}
+
+bool is_name(std::string_view text) {
+  return !text.empty() && text.size() <= k_max_name_length &&
+         std::all_of(text.begin(), text.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+         });
+}
+
+// Milter macro names are letters, digits and '_' ("i", "daemon_name",
+// "auth_authen"); the braces of the sendmail spelling are optional.
+std::optional<std::string> macro_name(std::string_view text) {
+  if (text.size() >= 2 && text.front() == '{' && text.back() == '}') {
+    text = text.substr(1, text.size() - 2);
+  }
+  if (text.empty() || !std::all_of(text.begin(), text.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_';
+      })) {
+    return std::nullopt;
+  }
+  return std::string(text);
+}
+
+// RFC 5322 field name: printable US-ASCII except ':' (and never a space).
+bool is_header_name(std::string_view text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return c > ' ' && c < 0x7f && c != ':';
+  });
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
+    return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  });
+  return out;
+}
+
+template <typename T>
+std::optional<T> parse_integer(std::string_view text) {
+  T value{};
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc{} || ptr != end || text.empty()) return std::nullopt;
+  return value;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) return std::nullopt;
+  auto count = parse_integer<std::uint64_t>(text.substr(0, digits));
+  const std::string_view unit = text.substr(digits);
+  std::uint64_t unit_ms = 0;
+  if (unit == "ms") {
+    unit_ms = 1;
+  } else if (unit == "s") {
+    unit_ms = 1000;
+  } else if (unit == "m") {
+    unit_ms = 60 * 1000;
+  } else if (unit == "h") {
+    unit_ms = 3600 * 1000;
+  } else if (unit == "d") {
+    unit_ms = 24 * 3600 * 1000;
+  } else {
+    return std::nullopt;
+  }
+  constexpr auto k_max_ms =
+      static_cast<std::uint64_t>(std::numeric_limits<std::chrono::milliseconds::rep>::max());
+  if (!count || *count > k_max_ms / unit_ms) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(*count * unit_ms));
+}
+
+// A map key and its value, with the dotted path that names the value.
+struct Entry {
+  std::string name;
+  YAML::Node key;
+  YAML::Node value;
+  std::string path;
+};
+
+// The entries of one YAML map whose keys the reader knows.
+class Fields {
+ public:
+  void add(Entry entry) { m_entries.push_back(std::move(entry)); }
+  const Entry* find(std::string_view name) const {
+    for (const auto& entry : m_entries) {
+      if (entry.name == name) return &entry;
+    }
+    return nullptr;
+  }
+
+ private:
+  std::vector<Entry> m_entries;
+};
+
+class Loader {
+ public:
+  explicit Loader(std::string source) : m_source(std::move(source)) {}
+
+  void add_issue(int line, std::string key, std::string message) {
+    m_issues.push_back({m_source, line, std::move(key), std::move(message)});
+  }
+  // In file order, whatever order the sections were checked in.
+  std::vector<ConfigIssue> take_issues() {
+    std::stable_sort(m_issues.begin(), m_issues.end(),
+                     [](const ConfigIssue& a, const ConfigIssue& b) { return a.line < b.line; });
+    return std::move(m_issues);
+  }
+
+  std::shared_ptr<const Config> load(const YAML::Node& root) {
+    auto config = std::make_shared<Config>();
+    config->source_file = m_source;
+    if (root.IsNull()) return config;  // an empty file: all defaults
+    auto fields = read_map(root, "", line_of(root, 1),
+                           {"milter", "log", "redis", "content", "outbound", "exemptions",
+                            "identities", "rules", "actions", "replies"});
+    if (!fields) return config;
+    // Identities come before rules whatever the file order: rules refer to them.
+    if (const Entry* e = fields->find("milter")) read_milter(*e, *config);
+    if (const Entry* e = fields->find("log")) read_log(*e, *config);
+    if (const Entry* e = fields->find("redis")) read_redis(*e, config->redis);
+    if (const Entry* e = fields->find("content")) read_content(*e, config->content);
+    if (const Entry* e = fields->find("outbound")) read_outbound(*e, config->outbound);
+    if (const Entry* e = fields->find("exemptions")) read_exemptions(*e, config->exemptions);
+    if (const Entry* e = fields->find("identities")) read_identities(*e, *config);
+    if (const Entry* e = fields->find("rules")) read_rules(*e, *config);
+    if (const Entry* e = fields->find("actions")) read_actions(*e, config->bands);
+    if (const Entry* e = fields->find("replies")) read_replies(*e, config->replies);
+    return config;
+  }
+
+ private:
+  // yaml-cpp gives an empty value the position of the next token, which may
+  // be lines further down; the key's own line is where the admin looks.
+  static int line_of(const Entry& entry) {
+    if (entry.value.IsNull()) return entry.key.Mark().line + 1;
+    return entry.value.Mark().line + 1;
+  }
+  static int line_of(const YAML::Node& node, int fallback) {
+    const YAML::Mark mark = node.Mark();
+    return mark.is_null() || mark.line < 0 ? fallback : mark.line + 1;
+  }
+
+  void report(const Entry& at, std::string message) {
+    add_issue(line_of(at), at.path, std::move(message));
+  }
+  // For what is missing from a map: its key is where it should be added.
+  void report_missing(const Entry& at, std::string message) {
+    add_issue(at.key.Mark().line + 1, at.path, std::move(message));
+  }
+
+  // Every key of a map; reports a non-map, non-scalar keys and duplicate
+  // keys (yaml-cpp would silently keep both). A null node reads as an empty
+  // map, so "section:" with nothing under it means "all defaults".
+  std::optional<std::vector<Entry>> map_entries(const YAML::Node& node, const std::string& path,
+                                                int line) {
+    std::vector<Entry> entries;
+    if (node.IsNull()) return entries;
+    if (!node.IsMap()) {
+      add_issue(line, path, "expected a map, got " + describe(node));
+      return std::nullopt;
+    }
+    std::set<std::string> seen;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const int key_line = it->first.Mark().line + 1;
+      if (!it->first.IsScalar()) {
+        add_issue(key_line, path, "expected a name as key, got " + describe(it->first));
+        continue;
+      }
+      const std::string name = it->first.Scalar();
+      const std::string entry_path = join_path(path, name);
+      if (!seen.insert(name).second) {
+        add_issue(key_line, entry_path, "duplicate key " + in_quotes(name));
+        continue;
+      }
+      entries.push_back({name, it->first, it->second, entry_path});
+    }
+    return entries;
+  }
+
+  std::optional<Fields> read_map(const YAML::Node& node, const std::string& path, int line,
+                                 std::initializer_list<std::string_view> known) {
+    auto entries = map_entries(node, path, line);
+    if (!entries) return std::nullopt;
+    Fields fields;
+    for (auto& entry : *entries) {
+      if (std::find(known.begin(), known.end(), entry.name) == known.end()) {
+        add_issue(entry.key.Mark().line + 1, entry.path, "unknown key " + in_quotes(entry.name));
+        continue;
+      }
+      fields.add(std::move(entry));
+    }
+    return fields;
+  }
+  std::optional<Fields> read_map(const Entry& entry, std::initializer_list<std::string_view> known) {
+    return read_map(entry.value, entry.path, line_of(entry), known);
+  }
+  // A list item that must be a map: unlike a section, an empty item is a
+  // mistake (a stray "-"), not a request for defaults.
+  std::optional<Fields> read_item(const Entry& item, std::initializer_list<std::string_view> known) {
+    if (item.value.IsNull()) {
+      report(item, "expected a map, got nothing");
+      return std::nullopt;
+    }
+    return read_map(item, known);
+  }
+
+  // The items of a list, each with its path and line; null reads as empty.
+  std::optional<std::vector<Entry>> list_items(const Entry& entry) {
+    std::vector<Entry> items;
+    if (entry.value.IsNull()) return items;
+    if (!entry.value.IsSequence()) {
+      report(entry, "expected a list, got " + describe(entry.value));
+      return std::nullopt;
+    }
+    std::size_t index = 0;
+    for (const auto& item : entry.value) {
+      // An item's key is itself so that line_of() finds it when it is empty.
+      items.push_back({"", item, item, item_path(entry.path, index++)});
+    }
+    return items;
+  }
+
+  std::optional<std::string> scalar(const Entry& entry) {
+    if (!entry.value.IsScalar()) {
+      report(entry, "expected a value, got " + describe(entry.value));
+      return std::nullopt;
+    }
+    return entry.value.Scalar();
+  }
+
+  std::optional<std::string> non_empty_string(const Entry& entry) {
+    auto text = scalar(entry);
+    if (text && text->empty()) {
+      report(entry, "must not be empty");
+      return std::nullopt;
+    }
+    return text;
+  }
+
+  // A list of non-empty strings; `allow_empty_list` false for lists whose
+  // emptiness would silently disable what they configure.
+  std::optional<std::vector<std::string>> string_list(const Entry& entry, bool allow_empty_list) {
+    auto items = list_items(entry);
+    if (!items) return std::nullopt;
+    if (items->empty() && !allow_empty_list) {
+      report(entry, "must list at least one value");
+      return std::nullopt;
+    }
+    std::vector<std::string> out;
+    bool ok = true;
+    for (const auto& item : *items) {
+      auto text = non_empty_string(item);
+      if (text) {
+        out.push_back(*text);
+      } else {
+        ok = false;
+      }
+    }
+    if (!ok) return std::nullopt;
+    return out;
+  }
+
+  std::optional<std::vector<IpNetwork>> network_list(const Entry& entry, bool allow_empty_list) {
+    auto texts = string_list(entry, allow_empty_list);
+    if (!texts) return std::nullopt;
+    auto items = list_items(entry);
+    std::vector<IpNetwork> out;
+    bool ok = true;
+    for (std::size_t i = 0; i < texts->size(); ++i) {
+      auto network = IpNetwork::parse((*texts)[i]);
+      if (network) {
+        out.push_back(*network);
+      } else {
+        report((*items)[i], in_quotes((*texts)[i]) +
+                                " is not a network: expected an address or CIDR such as "
+                                "10.0.0.0/8 or fd00::/8");
+        ok = false;
+      }
+    }
+    if (!ok) return std::nullopt;
+    return out;
+  }
+
+  std::optional<bool> boolean(const Entry& entry) {
+    bool value = false;
+    if (!entry.value.IsScalar() || !YAML::convert<bool>::decode(entry.value, value)) {
+      report(entry, "expected true or false, got " + describe(entry.value));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  template <typename T>
+  std::optional<T> integer(const Entry& entry, T min, T max, const std::string& expected) {
+    auto text = scalar(entry);
+    if (!text) return std::nullopt;
+    auto value = parse_integer<T>(*text);
+    if (!value || *value < min || *value > max) {
+      report(entry, "expected " + expected + ", got " + in_quotes(*text));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  std::optional<std::chrono::milliseconds> duration(const Entry& entry) {
+    auto text = scalar(entry);
+    if (!text) return std::nullopt;
+    auto value = parse_duration(*text);
+    if (!value) {
+      report(entry, std::string(k_duration_hint) + ", got " + in_quotes(*text));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  std::optional<std::chrono::milliseconds> positive_duration(const Entry& entry) {
+    auto value = duration(entry);
+    if (value && value->count() == 0) {
+      report(entry, "must be longer than 0ms");
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  // One of a fixed set of words.
+  template <typename T>
+  std::optional<T> choice(const Entry& entry,
+                          std::initializer_list<std::pair<std::string_view, T>> choices) {
+    auto text = scalar(entry);
+    if (!text) return std::nullopt;
+    std::string valid;
+    for (const auto& [word, value] : choices) {
+      if (*text == word) return value;
+      valid += (valid.empty() ? "" : ", ") + std::string(word);
+    }
+    report(entry, "expected one of " + valid + ", got " + in_quotes(*text));
+    return std::nullopt;
+  }
+
+  // ---- Sections ------------------------------------------------------------
+
+  void read_milter(const Entry& section, Config& config) {
+    auto fields = read_map(section, {"socket"});
+    if (!fields) return;
+    if (const Entry* e = fields->find("socket")) {
+      if (auto v = non_empty_string(*e)) config.milter_socket = *v;
+    }
+  }
+
+  void read_log(const Entry& section, Config& config) {
+    auto fields = read_map(section, {"level"});
+    if (!fields) return;
+    if (const Entry* e = fields->find("level")) {
+      auto v = choice<std::string_view>(*e, {{"trace", "trace"},
+                                             {"debug", "debug"},
+                                             {"info", "info"},
+                                             {"warn", "warn"},
+                                             {"error", "error"}});
+      if (v) config.log_level = std::string(*v);
+    }
+  }
+
+  void read_redis(const Entry& section, RedisSettings& redis) {
+    auto fields = read_map(section, {"url", "password_file", "connect_timeout", "command_timeout",
+                                     "pool_size", "key_prefix", "on_failure", "retry_interval"});
+    if (!fields) return;
+    if (const Entry* e = fields->find("url")) {
+      if (auto v = non_empty_string(*e)) {
+        // Only the scheme is checked here; the Redis adapter parses the rest.
+        if (v->starts_with("redis://") || v->starts_with("unix:")) {
+          redis.url = *v;
+        } else {
+          report(*e, "expected redis://host:port[/db] or unix:/path, got " + in_quotes(*v));
+        }
+      }
+    }
+    if (const Entry* e = fields->find("password_file")) {
+      if (auto v = non_empty_string(*e)) redis.password_file = *v;
+    }
+    if (const Entry* e = fields->find("connect_timeout")) {
+      if (auto v = positive_duration(*e)) redis.connect_timeout = *v;
+    }
+    if (const Entry* e = fields->find("command_timeout")) {
+      if (auto v = positive_duration(*e)) redis.command_timeout = *v;
+    }
+    if (const Entry* e = fields->find("retry_interval")) {
+      if (auto v = positive_duration(*e)) redis.retry_interval = *v;
+    }
+    if (const Entry* e = fields->find("pool_size")) {
+      if (auto v = integer<unsigned>(*e, 1, k_max_pool_size, "an integer from 1 to 256")) {
+        redis.pool_size = *v;
+      }
+    }
+    if (const Entry* e = fields->find("key_prefix")) {
+      if (auto v = non_empty_string(*e)) {
+        const bool valid = std::all_of(v->begin(), v->end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '_' || c == '.' || c == '-';
+        });
+        if (valid) {
+          redis.key_prefix = *v;
+        } else {
+          report(*e, "may contain only letters, digits, '_', '.' and '-', got " + in_quotes(*v));
+        }
+      }
+    }
+    if (const Entry* e = fields->find("on_failure")) {
+      auto v = choice<CounterFailureMode>(*e, {{"local", CounterFailureMode::Local},
+                                               {"accept", CounterFailureMode::Accept},
+                                               {"tempfail", CounterFailureMode::Tempfail}});
+      if (v) redis.on_failure = *v;
+    }
+  }
+
+  void read_content(const Entry& section, ContentSettings& content) {
+    auto fields = read_map(section, {"max_text_bytes"});
+    if (!fields) return;
+    if (const Entry* e = fields->find("max_text_bytes")) {
+      auto v = integer<std::size_t>(*e, 1, std::numeric_limits<std::size_t>::max(),
+                                    "a positive integer");
+      if (v) content.max_text_bytes = *v;
+    }
+  }
+
+  void read_outbound(const Entry& section, OutboundScope& scope) {
+    auto fields = read_map(section, {"client_networks", "authenticated", "local_submission",
+                                     "macros"});
+    if (!fields) return;
+    if (const Entry* e = fields->find("client_networks")) {
+      if (auto v = network_list(*e, true)) scope.client_networks = std::move(*v);
+    }
+    if (const Entry* e = fields->find("authenticated")) {
+      if (auto v = boolean(*e)) scope.authenticated = *v;
+    }
+    if (const Entry* e = fields->find("local_submission")) {
+      if (auto v = boolean(*e)) scope.local_submission = *v;
+    }
+    if (const Entry* e = fields->find("macros")) {
+      auto items = list_items(*e);
+      if (!items) return;
+      for (const auto& item : *items) {
+        auto match_fields = read_item(item, {"macro", "values"});
+        if (!match_fields) continue;
+        OutboundScope::MacroMatch match;
+        const Entry* macro = match_fields->find("macro");
+        const Entry* values = match_fields->find("values");
+        if (!macro || !values) {
+          report_missing(item, "needs both macro and values");
+          continue;
+        }
+        if (auto name = macro_value(*macro)) match.macro = *name;
+        if (auto list = string_list(*values, false)) match.values = std::move(*list);
+        scope.macros.push_back(std::move(match));
+      }
+    }
+  }
+
+  // A macro name. Unquoted, the sendmail spelling {daemon_name} is YAML for
+  // a one-key map with no value; read it as the name the admin meant.
+  std::optional<std::string> macro_value(const Entry& entry) {
+    const YAML::Node& node = entry.value;
+    if (node.IsMap() && node.size() == 1 && node.begin()->first.IsScalar() &&
+        node.begin()->second.IsNull()) {
+      if (auto name = macro_name(node.begin()->first.Scalar())) return name;
+    }
+    auto text = scalar(entry);
+    if (!text) return std::nullopt;
+    auto name = macro_name(*text);
+    if (!name) report(entry, "expected a macro name such as daemon_name, got " + in_quotes(*text));
+    return name;
+  }
+
+  void read_exemptions(const Entry& section, std::vector<Exemption>& exemptions) {
+    auto items = list_items(section);
+    if (!items) return;
+    for (const auto& item : *items) {
+      auto fields = read_item(item, {"client_networks", "client_names", "sasl_users", "senders",
+                                    "sender_domains"});
+      if (!fields) continue;
+      Exemption exemption;
+      bool any = false;
+      if (const Entry* e = fields->find("client_networks")) {
+        any = true;
+        if (auto v = network_list(*e, false)) exemption.client_networks = std::move(*v);
+      }
+      const std::pair<const char*, std::vector<std::string>*> lists[] = {
+          {"client_names", &exemption.client_names},
+          {"sasl_users", &exemption.sasl_users},
+          {"senders", &exemption.senders},
+          {"sender_domains", &exemption.sender_domains},
+      };
+      for (const auto& [key, target] : lists) {
+        if (const Entry* e = fields->find(key)) {
+          any = true;
+          if (auto v = string_list(*e, false)) *target = std::move(*v);
+        }
+      }
+      if (!any) {
+        // An exemption without conditions would exempt every message.
+        report_missing(item,
+                       "needs at least one of client_networks, client_names, sasl_users, senders, "
+               "sender_domains");
+        continue;
+      }
+      exemptions.push_back(std::move(exemption));
+    }
+  }
+
+  void read_identities(const Entry& section, Config& config) {
+    auto entries = map_entries(section.value, section.path, line_of(section));
+    if (!entries) return;
+    std::set<std::string> headers;
+    for (const auto& entry : *entries) {
+      m_declared_identities.insert(entry.name);
+      if (!is_name(entry.name)) {
+        add_issue(entry.key.Mark().line + 1, entry.path,
+                  "identity names are lower-case letters, digits and '_' (at most 64)");
+        continue;
+      }
+      auto identity = read_identity(entry);
+      if (!identity) continue;
+      for (const auto& part : identity->parts) {
+        if (part.kind == IdentityPart::Kind::Header && headers.insert(part.name).second) {
+          config.headers_of_interest.push_back(part.name);
+        }
+      }
+      m_identity_index[entry.name] = config.identities.size();
+      config.identities.push_back(std::move(*identity));
+    }
+  }
+
+  std::optional<IdentityDefinition> read_identity(const Entry& entry) {
+    auto fields = read_map(entry, {"parts", "when_missing"});
+    if (!fields) return std::nullopt;
+    IdentityDefinition identity;
+    identity.name = entry.name;
+    bool ok = true;
+    if (const Entry* e = fields->find("when_missing")) {
+      auto v = choice<MissingPartPolicy>(*e, {{"skip", MissingPartPolicy::SkipRule},
+                                              {"placeholder", MissingPartPolicy::Placeholder}});
+      if (v) identity.when_missing = *v;
+      ok = ok && v.has_value();
+    }
+    const Entry* parts = fields->find("parts");
+    if (!parts) {
+      report_missing(entry, "needs parts");
+      return std::nullopt;
+    }
+    auto items = list_items(*parts);
+    if (!items) return std::nullopt;
+    if (items->empty()) {
+      report(*parts, "must list at least one part");
+      return std::nullopt;
+    }
+    for (const auto& item : *items) {
+      auto part = read_part(item);
+      if (part) {
+        identity.parts.push_back(std::move(*part));
+      } else {
+        ok = false;
+      }
+    }
+    if (!ok) return std::nullopt;
+    return identity;
+  }
+
+  std::optional<IdentityPart> read_part(const Entry& item) {
+    static const char* const k_valid_parts =
+        "client_address, client_name, sasl_user, sender, sender_domain, "
+        "{client_network: {ipv4: N, ipv6: N}}, {header: NAME} or {macro: NAME}";
+    IdentityPart part;
+    if (item.value.IsScalar()) {
+      const std::string& word = item.value.Scalar();
+      using Kind = IdentityPart::Kind;
+      static const std::pair<std::string_view, Kind> k_words[] = {
+          {"client_address", Kind::ClientAddress}, {"client_name", Kind::ClientName},
+          {"sasl_user", Kind::SaslUser},           {"sender", Kind::Sender},
+          {"sender_domain", Kind::SenderDomain},   {"client_network", Kind::ClientNetwork},
+      };
+      for (const auto& [name, kind] : k_words) {
+        if (word == name) {
+          part.kind = kind;  // a bare client_network takes the default prefixes
+          return part;
+        }
+      }
+      report(item, "unknown identity part " + in_quotes(word) + "; expected " + k_valid_parts);
+      return std::nullopt;
+    }
+    if (!item.value.IsMap() || item.value.size() != 1) {
+      report(item, "expected " + std::string(k_valid_parts) + ", got " + describe(item.value));
+      return std::nullopt;
+    }
+    auto entries = map_entries(item.value, item.path, line_of(item));
+    if (!entries || entries->size() != 1) return std::nullopt;
+    const Entry& entry = entries->front();
+    if (entry.name == "client_network") {
+      part.kind = IdentityPart::Kind::ClientNetwork;
+      auto fields = read_map(entry, {"ipv4", "ipv6"});
+      if (!fields) return std::nullopt;
+      bool ok = true;
+      if (const Entry* e = fields->find("ipv4")) {
+        auto v = integer<unsigned>(*e, 0, 32, "a prefix length from 0 to 32");
+        if (v) part.ipv4_prefix = *v;
+        ok = ok && v.has_value();
+      }
+      if (const Entry* e = fields->find("ipv6")) {
+        auto v = integer<unsigned>(*e, 0, 128, "a prefix length from 0 to 128");
+        if (v) part.ipv6_prefix = *v;
+        ok = ok && v.has_value();
+      }
+      if (!ok) return std::nullopt;
+      return part;
+    }
+    if (entry.name == "header") {
+      part.kind = IdentityPart::Kind::Header;
+      auto name = scalar(entry);
+      if (!name) return std::nullopt;
+      if (!is_header_name(*name)) {
+        report(entry, "expected a header field name such as X-PHP-Originating-Script, got " +
+                          in_quotes(*name));
+        return std::nullopt;
+      }
+      part.name = lower(*name);
+      return part;
+    }
+    if (entry.name == "macro") {
+      part.kind = IdentityPart::Kind::Macro;
+      auto name = macro_value(entry);
+      if (!name) return std::nullopt;
+      part.name = *name;
+      return part;
+    }
+    add_issue(entry.key.Mark().line + 1, entry.path,
+              "unknown identity part " + in_quotes(entry.name) + "; expected " + k_valid_parts);
+    return std::nullopt;
+  }
+
+  void read_rules(const Entry& section, Config& config) {
+    auto items = list_items(section);
+    if (!items) return;
+    std::set<std::string> names;
+    for (const auto& item : *items) {
+      auto fields =
+          read_item(item, {"name", "signal", "identity", "window", "threshold", "points"});
+      if (!fields) continue;
+      Rule rule;
+      bool ok = true;
+      const Entry* name = fields->find("name");
+      const Entry* signal = fields->find("signal");
+      const Entry* identity = fields->find("identity");
+      const Entry* window = fields->find("window");
+      const Entry* threshold = fields->find("threshold");
+      const Entry* points = fields->find("points");
+      for (const auto& [entry, key] : {std::pair{name, "name"}, std::pair{signal, "signal"},
+                                       std::pair{threshold, "threshold"},
+                                       std::pair{points, "points"}}) {
+        if (!entry) {
+          report_missing(item, std::string("needs ") + key);
+          ok = false;
+        }
+      }
+
+      if (name) {
+        auto v = scalar(*name);
+        if (v && !is_name(*v)) {
+          report(*name, "rule names are lower-case letters, digits and '_' (at most 64), got " +
+                            in_quotes(*v));
+          ok = false;
+        } else if (v && !names.insert(*v).second) {
+          report(*name, "duplicate rule name " + in_quotes(*v));
+          ok = false;
+        } else if (v) {
+          rule.name = *v;
+        } else {
+          ok = false;
+        }
+      }
+
+      enum class IdentityUse { None, Required, Optional };
+      IdentityUse identity_use = IdentityUse::Required;
+      if (signal) {
+        auto v = choice<Signal>(
+            *signal, {{"recipients_per_message", Signal::RecipientsPerMessage},
+                      {"messages", Signal::Messages},
+                      {"recipients", Signal::Recipients},
+                      {"distinct_recipients", Signal::DistinctRecipients},
+                      {"rejected_recipients", Signal::RejectedRecipients},
+                      {"content_copies", Signal::ContentCopies},
+                      {"content_recipients", Signal::ContentRecipients},
+                      {"content_sources", Signal::ContentSources}});
+        if (v) {
+          rule.signal = *v;
+          if (*v == Signal::RecipientsPerMessage) identity_use = IdentityUse::None;
+          if (*v == Signal::ContentCopies || *v == Signal::ContentRecipients) {
+            identity_use = IdentityUse::Optional;
+          }
+        } else {
+          ok = false;
+          identity_use = IdentityUse::Optional;  // unknown: don't guess more errors
+        }
+      }
+      const std::string signal_name = signal && signal->value.IsScalar()
+                                          ? signal->value.Scalar()
+                                          : std::string("this signal");
+
+      if (identity_use == IdentityUse::None) {
+        if (identity) {
+          report(*identity, signal_name + " counts one message and takes no identity");
+          ok = false;
+        }
+        if (window) {
+          report(*window, signal_name + " counts one message and takes no window");
+          ok = false;
+        }
+      } else {
+        if (identity) {
+          if (auto v = scalar(*identity)) {
+            auto found = m_identity_index.find(*v);
+            if (found != m_identity_index.end()) {
+              rule.identity = found->second;
+            } else {
+              // An identity that exists but is broken was reported already.
+              if (!m_declared_identities.contains(*v)) {
+                report(*identity, "unknown identity " + in_quotes(*v) +
+                                      "; define it under identities");
+              }
+              ok = false;
+            }
+          } else {
+            ok = false;
+          }
+        } else if (identity_use == IdentityUse::Required && signal) {
+          report_missing(item, signal_name + " needs an identity");
+          ok = false;
+        }
+        if (window) {
+          auto v = duration(*window);
+          if (v && (*v < k_min_window || *v > k_max_window)) {
+            report(*window, "must be from 1s to 7d, got " + in_quotes(window->value.Scalar()));
+            ok = false;
+          } else if (v && *v % 1s != 0ms) {
+            report(*window, "must be a whole number of seconds, got " +
+                                in_quotes(window->value.Scalar()));
+            ok = false;
+          } else if (v) {
+            rule.window = std::chrono::duration_cast<std::chrono::seconds>(*v);
+          } else {
+            ok = false;
+          }
+        }
+      }
+
+      if (threshold) {
+        auto v = integer<std::uint64_t>(*threshold, 0, std::numeric_limits<std::uint64_t>::max(),
+                                        "an integer >= 0");
+        if (v) {
+          rule.threshold = *v;
+        } else {
+          ok = false;
+        }
+      }
+      if (points) {
+        auto v = integer<long long>(*points, -k_max_abs_points, k_max_abs_points,
+                                    "a non-zero integer from -1000000 to 1000000");
+        if (v && *v == 0) {
+          report(*points, "must not be 0: a rule that adds nothing is a mistake");
+          ok = false;
+        } else if (v) {
+          rule.points = static_cast<int>(*v);
+        } else {
+          ok = false;
+        }
+      }
+      if (ok) config.rules.push_back(std::move(rule));
+    }
+  }
+
+  void read_actions(const Entry& section, std::vector<ActionBand>& bands) {
+    auto entries = map_entries(section.value, section.path, line_of(section));
+    if (!entries) return;
+    std::map<int, std::string> by_score;
+    for (const auto& entry : *entries) {
+      if (entry.name == "accept") {
+        add_issue(entry.key.Mark().line + 1, entry.path,
+                  "accept needs no band: it is what a message scoring below the lowest band gets");
+        continue;
+      }
+      ActionBand band;
+      if (entry.name == "tag") {
+        band.action = Action::Tag;
+      } else if (entry.name == "quarantine") {
+        band.action = Action::Quarantine;
+      } else if (entry.name == "tempfail") {
+        band.action = Action::Tempfail;
+      } else if (entry.name == "reject") {
+        band.action = Action::Reject;
+      } else {
+        add_issue(entry.key.Mark().line + 1, entry.path,
+                  "unknown action " + in_quotes(entry.name) +
+                      "; expected tag, quarantine, tempfail or reject");
+        continue;
+      }
+      auto score = integer<int>(entry, 1, std::numeric_limits<int>::max(), "a score >= 1");
+      if (!score) continue;
+      auto [it, inserted] = by_score.emplace(*score, entry.name);
+      if (!inserted) {
+        report(entry, "same score as " + it->second + "; each band needs its own score");
+        continue;
+      }
+      band.min_score = *score;
+      bands.push_back(band);
+    }
+    std::sort(bands.begin(), bands.end(),
+              [](const ActionBand& a, const ActionBand& b) { return a.min_score < b.min_score; });
+  }
+
+  void read_replies(const Entry& section, Replies& replies) {
+    auto fields = read_map(section, {"tempfail", "reject"});
+    if (!fields) return;
+    if (const Entry* e = fields->find("tempfail")) {
+      read_reply(*e, '4', replies.tempfail_code, replies.tempfail_status, replies.tempfail_text);
+    }
+    if (const Entry* e = fields->find("reject")) {
+      read_reply(*e, '5', replies.reject_code, replies.reject_status, replies.reject_text);
+    }
+  }
+
+  void read_reply(const Entry& section, char reply_class, std::string& code, std::string& status,
+                  std::string& text) {
+    auto fields = read_map(section, {"code", "status", "text"});
+    if (!fields) return;
+    const std::string cls(1, reply_class);
+    if (const Entry* e = fields->find("code")) {
+      if (auto v = scalar(*e)) {
+        const bool valid = v->size() == 3 && (*v)[0] == reply_class &&
+                           std::all_of(v->begin(), v->end(),
+                                       [](char c) { return c >= '0' && c <= '9'; });
+        if (valid) {
+          code = *v;
+        } else {
+          report(*e, "expected a " + cls + "xx SMTP reply code, got " + in_quotes(*v));
+        }
+      }
+    }
+    if (const Entry* e = fields->find("status")) {
+      if (auto v = scalar(*e)) {
+        if (is_enhanced_status(*v, reply_class)) {
+          status = *v;
+        } else {
+          report(*e, "expected an enhanced status code " + cls + ".x.y (RFC 3463), got " +
+                         in_quotes(*v));
+        }
+      }
+    }
+    if (const Entry* e = fields->find("text")) {
+      if (auto v = non_empty_string(*e)) {
+        if (auto problem = reply_text_problem(*v)) {
+          report(*e, *problem);
+        } else {
+          text = *v;
+        }
+      }
+    }
+  }
+
+  // class.subject.detail with 1-3 digit subject and detail (RFC 3463).
+  static bool is_enhanced_status(std::string_view text, char reply_class) {
+    if (text.size() < 5 || text[0] != reply_class || text[1] != '.') return false;
+    auto is_part = [](std::string_view part) {
+      return !part.empty() && part.size() <= 3 &&
+             std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    const std::string_view rest = text.substr(2);
+    const auto dot = rest.find('.');
+    return dot != std::string_view::npos && is_part(rest.substr(0, dot)) &&
+           is_part(rest.substr(dot + 1));
+  }
+
+  static std::optional<std::string> reply_text_problem(std::string_view text) {
+    if (text.size() > k_max_reply_text) {
+      return "is longer than " + std::to_string(k_max_reply_text) + " characters";
+    }
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      const auto c = static_cast<unsigned char>(text[i]);
+      if (c < ' ' || c >= 0x7f) return std::string("must be printable ASCII on one line");
+      // libmilter's smfi_setreply treats the text as a format: a lone '%'
+      // makes it drop the text.
+      if (c == '%') {
+        if (i + 1 < text.size() && text[i + 1] == '%') {
+          ++i;
+        } else {
+          return std::string("a literal '%' must be written as '%%'");
+        }
+      }
+    }
+    return std::nullopt;
+  }
+
+  std::string m_source;
+  std::vector<ConfigIssue> m_issues;
+  std::set<std::string> m_declared_identities;
+  std::map<std::string, std::size_t> m_identity_index;
+};
+
+std::string join_issues(const std::vector<ConfigIssue>& issues) {
+  std::string out;
+  for (const auto& issue : issues) {
+    if (!out.empty()) out += '\n';
+    out += issue.to_string();
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string ConfigIssue::to_string() const {
+  std::string out = file;
+  if (line > 0) out += ":" + std::to_string(line);
+  out += ": ";
+  if (!key.empty()) out += key + ": ";
+  out += message;
+  return out;
+}
+
+ConfigError::ConfigError(std::vector<ConfigIssue> issues)
+    : std::runtime_error(join_issues(issues)), m_issues(std::move(issues)) {}
+
+std::shared_ptr<const Config> load_config_text(std::string_view yaml_text,
+                                               const std::string& source_name) {
+  Loader loader(source_name);
+  std::shared_ptr<const Config> config;
+  try {
+    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
+    if (documents.size() > 1) {
+      loader.add_issue(documents[1].Mark().line + 1, "",
+                       "expected one YAML document, found " + std::to_string(documents.size()));
+    } else {
+      config = loader.load(documents.empty() ? YAML::Node() : documents.front());
+    }
+  } catch (const YAML::Exception& e) {
+    // Syntax errors; and, should a check above have missed a case, no
+    // yaml-cpp exception leaves the loader either way.
+    loader.add_issue(e.mark.is_null() ? 0 : e.mark.line + 1, "", e.msg);
+  }
+  auto issues = loader.take_issues();
+  if (!issues.empty()) throw ConfigError(std::move(issues));
+  return config;
+}
+
+std::shared_ptr<const Config> load_config_file(const std::string& path) {
+  // A directory opens fine and reads as empty, which would load as "all
+  // defaults"; refuse it explicitly.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw ConfigError({{path, 0, "", "cannot read file: it is a directory"}});
+  }
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int error = errno;
+    throw ConfigError({{path, 0, "",
+                        std::string("cannot read file: ") +
+                            (error != 0 ? std::strerror(error) : "open failed")}});
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw ConfigError({{path, 0, "", "cannot read file: read failed"}});
+  return load_config_text(text.str(), path);
+}
+
+}  // namespace floodgate::policy

@@ -1,1 +1,701 @@
-// being written
+// Tests for the YAML config loader: the shipped file loads with the policy
+// its comments promise, defaults fill what a file leaves out, and every kind
+// of mistake is reported once, with the file, line and key an admin needs.
+#include "policy/config_loader.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace floodgate::policy {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using ::testing::SizeIs;
+
+const std::string k_shipped_config = std::string(FLOODGATE_SOURCE_DIR) + "/conf/floodgate.yaml";
+
+// The issues loading `yaml` reports; empty when it loads.
+std::vector<ConfigIssue> issues_of(std::string_view yaml) {
+  try {
+    load_config_text(yaml, "test.yaml");
+  } catch (const ConfigError& error) {
+    return error.issues();
+  }
+  return {};
+}
+
+// A file under the test's temporary directory holding `text`.
+std::string write_temp_file(const std::string& name, std::string_view text) {
+  const std::string path = ::testing::TempDir() + "/floodgate_config_test_" + name;
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  return path;
+}
+
+std::vector<std::string> rule_names(const Config& config) {
+  std::vector<std::string> names;
+  for (const auto& rule : config.rules) names.push_back(rule.name);
+  return names;
+}
+
+const Rule& rule_named(const Config& config, const std::string& name) {
+  auto it = std::find_if(config.rules.begin(), config.rules.end(),
+                         [&](const Rule& rule) { return rule.name == name; });
+  if (it == config.rules.end()) throw std::runtime_error("no rule " + name);
+  return *it;
+}
+
+// ---- The shipped configuration ---------------------------------------------
+
+TEST(ConfigLoader, LoadsShippedConfigWithItsSettings) {
+  const auto config = load_config_file(k_shipped_config);
+
+  EXPECT_EQ(config->source_file, k_shipped_config);
+  EXPECT_EQ(config->milter_socket, "inet:8890@127.0.0.1");
+  EXPECT_EQ(config->log_level, "info");
+  EXPECT_EQ(config->redis.url, "redis://127.0.0.1:6379/0");
+  EXPECT_EQ(config->redis.password_file, "");
+  EXPECT_EQ(config->redis.connect_timeout, 200ms);
+  EXPECT_EQ(config->redis.command_timeout, 200ms);
+  EXPECT_EQ(config->redis.pool_size, 8u);
+  EXPECT_EQ(config->redis.key_prefix, "fg");
+  EXPECT_EQ(config->redis.on_failure, CounterFailureMode::Local);
+  EXPECT_EQ(config->redis.retry_interval, 5s);
+  EXPECT_EQ(config->content.max_text_bytes, 262144u);
+  EXPECT_THAT(config->outbound.client_networks, SizeIs(6));
+  EXPECT_TRUE(config->outbound.authenticated);
+  EXPECT_TRUE(config->outbound.local_submission);
+  EXPECT_THAT(config->outbound.macros, IsEmpty());
+  EXPECT_THAT(config->exemptions, IsEmpty());
+  EXPECT_EQ(config->replies.tempfail_code, "451");
+  EXPECT_EQ(config->replies.tempfail_status, "4.7.1");
+  EXPECT_EQ(config->replies.tempfail_text, "Too much mail from this source, try again later");
+  EXPECT_EQ(config->replies.reject_code, "550");
+  EXPECT_EQ(config->replies.reject_status, "5.7.1");
+  EXPECT_EQ(config->replies.reject_text, "Message refused by outbound policy");
+}
+
+TEST(ConfigLoader, ShippedOutboundNetworksCoverPrivateRangesOnly) {
+  const auto config = load_config_file(k_shipped_config);
+  auto is_outbound = [&](const char* text) {
+    const auto address = IpAddress::parse(text);
+    if (!address) throw std::runtime_error(std::string("bad test address ") + text);
+    return std::any_of(config->outbound.client_networks.begin(),
+                       config->outbound.client_networks.end(),
+                       [&](const IpNetwork& network) { return network.contains(*address); });
+  };
+  EXPECT_TRUE(is_outbound("127.0.0.1"));
+  EXPECT_TRUE(is_outbound("10.20.30.40"));
+  EXPECT_TRUE(is_outbound("172.31.255.1"));
+  EXPECT_TRUE(is_outbound("192.168.1.5"));
+  EXPECT_TRUE(is_outbound("::1"));
+  EXPECT_TRUE(is_outbound("fd12::1"));
+  EXPECT_FALSE(is_outbound("172.32.0.1"));
+  EXPECT_FALSE(is_outbound("198.51.100.7"));
+  EXPECT_FALSE(is_outbound("2001:db8::1"));
+}
+
+TEST(ConfigLoader, ShippedIdentitiesKeepFileOrderAndCollectTheirHeaders) {
+  const auto config = load_config_file(k_shipped_config);
+
+  ASSERT_THAT(config->identities, SizeIs(3));
+  EXPECT_EQ(config->identities[0].name, "client");
+  EXPECT_EQ(config->identities[1].name, "sasl_user");
+  EXPECT_EQ(config->identities[2].name, "php_script");
+
+  ASSERT_THAT(config->identities[0].parts, SizeIs(1));
+  EXPECT_EQ(config->identities[0].parts[0].kind, IdentityPart::Kind::ClientAddress);
+  ASSERT_THAT(config->identities[1].parts, SizeIs(1));
+  EXPECT_EQ(config->identities[1].parts[0].kind, IdentityPart::Kind::SaslUser);
+
+  const auto& php = config->identities[2];
+  ASSERT_THAT(php.parts, SizeIs(2));
+  EXPECT_EQ(php.parts[0].kind, IdentityPart::Kind::Header);
+  EXPECT_EQ(php.parts[0].name, "x-php-originating-script");
+  EXPECT_EQ(php.parts[1].kind, IdentityPart::Kind::ClientAddress);
+  EXPECT_EQ(php.when_missing, MissingPartPolicy::SkipRule);
+
+  EXPECT_THAT(config->headers_of_interest, ElementsAre("x-php-originating-script"));
+}
+
+TEST(ConfigLoader, ShippedRulesResolveTheirIdentitiesAndWindows) {
+  const auto config = load_config_file(k_shipped_config);
+
+  EXPECT_THAT(rule_names(*config),
+              ElementsAre("rcpts_per_msg", "rcpts_per_msg_high", "same_content_rcpts_per_client",
+                          "same_content_rcpts_per_user", "same_content_rcpts_per_script",
+                          "rcpts_per_client", "distinct_rcpts_per_client",
+                          "distinct_rcpts_per_user", "msgs_per_user", "rejected_rcpts_per_client",
+                          "same_content_sources"));
+
+  const Rule& per_message = rule_named(*config, "rcpts_per_msg");
+  EXPECT_EQ(per_message.signal, Signal::RecipientsPerMessage);
+  EXPECT_FALSE(per_message.identity.has_value());
+  EXPECT_EQ(per_message.threshold, 50u);
+  EXPECT_EQ(per_message.points, 10);
+
+  const Rule& per_script = rule_named(*config, "same_content_rcpts_per_script");
+  EXPECT_EQ(per_script.signal, Signal::ContentRecipients);
+  EXPECT_EQ(per_script.identity, std::optional<std::size_t>(2));  // php_script
+  EXPECT_EQ(per_script.window, 600s);
+  EXPECT_EQ(per_script.threshold, 100u);
+  EXPECT_EQ(per_script.points, 20);
+
+  const Rule& distinct = rule_named(*config, "distinct_rcpts_per_user");
+  EXPECT_EQ(distinct.signal, Signal::DistinctRecipients);
+  EXPECT_EQ(distinct.identity, std::optional<std::size_t>(1));  // sasl_user
+  EXPECT_EQ(distinct.window, 3600s);
+  EXPECT_EQ(distinct.threshold, 300u);
+
+  const Rule& sources = rule_named(*config, "same_content_sources");
+  EXPECT_EQ(sources.signal, Signal::ContentSources);
+  EXPECT_EQ(sources.identity, std::optional<std::size_t>(0));  // client
+  EXPECT_EQ(sources.points, 5);
+
+  EXPECT_EQ(rule_named(*config, "rejected_rcpts_per_client").signal,
+            Signal::RejectedRecipients);
+  EXPECT_EQ(rule_named(*config, "msgs_per_user").signal, Signal::Messages);
+  EXPECT_EQ(rule_named(*config, "rcpts_per_client").signal, Signal::Recipients);
+}
+
+TEST(ConfigLoader, ShippedBandsTagThenQuarantine) {
+  const auto config = load_config_file(k_shipped_config);
+  ASSERT_THAT(config->bands, SizeIs(2));
+  EXPECT_EQ(config->bands[0].action, Action::Tag);
+  EXPECT_EQ(config->bands[0].min_score, 5);
+  EXPECT_EQ(config->bands[1].action, Action::Quarantine);
+  EXPECT_EQ(config->bands[1].min_score, 20);
+}
+
+// The shipped file's header promises "one message to 200 recipients scores
+// 30 and is quarantined"; this keeps the file and its promise together.
+TEST(ConfigLoader, ShippedConfigQuarantinesOneMessageTo200Recipients) {
+  const auto config = load_config_file(k_shipped_config);
+  int score = 0;
+  for (const auto& rule : config->rules) {
+    if (rule.signal == Signal::RecipientsPerMessage && 200 > rule.threshold) score += rule.points;
+  }
+  EXPECT_EQ(score, 30);
+  Action action = Action::Accept;
+  for (const auto& band : config->bands) {
+    if (score >= band.min_score) action = band.action;
+  }
+  EXPECT_EQ(action, Action::Quarantine);
+}
+
+// ---- Defaults ----------------------------------------------------------------
+
+TEST(ConfigLoader, EmptyFileGivesDefaults) {
+  const Config defaults;
+  for (const char* text : {"", "# only a comment\n", "---\n"}) {
+    SCOPED_TRACE(text);
+    const auto config = load_config_text(text, "empty.yaml");
+    EXPECT_EQ(config->source_file, "empty.yaml");
+    EXPECT_EQ(config->milter_socket, defaults.milter_socket);
+    EXPECT_EQ(config->log_level, defaults.log_level);
+    EXPECT_EQ(config->redis.url, defaults.redis.url);
+    EXPECT_EQ(config->redis.connect_timeout, defaults.redis.connect_timeout);
+    EXPECT_EQ(config->redis.pool_size, defaults.redis.pool_size);
+    EXPECT_EQ(config->redis.on_failure, defaults.redis.on_failure);
+    EXPECT_EQ(config->content.max_text_bytes, defaults.content.max_text_bytes);
+    EXPECT_EQ(config->outbound.authenticated, defaults.outbound.authenticated);
+    EXPECT_THAT(config->outbound.client_networks, IsEmpty());
+    EXPECT_THAT(config->identities, IsEmpty());
+    EXPECT_THAT(config->rules, IsEmpty());
+    EXPECT_THAT(config->bands, IsEmpty());
+    EXPECT_THAT(config->headers_of_interest, IsEmpty());
+    EXPECT_EQ(config->replies.reject_code, defaults.replies.reject_code);
+  }
+}
+
+TEST(ConfigLoader, EmptyFileOnDiskGivesDefaults) {
+  const std::string path = write_temp_file("empty.yaml", "");
+  const auto config = load_config_file(path);
+  EXPECT_EQ(config->source_file, path);
+  EXPECT_EQ(config->milter_socket, Config{}.milter_socket);
+}
+
+TEST(ConfigLoader, SectionWithNothingUnderItKeepsDefaults) {
+  const auto config = load_config_text("redis:\nrules:\nexemptions:\n", "t.yaml");
+  EXPECT_EQ(config->redis.url, RedisSettings{}.url);
+  EXPECT_THAT(config->rules, IsEmpty());
+}
+
+TEST(ConfigLoader, SettingOneKeyLeavesItsNeighboursAtDefault) {
+  const auto config = load_config_text("redis:\n  pool_size: 32\n", "t.yaml");
+  EXPECT_EQ(config->redis.pool_size, 32u);
+  EXPECT_EQ(config->redis.key_prefix, RedisSettings{}.key_prefix);
+  EXPECT_EQ(config->redis.command_timeout, RedisSettings{}.command_timeout);
+}
+
+// ---- Everything the shipped file does not use ---------------------------------
+
+TEST(ConfigLoader, LoadsEveryOptionalFeature) {
+  const auto config = load_config_text(R"(redis:
+  url: unix:/run/redis/redis.sock?db=2
+  password_file: /etc/floodgate/redis.password
+  on_failure: tempfail
+  key_prefix: fg-prod.eu_1
+log:
+  level: debug
+outbound:
+  client_networks: [2001:db8::/32]
+  authenticated: false
+  local_submission: no
+  macros:
+    - macro: "{daemon_name}"
+      values: [submission, smtps]
+    - macro: {j}
+      values: [mx1]
+exemptions:
+  - sasl_users: [newsletter@example.com]
+    client_networks: [192.0.2.10]
+  - sender_domains: [example.org]
+    senders: [a@example.net]
+    client_names: [mail.example.com]
+identities:
+  subnet_script:
+    parts:
+      - {client_network: {ipv4: 16, ipv6: 48}}
+      - {header: X-Mailer}
+      - {macro: "{auth_authen}"}
+      - {header: x-mailer}
+    when_missing: placeholder
+  net:
+    parts: [{client_network: {}}, client_name, sender, sender_domain]
+rules:
+  - name: copies
+    signal: content_copies
+    window: 1d
+    threshold: 0
+    points: -5
+  - name: copies_per_net
+    signal: content_copies
+    identity: net
+    window: 90s
+    threshold: 3
+    points: 7
+actions:
+  reject: 60
+  tag: 5
+  tempfail: 40
+  quarantine: 20
+replies:
+  tempfail:
+    code: 452
+    status: 4.3.10
+    text: Slow down, 100%% sure
+)",
+                                       "t.yaml");
+
+  EXPECT_EQ(config->redis.url, "unix:/run/redis/redis.sock?db=2");
+  EXPECT_EQ(config->redis.password_file, "/etc/floodgate/redis.password");
+  EXPECT_EQ(config->redis.on_failure, CounterFailureMode::Tempfail);
+  EXPECT_EQ(config->redis.key_prefix, "fg-prod.eu_1");
+  EXPECT_EQ(config->log_level, "debug");
+  EXPECT_THAT(config->outbound.client_networks, SizeIs(1));
+  EXPECT_FALSE(config->outbound.authenticated);
+  EXPECT_FALSE(config->outbound.local_submission);
+
+  ASSERT_THAT(config->outbound.macros, SizeIs(2));
+  EXPECT_EQ(config->outbound.macros[0].macro, "daemon_name");
+  EXPECT_THAT(config->outbound.macros[0].values, ElementsAre("submission", "smtps"));
+  // Unquoted {j} is a YAML map; the loader reads it as the macro it names.
+  EXPECT_EQ(config->outbound.macros[1].macro, "j");
+
+  ASSERT_THAT(config->exemptions, SizeIs(2));
+  EXPECT_THAT(config->exemptions[0].sasl_users, ElementsAre("newsletter@example.com"));
+  EXPECT_THAT(config->exemptions[0].client_networks, SizeIs(1));
+  EXPECT_THAT(config->exemptions[1].sender_domains, ElementsAre("example.org"));
+  EXPECT_THAT(config->exemptions[1].senders, ElementsAre("a@example.net"));
+  EXPECT_THAT(config->exemptions[1].client_names, ElementsAre("mail.example.com"));
+
+  ASSERT_THAT(config->identities, SizeIs(2));
+  const auto& subnet = config->identities[0];
+  EXPECT_EQ(subnet.name, "subnet_script");
+  EXPECT_EQ(subnet.when_missing, MissingPartPolicy::Placeholder);
+  ASSERT_THAT(subnet.parts, SizeIs(4));
+  EXPECT_EQ(subnet.parts[0].kind, IdentityPart::Kind::ClientNetwork);
+  EXPECT_EQ(subnet.parts[0].ipv4_prefix, 16u);
+  EXPECT_EQ(subnet.parts[0].ipv6_prefix, 48u);
+  EXPECT_EQ(subnet.parts[1].kind, IdentityPart::Kind::Header);
+  EXPECT_EQ(subnet.parts[1].name, "x-mailer");
+  EXPECT_EQ(subnet.parts[2].kind, IdentityPart::Kind::Macro);
+  EXPECT_EQ(subnet.parts[2].name, "auth_authen");
+  const auto& net = config->identities[1];
+  ASSERT_THAT(net.parts, SizeIs(4));
+  EXPECT_EQ(net.parts[0].kind, IdentityPart::Kind::ClientNetwork);
+  EXPECT_EQ(net.parts[0].ipv4_prefix, 24u);
+  EXPECT_EQ(net.parts[0].ipv6_prefix, 64u);
+  EXPECT_EQ(net.parts[1].kind, IdentityPart::Kind::ClientName);
+  EXPECT_EQ(net.parts[2].kind, IdentityPart::Kind::Sender);
+  EXPECT_EQ(net.parts[3].kind, IdentityPart::Kind::SenderDomain);
+  // The same header twice, in two spellings, is collected once.
+  EXPECT_THAT(config->headers_of_interest, ElementsAre("x-mailer"));
+
+  ASSERT_THAT(config->rules, SizeIs(2));
+  EXPECT_FALSE(config->rules[0].identity.has_value());
+  EXPECT_EQ(config->rules[0].window, 86400s);
+  EXPECT_EQ(config->rules[0].threshold, 0u);
+  EXPECT_EQ(config->rules[0].points, -5);
+  EXPECT_EQ(config->rules[1].identity, std::optional<std::size_t>(1));
+  EXPECT_EQ(config->rules[1].window, 90s);
+
+  ASSERT_THAT(config->bands, SizeIs(4));
+  EXPECT_EQ(config->bands[0].action, Action::Tag);
+  EXPECT_EQ(config->bands[1].action, Action::Quarantine);
+  EXPECT_EQ(config->bands[2].action, Action::Tempfail);
+  EXPECT_EQ(config->bands[3].action, Action::Reject);
+  EXPECT_EQ(config->bands[3].min_score, 60);
+
+  EXPECT_EQ(config->replies.tempfail_code, "452");
+  EXPECT_EQ(config->replies.tempfail_status, "4.3.10");
+  EXPECT_EQ(config->replies.tempfail_text, "Slow down, 100%% sure");
+  EXPECT_EQ(config->replies.reject_code, Replies{}.reject_code);
+}
+
+TEST(ConfigLoader, RuleWithoutWindowCountsOverTenMinutes) {
+  const auto config = load_config_text(R"(identities:
+  client: {parts: [client_address]}
+rules:
+  - {name: r, signal: messages, identity: client, threshold: 1, points: 1}
+)",
+                                       "t.yaml");
+  ASSERT_THAT(config->rules, SizeIs(1));
+  EXPECT_EQ(config->rules[0].window, 600s);
+}
+
+// ---- Durations -----------------------------------------------------------------
+
+struct DurationCase {
+  const char* text;
+  std::chrono::milliseconds want;
+};
+
+class ConfigDuration : public ::testing::TestWithParam<DurationCase> {};
+
+TEST_P(ConfigDuration, ParsesEveryUnit) {
+  const auto config =
+      load_config_text(std::string("redis:\n  command_timeout: ") + GetParam().text + "\n", "t");
+  EXPECT_EQ(config->redis.command_timeout, GetParam().want) << "for " << GetParam().text;
+}
+
+INSTANTIATE_TEST_SUITE_P(Units, ConfigDuration,
+                         ::testing::Values(DurationCase{"200ms", 200ms}, DurationCase{"5s", 5s},
+                                           DurationCase{"10m", 10min}, DurationCase{"1h", 1h},
+                                           DurationCase{"2d", 48h}, DurationCase{"0007s", 7s}));
+
+class ConfigBadDuration : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ConfigBadDuration, IsReportedWithAHint) {
+  const auto issues = issues_of(std::string("redis:\n  retry_interval: '") + GetParam() + "'\n");
+  ASSERT_THAT(issues, SizeIs(1)) << "for " << GetParam();
+  EXPECT_EQ(issues[0].line, 2);
+  EXPECT_EQ(issues[0].key, "redis.retry_interval");
+  EXPECT_THAT(issues[0].message, HasSubstr("expected a duration such as 30s, 10m or 1h"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Garbage, ConfigBadDuration,
+                         ::testing::Values("30", "s", "5 s", "ten", "1w", "-1s", "1.5s", "5S", "",
+                                           "99999999999999999999d", "1h30m"));
+
+// ---- One mistake, one issue, at the right line and key ---------------------------
+
+struct ErrorCase {
+  const char* name;  // the test's name in ctest
+  const char* yaml;
+  int line;
+  const char* key;
+  const char* message;  // a substring of the issue's message
+};
+
+void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.name; }
+
+class ConfigLoaderError : public ::testing::TestWithParam<ErrorCase> {};
+
+TEST_P(ConfigLoaderError, IsReportedOnceAtItsLineAndKey) {
+  const ErrorCase& c = GetParam();
+  const auto issues = issues_of(c.yaml);
+  ASSERT_THAT(issues, SizeIs(1)) << ConfigError(issues).what();
+  EXPECT_EQ(issues[0].file, "test.yaml");
+  EXPECT_EQ(issues[0].line, c.line) << issues[0].to_string();
+  EXPECT_EQ(issues[0].key, c.key) << issues[0].to_string();
+  EXPECT_THAT(issues[0].message, HasSubstr(c.message));
+}
+
+// Shared preamble so rule cases can name identities; its 4 lines offset the
+// line numbers of the cases that use it.
+#define IDENTITIES "identities:\n  client:\n    parts: [client_address]\nrules:\n"
+
+const ErrorCase k_error_cases[] = {
+    {"UnknownTopLevelKey", "milter:\n  socket: unix:/s\nredsi:\n  url: x\n", 3, "redsi",
+     "unknown key \"redsi\""},
+    {"UnknownNestedKey", "redis:\n  pool_size: 4\n  urll: redis://x\n", 3, "redis.urll",
+     "unknown key \"urll\""},
+    {"UnknownKeyInRule",
+     IDENTITIES "  - name: a\n    signal: messages\n    identity: client\n    windw: 5m\n"
+                "    threshold: 1\n    points: 1\n",
+     8, "rules[0].windw", "unknown key \"windw\""},
+    {"DuplicateKey", "log:\n  level: info\n  level: debug\n", 3, "log.level",
+     "duplicate key \"level\""},
+    {"TopLevelList", "- redis\n", 1, "", "expected a map, got a list"},
+    {"ListWhereMapExpected", "redis:\n  - url\n", 2, "redis", "expected a map, got a list"},
+    {"MapWhereValueExpected", "milter:\n  socket: {a: b}\n", 2, "milter.socket",
+     "expected a value, got a map"},
+    {"ScalarWhereListExpected", "outbound:\n  client_networks: 10.0.0.0/8\n", 2,
+     "outbound.client_networks", "expected a list"},
+    {"EmptyValue", "milter:\n  socket:\nlog: {}\n", 2, "milter.socket", "got nothing"},
+    {"BadLogLevel", "log:\n  level: verbose\n", 2, "log.level",
+     "expected one of trace, debug, info, warn, error"},
+    {"BadBoolean", "outbound:\n  authenticated: maybe\n", 2, "outbound.authenticated",
+     "expected true or false"},
+    {"BadDuration", "redis:\n  url: redis://r\n  connect_timeout: 30\n", 3,
+     "redis.connect_timeout", "expected a duration such as 30s, 10m or 1h"},
+    {"ZeroTimeout", "redis:\n  command_timeout: 0ms\n", 2, "redis.command_timeout",
+     "longer than 0ms"},
+    {"BadRedisUrl", "redis:\n  url: http://r\n", 2, "redis.url", "expected redis://"},
+    {"PoolSizeZero", "redis:\n  pool_size: 0\n", 2, "redis.pool_size", "from 1 to 256"},
+    {"PoolSizeTooLarge", "redis:\n  pool_size: 257\n", 2, "redis.pool_size", "from 1 to 256"},
+    {"BadKeyPrefix", "redis:\n  key_prefix: 'fg:{x}'\n", 2, "redis.key_prefix",
+     "only letters, digits"},
+    {"BadOnFailure", "redis:\n  on_failure: retry\n", 2, "redis.on_failure",
+     "expected one of local, accept, tempfail"},
+    {"ZeroMaxTextBytes", "content:\n  max_text_bytes: 0\n", 2, "content.max_text_bytes",
+     "a positive integer"},
+    {"BadCidrInOutbound", "outbound:\n  client_networks:\n    - 10.0.0.0/8\n    - 10.0.0.0/33\n",
+     4, "outbound.client_networks[1]", "\"10.0.0.0/33\" is not a network"},
+    {"BadCidrInExemption", "exemptions:\n  - client_networks: [192.0.2.300]\n", 2,
+     "exemptions[0].client_networks[0]", "is not a network"},
+    {"ExemptionWithoutCondition", "exemptions:\n  - {}\n", 2, "exemptions[0]",
+     "needs at least one of"},
+    {"ExemptionWithEmptyList", "exemptions:\n  - senders: []\n", 2, "exemptions[0].senders",
+     "at least one value"},
+    {"MacroMatchWithoutValues", "outbound:\n  macros:\n    - macro: daemon_name\n", 3,
+     "outbound.macros[0]", "needs both macro and values"},
+    {"BadMacroName", "outbound:\n  macros:\n    - {macro: 'daemon name', values: [x]}\n", 3,
+     "outbound.macros[0].macro", "expected a macro name"},
+    {"BadIdentityName", "identities:\n  Client:\n    parts: [client_address]\n", 2,
+     "identities.Client", "lower-case letters"},
+    {"IdentityWithoutParts", "identities:\n  client:\n    when_missing: skip\n", 2,
+     "identities.client", "needs parts"},
+    {"IdentityWithEmptyParts", "identities:\n  client:\n    parts: []\n", 3,
+     "identities.client.parts", "at least one part"},
+    {"UnknownIdentityPart", "identities:\n  client:\n    parts:\n      - client_adress\n", 4,
+     "identities.client.parts[0]", "unknown identity part \"client_adress\""},
+    {"UnknownIdentityPartMap", "identities:\n  client:\n    parts:\n      - {cookie: x}\n", 4,
+     "identities.client.parts[0].cookie", "unknown identity part \"cookie\""},
+    {"HeaderNameWithColon", "identities:\n  s:\n    parts: [{header: 'X-Script:'}]\n", 3,
+     "identities.s.parts[0].header", "expected a header field name"},
+    {"Ipv4PrefixTooLong",
+     "identities:\n  n:\n    parts:\n      - client_network:\n          ipv4: 33\n", 5,
+     "identities.n.parts[0].client_network.ipv4", "from 0 to 32"},
+    {"BadWhenMissing", "identities:\n  c:\n    parts: [sender]\n    when_missing: drop\n", 4,
+     "identities.c.when_missing", "expected one of skip, placeholder"},
+    {"UnknownIdentity",
+     IDENTITIES "  - {name: a, signal: messages, identity: clinet, threshold: 1, points: 1}\n", 5,
+     "rules[0].identity", "unknown identity \"clinet\""},
+    {"UnknownSignal", IDENTITIES "  - name: a\n    signal: mesages\n    threshold: 1\n"
+                                 "    points: 1\n",
+     6, "rules[0].signal", "got \"mesages\""},
+    {"IdentityOnRecipientsPerMessage",
+     IDENTITIES "  - name: a\n    signal: recipients_per_message\n    identity: client\n"
+                "    threshold: 50\n    points: 1\n",
+     7, "rules[0].identity", "takes no identity"},
+    {"WindowOnRecipientsPerMessage",
+     IDENTITIES "  - name: a\n    signal: recipients_per_message\n    window: 10m\n"
+                "    threshold: 50\n    points: 1\n",
+     7, "rules[0].window", "takes no window"},
+    {"PerSourceSignalWithoutIdentity",
+     IDENTITIES "  - name: a\n    signal: distinct_recipients\n    threshold: 50\n"
+                "    points: 1\n",
+     5, "rules[0]", "distinct_recipients needs an identity"},
+    {"ContentSourcesWithoutIdentity",
+     IDENTITIES "  - {name: a, signal: content_sources, threshold: 5, points: 1}\n", 5, "rules[0]",
+     "content_sources needs an identity"},
+    {"DuplicateRuleName",
+     IDENTITIES "  - {name: a, signal: recipients_per_message, threshold: 5, points: 1}\n"
+                "  - {name: a, signal: recipients_per_message, threshold: 9, points: 1}\n",
+     6, "rules[1].name", "duplicate rule name \"a\""},
+    {"BadRuleName", "rules:\n  - {name: Too-Many, signal: recipients_per_message, threshold: 5, "
+                    "points: 1}\n",
+     2, "rules[0].name", "lower-case letters"},
+    {"RuleWithoutThreshold", "rules:\n  - {name: a, signal: recipients_per_message, points: 1}\n",
+     2, "rules[0]", "needs threshold"},
+    {"ThresholdNotANumber",
+     "rules:\n  - name: a\n    signal: recipients_per_message\n    threshold: lots\n"
+     "    points: 1\n",
+     4, "rules[0].threshold", "expected an integer >= 0, got \"lots\""},
+    {"NegativeThreshold",
+     "rules:\n  - {name: a, signal: recipients_per_message, threshold: -1, points: 1}\n", 2,
+     "rules[0].threshold", "an integer >= 0"},
+    {"ZeroPoints", "rules:\n  - {name: a, signal: recipients_per_message, threshold: 1, points: 0}\n",
+     2, "rules[0].points", "must not be 0"},
+    {"WindowTooLong",
+     IDENTITIES "  - name: a\n    signal: messages\n    identity: client\n    window: 8d\n"
+                "    threshold: 1\n    points: 1\n",
+     8, "rules[0].window", "from 1s to 7d"},
+    {"WindowNotWholeSeconds",
+     IDENTITIES "  - name: a\n    signal: messages\n    identity: client\n    window: 1500ms\n"
+                "    threshold: 1\n    points: 1\n",
+     8, "rules[0].window", "whole number of seconds"},
+    {"BandScoreZero", "actions:\n  tag: 0\n", 2, "actions.tag", "a score >= 1"},
+    {"BandScoreNotANumber", "actions:\n  tag: high\n", 2, "actions.tag", "a score >= 1"},
+    {"BandSameScore", "actions:\n  tag: 20\n  quarantine: 20\n", 3, "actions.quarantine",
+     "same score as tag"},
+    {"BandUnknownAction", "actions:\n  tag: 5\n  block: 50\n", 3, "actions.block",
+     "unknown action \"block\""},
+    {"BandForAccept", "actions:\n  accept: 0\n", 2, "actions.accept", "accept needs no band"},
+    {"TempfailCodeNot4xx", "replies:\n  tempfail:\n    code: 550\n", 3, "replies.tempfail.code",
+     "expected a 4xx SMTP reply code"},
+    {"RejectCodeNotThreeDigits", "replies:\n  reject:\n    code: 5500\n", 3,
+     "replies.reject.code", "expected a 5xx SMTP reply code"},
+    {"RejectStatusOfWrongClass", "replies:\n  reject:\n    status: 4.7.1\n", 3,
+     "replies.reject.status", "expected an enhanced status code 5.x.y"},
+    {"StatusWithFourDigitDetail", "replies:\n  tempfail:\n    status: 4.7.1000\n", 3,
+     "replies.tempfail.status", "4.x.y"},
+    {"ReplyTextWithLineBreak", "replies:\n  reject:\n    text: \"no\\r\\nway\"\n", 3,
+     "replies.reject.text", "printable ASCII on one line"},
+    {"ReplyTextWithLonePercent", "replies:\n  reject:\n    text: 100% spam\n", 3,
+     "replies.reject.text", "'%%'"},
+    {"TwoDocuments", "log: {level: info}\n---\nlog: {level: warn}\n", 3, "",
+     "expected one YAML document"},
+};
+
+#undef IDENTITIES
+
+INSTANTIATE_TEST_SUITE_P(Cases, ConfigLoaderError, ::testing::ValuesIn(k_error_cases),
+                         [](const ::testing::TestParamInfo<ErrorCase>& info) {
+                           return std::string(info.param.name);
+                         });
+
+// ---- Errors outside the table ---------------------------------------------------
+
+TEST(ConfigLoader, ReportsYamlSyntaxErrorAtItsLine) {
+  const auto issues = issues_of("redis:\n  url: redis://r\n  pool_size: 8\n bad: indent\n");
+  ASSERT_THAT(issues, SizeIs(1));
+  EXPECT_EQ(issues[0].line, 4);
+  EXPECT_EQ(issues[0].key, "");
+  EXPECT_THAT(issues[0].message, Not(IsEmpty()));
+  EXPECT_EQ(issues[0].to_string(), "test.yaml:4: " + issues[0].message);
+}
+
+TEST(ConfigLoader, ReportsUnclosedFlowListAtTheLineWhereItBreaks) {
+  const auto issues =
+      issues_of("rules:\n  - name: a\n    signal: [messages\n  - name: b\n");
+  ASSERT_THAT(issues, SizeIs(1));
+  EXPECT_EQ(issues[0].line, 4);
+}
+
+// yaml-cpp places an empty node at the next token, so the line may be the
+// one after the stray "-"; the key still says which item it is.
+TEST(ConfigLoader, ReportsEmptyListItemByIndex) {
+  const auto issues = issues_of(
+      "rules:\n  - {name: a, signal: recipients_per_message, threshold: 1, points: 1}\n  -\n"
+      "  - {name: b, signal: recipients_per_message, threshold: 2, points: 1}\n");
+  ASSERT_THAT(issues, SizeIs(1));
+  EXPECT_EQ(issues[0].key, "rules[1]");
+  EXPECT_THAT(issues[0].message, HasSubstr("expected a map, got nothing"));
+}
+
+TEST(ConfigLoader, NonexistentFileIsAConfigError) {
+  const std::string path = ::testing::TempDir() + "/floodgate_config_test_does_not_exist.yaml";
+  try {
+    load_config_file(path);
+    FAIL() << "loaded a file that does not exist";
+  } catch (const ConfigError& error) {
+    ASSERT_THAT(error.issues(), SizeIs(1));
+    EXPECT_EQ(error.issues()[0].file, path);
+    EXPECT_EQ(error.issues()[0].line, 0);
+    EXPECT_THAT(error.issues()[0].message, HasSubstr("cannot read file"));
+    EXPECT_THAT(error.what(), HasSubstr(path + ": cannot read file: No such file"));
+  }
+}
+
+TEST(ConfigLoader, DirectoryIsNotReadAsAnEmptyConfig) {
+  EXPECT_THROW(load_config_file(::testing::TempDir()), ConfigError);
+}
+
+TEST(ConfigLoader, IssuesFromAFileNameThatFile) {
+  const std::string path = write_temp_file("bad.yaml", "log:\n  level: loud\n");
+  try {
+    load_config_file(path);
+    FAIL() << "loaded a bad file";
+  } catch (const ConfigError& error) {
+    ASSERT_THAT(error.issues(), SizeIs(1));
+    EXPECT_EQ(error.issues()[0].to_string(),
+              path + ":2: log.level: expected one of trace, debug, info, warn, error, got "
+                     "\"loud\"");
+  }
+}
+
+TEST(ConfigLoader, ReportsEveryErrorInAFileNotJustTheFirst) {
+  const char* yaml = R"(redis:
+  pool_size: 0
+  colour: blue
+identities:
+  client:
+    parts: [client_address]
+rules:
+  - name: a
+    signal: messages
+    identity: nobody
+    window: 10
+    threshold: 1
+    points: 1
+actions:
+  tag: 5
+  quarantine: 5
+)";
+  try {
+    load_config_text(yaml, "many.yaml");
+    FAIL() << "loaded a file with five errors";
+  } catch (const ConfigError& error) {
+    std::vector<std::pair<int, std::string>> got;
+    for (const auto& issue : error.issues()) got.emplace_back(issue.line, issue.key);
+    EXPECT_THAT(got, ElementsAre(std::pair{2, std::string("redis.pool_size")},
+                                 std::pair{3, std::string("redis.colour")},
+                                 std::pair{10, std::string("rules[0].identity")},
+                                 std::pair{11, std::string("rules[0].window")},
+                                 std::pair{16, std::string("actions.quarantine")}));
+    // what() lists them all, one per line, in the documented format.
+    const std::string what = error.what();
+    EXPECT_EQ(std::count(what.begin(), what.end(), '\n'), 4);
+    EXPECT_THAT(what, HasSubstr("many.yaml:3: redis.colour: unknown key \"colour\"\n"));
+  }
+}
+
+TEST(ConfigLoader, BrokenIdentityIsNotReportedAgainByTheRulesUsingIt) {
+  const auto issues = issues_of(R"(identities:
+  script:
+    parts: [{header: 'bad header'}]
+rules:
+  - {name: a, signal: messages, identity: script, threshold: 1, points: 1}
+)");
+  ASSERT_THAT(issues, SizeIs(1));
+  EXPECT_EQ(issues[0].key, "identities.script.parts[0].header");
+}
+
+// ---- ConfigIssue formatting -------------------------------------------------------
+
+TEST(ConfigIssue, FormatsAsFileLineKeyMessage) {
+  EXPECT_EQ((ConfigIssue{"f.yaml", 12, "rules[2].threshold", "bad"}).to_string(),
+            "f.yaml:12: rules[2].threshold: bad");
+}
+
+TEST(ConfigIssue, LeavesOutLineAndKeyWhenUnknown) {
+  EXPECT_EQ((ConfigIssue{"f.yaml", 0, "", "cannot read file"}).to_string(),
+            "f.yaml: cannot read file");
+}
+
+}  // namespace
+}  // namespace floodgate::policy
