@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Sets up a Debian 12 machine to build and test Floodgate, then builds it.
+#   - installs the Debian packages below when any is missing (needs root);
+#   - configures and builds into build/ (or build-asan/ with
+#     FLOODGATE_SANITIZE=1, AddressSanitizer + UBSan).
+# Sourced by run-floodgate.sh and run-tests.sh; BUILD_DIR is exported.
+set -euo pipefail
+
+FLOODGATE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export FLOODGATE_ROOT
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  libmilter-dev libboost-program-options-dev libspdlog-dev libfmt-dev
+  libyaml-cpp-dev libhiredis-dev libxxhash-dev libexpected-dev
+  googletest libgtest-dev libgmock-dev
+  redis-server postfix python3
+)
+
+missing_packages() {
+  local package
+  for package in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$package" 2>/dev/null | grep -q '^install ok installed$' ||
+      echo "$package"
+  done
+}
+
+install_packages() {
+  local missing
+  missing="$(missing_packages)"
+  [ -z "$missing" ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: these Debian packages are missing and installing them needs root:" $missing >&2
+    exit 1
+  fi
+  echo "setup: installing" $missing
+  # Postfix would otherwise ask (or default to "Internet Site") and start
+  # a system mail server; the tests run private instances of their own.
+  echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  # shellcheck disable=SC2086
+  apt-get install -y -q --no-install-recommends $missing
+}
+
+build_floodgate() {
+  local sanitize=OFF
+  BUILD_DIR="$FLOODGATE_ROOT/build"
+  if [ "${FLOODGATE_SANITIZE:-0}" = 1 ]; then
+    sanitize=ON
+    BUILD_DIR="$FLOODGATE_ROOT/build-asan"
+  fi
+  export BUILD_DIR
+  cmake -S "$FLOODGATE_ROOT" -B "$BUILD_DIR" -DFLOODGATE_SANITIZE="$sanitize" >/dev/null
+  cmake --build "$BUILD_DIR" -j"$(nproc)"
+}
+
+install_packages
+build_floodgate
