@@ -1,1 +1,283 @@
-// being written
+// The exact content fingerprinter: a streaming MIME walker that feeds the
+// decoded text of text/plain and text/html parts through TextNormaliser.
+//
+// The walker is line-oriented because MIME boundaries are whole lines. Lines
+// are gathered in one buffer of k_max_line bytes; a longer line is handed on
+// in pieces, and a piece that does not start a line is never taken for a
+// boundary (a boundary line is at most ~75 bytes). Piece limits fall at fixed
+// offsets within a line, so the result does not depend on how the MTA split
+// the body into chunks.
+#include "policy/content_fingerprint.hpp"
+
+#include <string>
+#include <vector>
+
+#include "policy/mime_decoders.hpp"
+#include "policy/mime_header.hpp"
+#include "policy/mime_html.hpp"
+#include "policy/text_normaliser.hpp"
+
+namespace floodgate::policy {
+
+namespace {
+
+constexpr std::size_t k_max_line = 8 * 1024;
+// Real mail nests multiparts three or four deep (mixed > related >
+// alternative); deeper is a parser attack, its contents are skipped.
+constexpr std::size_t k_max_multipart_depth = 8;
+// After this many parts the rest of the message is ignored.
+constexpr std::size_t k_max_parts = 512;
+// Longest header value kept (Content-Type with a long boundary fits easily).
+constexpr std::size_t k_max_header_value = 1024;
+
+// The header fields of one entity (the message or a MIME part) that decide
+// how its body is read. First occurrence wins, as in MessageFacts.
+struct EntityHeaders {
+  enum Field { ContentType, TransferEncoding, Disposition, Other };
+
+  std::string content_type;
+  std::string transfer_encoding;
+  std::string disposition;
+  bool seen[3] = {false, false, false};
+
+  static Field field_of(std::string_view name) {
+    name = trim_header_space(name);
+    if (equals_ignoring_case(name, "Content-Type")) return ContentType;
+    if (equals_ignoring_case(name, "Content-Transfer-Encoding")) return TransferEncoding;
+    if (equals_ignoring_case(name, "Content-Disposition")) return Disposition;
+    return Other;
+  }
+  std::string* value_of(Field field) {
+    switch (field) {
+      case ContentType: return &content_type;
+      case TransferEncoding: return &transfer_encoding;
+      case Disposition: return &disposition;
+      case Other: break;
+    }
+    return nullptr;
+  }
+};
+
+void append_capped(std::string& to, std::string_view text) {
+  if (to.size() >= k_max_header_value) return;
+  to.append(text.substr(0, k_max_header_value - to.size()));
+}
+
+class ExactFingerprinter final : public ContentFingerprinter {
+ public:
+  explicit ExactFingerprinter(const ContentSettings& settings) : m_text(settings.max_text_bytes) {
+    m_line.reserve(k_max_line);
+  }
+
+  void add_header(std::string_view name, std::string_view value) override {
+    if (m_body_started) return;  // too late to change how the body is read
+    const auto field = EntityHeaders::field_of(name);
+    if (field == EntityHeaders::Other || m_message_headers.seen[field]) return;
+    m_message_headers.seen[field] = true;
+    append_capped(*m_message_headers.value_of(field), value);
+  }
+
+  void add_body_chunk(std::string_view chunk) override {
+    start_body();
+    while (!chunk.empty() && !stopped()) {
+      const std::size_t newline = chunk.find('\n');
+      const std::size_t take = newline == std::string_view::npos ? chunk.size() : newline;
+      const std::size_t room = k_max_line - m_line.size();
+      if (take > room) {
+        m_line.append(chunk.substr(0, room));
+        chunk.remove_prefix(room);
+        on_line(false);
+        continue;
+      }
+      m_line.append(chunk.substr(0, take));
+      chunk.remove_prefix(take);
+      if (newline != std::string_view::npos) {
+        chunk.remove_prefix(1);
+        on_line(true);
+      }
+    }
+  }
+
+  ContentFingerprint finish() override {
+    if (!m_finished) {
+      start_body();
+      // An unterminated last line still counts: "--b--" without CRLF closes.
+      if (!m_line.empty() && !stopped()) on_line(true);
+      end_text_part();
+      m_result.present = m_text.saw_text();
+      m_result.digest = m_result.present ? m_text.digest() : 0;
+      m_result.method = "exact";
+      m_finished = true;
+    }
+    return m_result;
+  }
+
+ private:
+  // What the lines of the current entity are.
+  enum class Section { Headers, Text, Skip, Done };
+
+  bool stopped() const { return m_section == Section::Done || m_text.full(); }
+
+  void start_body() {
+    if (m_body_started) return;
+    m_body_started = true;
+    begin_entity_body(m_message_headers);
+  }
+
+  // Called with m_line holding a line (ends_line) or a piece of a long one.
+  void on_line(bool ends_line) {
+    std::string_view line = m_line;
+    const bool at_line_start = !m_in_long_line;
+    m_in_long_line = !ends_line;
+    if (ends_line && !line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!(at_line_start && ends_line && on_boundary(line))) {
+      switch (m_section) {
+        case Section::Headers:
+          on_header_line(line, at_line_start);
+          break;
+        case Section::Text:
+          add_text(line);
+          if (ends_line) add_text("\n");
+          break;
+        case Section::Skip:
+        case Section::Done:
+          break;
+      }
+    }
+    m_line.clear();
+  }
+
+  // Handles `line` if it is a delimiter of an open multipart; an outer
+  // delimiter also closes the inner multiparts that never closed.
+  bool on_boundary(std::string_view line) {
+    if (m_boundaries.empty() || !line.starts_with("--")) return false;
+    // RFC 2046 5.1.1: transport padding may follow the delimiter.
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+    for (std::size_t level = m_boundaries.size(); level-- > 0;) {
+      const std::string& delimiter = m_boundaries[level];
+      if (!line.starts_with(delimiter)) continue;
+      const std::string_view rest = line.substr(delimiter.size());
+      if (!rest.empty() && rest != "--") continue;
+      end_text_part();
+      m_boundaries.resize(level + 1);
+      if (rest == "--") {
+        // The epilogue up to the enclosing multipart's next delimiter is not
+        // part of any entity.
+        m_boundaries.pop_back();
+        m_section = Section::Skip;
+      } else if (++m_parts > k_max_parts) {
+        m_section = Section::Done;
+      } else {
+        m_section = Section::Headers;
+        m_part_headers = EntityHeaders{};
+        m_current_field = EntityHeaders::Other;
+      }
+      return true;
+    }
+    return false;
+  }
+
+  void on_header_line(std::string_view line, bool at_line_start) {
+    if (!at_line_start || (!line.empty() && (line[0] == ' ' || line[0] == '\t'))) {
+      // The rest of a long line, or a folded continuation.
+      if (std::string* value = m_part_headers.value_of(m_current_field)) {
+        append_capped(*value, " ");
+        append_capped(*value, line);
+      }
+      return;
+    }
+    if (line.empty()) {
+      begin_entity_body(m_part_headers);
+      return;
+    }
+    m_current_field = EntityHeaders::Other;
+    const std::size_t colon = line.find(':');
+    // A line without a colon is junk in the header section; skip it.
+    if (colon == std::string_view::npos) return;
+    const auto field = EntityHeaders::field_of(line.substr(0, colon));
+    if (field == EntityHeaders::Other || m_part_headers.seen[field]) return;
+    m_part_headers.seen[field] = true;
+    m_current_field = field;
+    append_capped(*m_part_headers.value_of(field), line.substr(colon + 1));
+  }
+
+  // Decides, from its headers, how the body of an entity is read.
+  void begin_entity_body(const EntityHeaders& headers) {
+    const ContentType type = parse_content_type(headers.content_type);
+    m_section = Section::Skip;
+    if (type.is_multipart() && !type.boundary.empty()) {
+      if (m_boundaries.size() < k_max_multipart_depth) {
+        m_boundaries.push_back("--" + type.boundary);
+      }
+      return;  // the preamble is skipped until the first delimiter
+    }
+    // A multipart without a boundary cannot be split into parts; its text
+    // is all that can be read, so it is read as text/plain.
+    if (!type.is_text() && !type.is_multipart()) return;
+    if (is_attachment_disposition(headers.disposition)) return;
+    m_section = Section::Text;
+    m_decoder = TransferDecoder(parse_transfer_encoding(headers.transfer_encoding));
+    m_is_html = type.is_html();
+    m_html = HtmlTextExtractor{};
+  }
+
+  void add_text(std::string_view encoded) {
+    m_decoded.clear();
+    m_decoder.decode(encoded, m_decoded);
+    add_decoded();
+  }
+
+  void add_decoded() {
+    if (m_is_html) {
+      m_html_text.clear();
+      m_html.extract(m_decoded, m_html_text);
+      m_text.add(m_html_text);
+    } else {
+      m_text.add(m_decoded);
+    }
+  }
+
+  void end_text_part() {
+    if (m_section != Section::Text) return;
+    m_decoded.clear();
+    m_decoder.finish(m_decoded);
+    add_decoded();
+    if (m_is_html) {
+      m_html_text.clear();
+      m_html.finish(m_html_text);
+      m_text.add(m_html_text);
+    }
+    m_text.separate();
+    m_section = Section::Skip;
+  }
+
+  TextNormaliser m_text;
+  ContentFingerprint m_result;
+  bool m_finished = false;
+  bool m_body_started = false;
+  EntityHeaders m_message_headers;
+
+  // Walker state.
+  Section m_section = Section::Skip;
+  std::string m_line;  // at most k_max_line bytes
+  bool m_in_long_line = false;
+  std::vector<std::string> m_boundaries;  // "--boundary", outermost first
+  std::size_t m_parts = 0;
+  EntityHeaders m_part_headers;
+  EntityHeaders::Field m_current_field = EntityHeaders::Other;
+
+  // Current text part.
+  TransferDecoder m_decoder;
+  bool m_is_html = false;
+  HtmlTextExtractor m_html;
+  std::string m_decoded;    // one line's decoded bytes, reused
+  std::string m_html_text;  // one line's text from HTML, reused
+};
+
+}  // namespace
+
+std::unique_ptr<ContentFingerprinter> make_exact_fingerprinter(const ContentSettings& settings) {
+  return std::make_unique<ExactFingerprinter>(settings);
+}
+
+}  // namespace floodgate::policy

@@ -1,1 +1,398 @@
-// being written
+// Behaviour of the exact content fingerprinter on constructed messages.
+#include "policy/content_fingerprint.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+#include "fingerprint_test_util.hpp"
+
+namespace floodgate::policy {
+namespace {
+
+using testing::Chunking;
+using testing::encode_base64;
+using testing::encode_quoted_printable;
+using testing::fingerprint;
+using testing::RawMessage;
+using testing::to_crlf;
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+const std::string k_offer =
+    "Dear friend,\n\nYou have been selected for an EXCLUSIVE offer: caf\xc3\xa9 "
+    "cr\xc3\xa8me = 50% off!\nReply today.  Tabs\tand   spaces   everywhere.\n"
+    "A long line that goes well past seventy-six columns so that quoted-printable "
+    "needs a soft line break somewhere in the middle of it.\n";
+
+ContentFingerprint plain(const std::string& text) {
+  return fingerprint({{"Content-Type", " text/plain; charset=utf-8"}}, text);
+}
+
+ContentFingerprint encoded(const std::string& body, const std::string& encoding,
+                           const std::string& type = "text/plain") {
+  return fingerprint({{"Content-Type", " " + type + "; charset=utf-8"},
+                      {"Content-Transfer-Encoding", " " + encoding}},
+                     body);
+}
+
+// A multipart body from (part headers, part body) pairs.
+std::string multipart_body(const std::string& boundary,
+                           const std::vector<std::pair<std::string, std::string>>& parts,
+                           bool close = true) {
+  std::string body = "This is a multi-part message in MIME format.\r\n";
+  for (const auto& [headers, content] : parts) {
+    body += "\r\n--" + boundary + "\r\n" + headers + "\r\n" + content;
+  }
+  if (close) body += "\r\n--" + boundary + "--\r\n";
+  return body;
+}
+
+Headers multipart_headers(const std::string& subtype, const std::string& boundary) {
+  return {{"MIME-Version", " 1.0"},
+          {"Content-Type", " multipart/" + subtype + "; boundary=\"" + boundary + "\""}};
+}
+
+TEST(ExactContentFingerprint, SameTextInPlainBase64AndQuotedPrintableMatches) {
+  const auto as_plain = plain(k_offer);
+  const auto as_base64 = encoded(encode_base64(k_offer), "base64");
+  const auto as_qp = encoded(encode_quoted_printable(k_offer), "quoted-printable");
+  ASSERT_TRUE(as_plain.present);
+  EXPECT_EQ(as_plain.method, "exact");
+  EXPECT_EQ(as_base64.digest, as_plain.digest);
+  EXPECT_EQ(as_qp.digest, as_plain.digest);
+  EXPECT_TRUE(as_base64.present);
+  EXPECT_TRUE(as_qp.present);
+}
+
+TEST(ExactContentFingerprint, TransferEncodingNameIsCaseInsensitive) {
+  EXPECT_EQ(encoded(encode_base64(k_offer), "BASE64").digest, plain(k_offer).digest);
+  EXPECT_EQ(encoded(encode_quoted_printable(k_offer), "Quoted-Printable").digest,
+            plain(k_offer).digest);
+}
+
+TEST(ExactContentFingerprint, CaseAndWhitespaceDifferencesDoNotChangeDigest) {
+  const auto reference = plain("hello world, buy now");
+  EXPECT_EQ(plain("HELLO World,\r\n\r\n  Buy\tNOW  \r\n").digest, reference.digest);
+  EXPECT_EQ(plain("\n\n   hello    world,\nbuy now\n\n\n").digest, reference.digest);
+}
+
+TEST(ExactContentFingerprint, DifferentTextGivesDifferentDigest) {
+  EXPECT_NE(plain("hello world, buy now").digest, plain("hello world, buy later").digest);
+  // Whitespace between words is folded, not removed.
+  EXPECT_NE(plain("hello world").digest, plain("helloworld").digest);
+}
+
+TEST(ExactContentFingerprint, LfAndCrlfLineEndingsMatch) {
+  const std::string body = multipart_body(
+      "b1", {{"Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n",
+              encode_quoted_printable(k_offer)}});
+  const auto crlf = fingerprint(multipart_headers("mixed", "b1"), body);
+  std::string lf = body;
+  std::erase(lf, '\r');
+  ASSERT_TRUE(crlf.present);
+  EXPECT_EQ(fingerprint(multipart_headers("mixed", "b1"), lf).digest, crlf.digest);
+  EXPECT_EQ(crlf.digest, plain(k_offer).digest);
+}
+
+TEST(ExactContentFingerprint, DigestDoesNotDependOnChunkBoundaries) {
+  const std::string inner = multipart_body(
+      "inner", {{"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n",
+                 encode_base64(k_offer)},
+                {"Content-Type: text/html; charset=utf-8\r\n"
+                 "Content-Transfer-Encoding: quoted-printable\r\n",
+                 encode_quoted_printable("<p>Hello&nbsp;<b>there</b> &amp; bye</p>\n")}});
+  const std::string body = multipart_body(
+      "outer", {{"Content-Type: multipart/alternative; boundary=inner\r\n", inner},
+                {"Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n",
+                 encode_base64(std::string(3000, '\x89'))}});
+  // A line longer than the line buffer exercises piecewise processing too.
+  const std::string long_line(20000, 'x');
+  for (const RawMessage& message :
+       {RawMessage{multipart_headers("mixed", "outer"), body},
+        RawMessage{multipart_headers("mixed", "outer"), to_crlf(body)},
+        RawMessage{{{"Content-Type", " text/plain"}}, k_offer + long_line + "\n" + k_offer}}) {
+    const auto whole = fingerprint(message, Chunking::Whole);
+    ASSERT_TRUE(whole.present);
+    EXPECT_EQ(fingerprint(message, Chunking::ByteByByte).digest, whole.digest);
+    for (std::uint32_t seed = 1; seed <= 20; ++seed) {
+      EXPECT_EQ(fingerprint(message, Chunking::Random, seed).digest, whole.digest)
+          << "seed " << seed;
+    }
+  }
+}
+
+TEST(ExactContentFingerprint, FoldedAndUnfoldedContentTypeHeadersMatch) {
+  const std::string body = multipart_body("=_b 1", {{"Content-Type: text/plain\r\n", k_offer}});
+  const auto unfolded =
+      fingerprint({{"Content-Type", "multipart/mixed; boundary=\"=_b 1\""}}, body);
+  const auto spaced =
+      fingerprint({{"Content-Type", " multipart/mixed; boundary=\"=_b 1\""}}, body);
+  const auto folded =
+      fingerprint({{"content-type", " multipart/mixed;\r\n\tboundary=\"=_b 1\""}}, body);
+  ASSERT_TRUE(unfolded.present);
+  EXPECT_EQ(spaced.digest, unfolded.digest);
+  EXPECT_EQ(folded.digest, unfolded.digest);
+  EXPECT_EQ(unfolded.digest, plain(k_offer).digest);
+}
+
+TEST(ExactContentFingerprint, FoldedPartHeadersAreUnderstood) {
+  const std::string body = multipart_body(
+      "b", {{"Content-Type: text/plain;\r\n charset=utf-8\r\nContent-Transfer-Encoding:\r\n"
+             " base64\r\n",
+             encode_base64(k_offer)}});
+  EXPECT_EQ(fingerprint(multipart_headers("mixed", "b"), body).digest, plain(k_offer).digest);
+}
+
+TEST(ExactContentFingerprint, NestedMultipartTextIsFound) {
+  const std::string alternative = multipart_body(
+      "alt", {{"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n",
+               encode_base64(k_offer)}});
+  const std::string related = multipart_body(
+      "rel", {{"Content-Type: multipart/alternative; boundary=alt\r\n", alternative},
+              {"Content-Type: image/gif\r\nContent-Transfer-Encoding: base64\r\n",
+               encode_base64("GIF89a not really")}});
+  const std::string mixed =
+      multipart_body("mix", {{"Content-Type: multipart/related; boundary=\"rel\"\r\n", related}});
+  EXPECT_EQ(fingerprint(multipart_headers("mixed", "mix"), mixed).digest, plain(k_offer).digest);
+}
+
+TEST(ExactContentFingerprint, AlternativeHashesPlainThenHtmlText) {
+  const std::string body = multipart_body(
+      "alt", {{"Content-Type: text/plain\r\n", "Buy cheap pills"},
+              {"Content-Type: text/html\r\n", "<html><body><p>Buy <b>cheap</b> pills</p>"}});
+  const auto both = fingerprint(multipart_headers("alternative", "alt"), body);
+  EXPECT_EQ(both.digest, plain("buy cheap pills buy cheap pills").digest);
+}
+
+TEST(ExactContentFingerprint, HtmlTagsAreDroppedAndEntitiesDecoded) {
+  const auto html = encoded(
+      "<html><head><title>Offer</title><style>p { color: red }</style>"
+      "<script>var x = '<b>';</script></head>\r\n<body><!-- hidden <b>comment</b> -->"
+      "<p>Caf&#233; &amp; cr&#xE8;me&nbsp;&lt;50%&gt; &quot;off&quot; 3 < 4</p></body></html>",
+      "7bit", "text/html");
+  EXPECT_EQ(html.digest, plain("offer caf\xc3\xa9 & cr\xc3\xa8me <50%> \"off\" 3 < 4").digest);
+}
+
+TEST(ExactContentFingerprint, AttachmentsAndImagesAreIgnored) {
+  const std::string text_only =
+      multipart_body("b", {{"Content-Type: text/plain\r\n", k_offer}});
+  const std::string with_attachments = multipart_body(
+      "b", {{"Content-Type: text/plain\r\n", k_offer},
+            {"Content-Type: image/jpeg; name=a.jpg\r\nContent-Transfer-Encoding: base64\r\n",
+             encode_base64("\xff\xd8\xff\xe0 jpeg bytes")},
+            {"Content-Type: application/pdf\r\nContent-Disposition: attachment\r\n",
+             "%PDF-1.4 words inside a pdf"},
+            {"Content-Type: text/plain; name=notes.txt\r\n"
+             "Content-Disposition: attachment; filename=notes.txt\r\n",
+             "a text file attached, not the message"}});
+  const auto reference = fingerprint(multipart_headers("mixed", "b"), text_only);
+  ASSERT_TRUE(reference.present);
+  EXPECT_EQ(fingerprint(multipart_headers("mixed", "b"), with_attachments).digest,
+            reference.digest);
+}
+
+TEST(ExactContentFingerprint, MessageWithoutTextHasNoFingerprint) {
+  const std::string attachments_only = multipart_body(
+      "b", {{"Content-Type: application/zip\r\nContent-Transfer-Encoding: base64\r\n",
+             encode_base64("PK\x03\x04 zip")}});
+  const struct {
+    const char* name;
+    Headers headers;
+    std::string body;
+  } cases[] = {
+      {"empty body", {}, ""},
+      {"whitespace only", {{"Content-Type", " text/plain"}}, " \r\n\t\r\n\r\n"},
+      {"attachments only", multipart_headers("mixed", "b"), attachments_only},
+      {"image message", {{"Content-Type", " image/png"}}, "\x89PNG..."},
+      {"html without text", {{"Content-Type", " text/html"}}, "<html><br><img src=x></html>"},
+      {"empty multipart", multipart_headers("mixed", "b"), "--b\r\n\r\n--b--\r\n"},
+  };
+  for (const auto& c : cases) {
+    const auto result = fingerprint(c.headers, c.body);
+    EXPECT_FALSE(result.present) << c.name;
+    EXPECT_EQ(result.digest, 0u) << c.name;
+    EXPECT_EQ(result.method, "exact") << c.name;
+  }
+}
+
+TEST(ExactContentFingerprint, BodyWithoutMimeHeadersIsPlainText) {
+  EXPECT_EQ(fingerprint({{"Subject", " hi"}}, k_offer).digest, plain(k_offer).digest);
+}
+
+TEST(ExactContentFingerprint, MalformedMimeStillGivesAFingerprint) {
+  const std::string part = "Content-Type: text/plain\r\n\r\n" + k_offer;
+  const struct {
+    const char* name;
+    Headers headers;
+    std::string body;
+    bool same_as_offer;  // the readable text is exactly k_offer
+  } cases[] = {
+      {"no closing delimiter", multipart_headers("mixed", "b"), "--b\r\n" + part, true},
+      {"closing delimiter without CRLF", multipart_headers("mixed", "b"),
+       "--b\r\n" + part + "\r\n--b--", true},
+      {"delimiter with transport padding", multipart_headers("mixed", "b"),
+       "--b \t\r\n" + part + "\r\n--b--  \r\n", true},
+      {"unclosed inner multipart",
+       multipart_headers("mixed", "out"),
+       "--out\r\nContent-Type: multipart/alternative; boundary=in\r\n\r\n--in\r\n" + part +
+           "\r\n--out\r\nContent-Type: image/gif\r\n\r\nGIF\r\n--out--\r\n",
+       true},
+      {"invalid base64 characters", {{"Content-Transfer-Encoding", " base64"}},
+       "!!" + encode_base64(k_offer) + "@@##\r\n", true},
+      {"truncated base64", {{"Content-Transfer-Encoding", " base64"}}, "SGVsbG8gd29y", false},
+      {"invalid quoted-printable", {{"Content-Transfer-Encoding", " quoted-printable"}},
+       "caf=C3=A9 =ZZ =4 = x =", false},
+      {"boundary parameter missing", {{"Content-Type", " multipart/mixed"}},
+       "--b\r\n" + part, false},
+      {"binary junk with NULs", {{"Content-Type", " text/plain"}},
+       std::string("a\0b\xff\xfe\r\r\r\0\0\n\x01 text", 16), false},
+      {"part headers never end", multipart_headers("mixed", "b"),
+       "--b\r\nContent-Type: text/plain\r\nX: " + std::string(50000, 'y') + "\r\n--b--\r\n",
+       false},
+      {"unknown transfer encoding", {{"Content-Transfer-Encoding", " x-uuencode"}}, k_offer,
+       true},
+      {"content type without subtype", {{"Content-Type", " text"}}, k_offer, true},
+  };
+  for (const auto& c : cases) {
+    const auto result = fingerprint(c.headers, c.body);
+    EXPECT_EQ(result.method, "exact") << c.name;
+    if (c.same_as_offer) {
+      EXPECT_EQ(result.digest, plain(k_offer).digest) << c.name;
+    }
+    // Whatever the damage, the result is the same however the body is cut.
+    RawMessage message{c.headers, c.body};
+    const auto bytewise = fingerprint(message, Chunking::ByteByByte);
+    EXPECT_EQ(bytewise.digest, result.digest) << c.name;
+    EXPECT_EQ(bytewise.present, result.present) << c.name;
+  }
+}
+
+TEST(ExactContentFingerprint, QuotedPrintableSoftLineBreaksJoinWords) {
+  EXPECT_EQ(encoded("vi=\r\nagr=61 =\r\nnow", "quoted-printable").digest,
+            plain("viagra now").digest);
+  // Transport padding after the '=' of a soft break is allowed.
+  EXPECT_EQ(encoded("vi= \t\r\nagra", "quoted-printable").digest, plain("viagra").digest);
+}
+
+TEST(ExactContentFingerprint, BoundaryAsPrefixOfALineIsNotADelimiter) {
+  const std::string body = "--b\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--bb\r\nsecond\r\n--b--\r\n";
+  EXPECT_EQ(fingerprint(multipart_headers("mixed", "b"), body).digest,
+            plain("first --bb second").digest);
+}
+
+TEST(ExactContentFingerprint, MultipartNestedBeyondDepthCapTerminatesAndKeepsShallowText) {
+  std::string body = "--L0\r\nContent-Type: text/plain\r\n\r\nshallow words\r\n";
+  for (int level = 0; level < 200; ++level) {
+    body += "--L" + std::to_string(level) + "\r\nContent-Type: multipart/mixed; boundary=L" +
+            std::to_string(level + 1) + "\r\n\r\n";
+  }
+  body += "--L200\r\nContent-Type: text/plain\r\n\r\ndeep words\r\n";
+  const auto result = fingerprint(multipart_headers("mixed", "L0"), body);
+  ASSERT_TRUE(result.present);
+  EXPECT_EQ(result.digest, plain("shallow words").digest);
+}
+
+TEST(ExactContentFingerprint, PartsBeyondPartsCapAreIgnored) {
+  auto many_parts = [](int count, const std::string& last) {
+    std::vector<std::pair<std::string, std::string>> parts;
+    for (int i = 0; i < count; ++i) parts.emplace_back("\r\n", "w" + std::to_string(i));
+    parts.emplace_back("\r\n", last);
+    return multipart_body("b", parts);
+  };
+  const Headers headers = multipart_headers("mixed", "b");
+  // 1000 parts is past the cap: what the last part says does not matter...
+  EXPECT_EQ(fingerprint(headers, many_parts(1000, "one")).digest,
+            fingerprint(headers, many_parts(1000, "two")).digest);
+  // ...while with a few parts it does.
+  EXPECT_NE(fingerprint(headers, many_parts(10, "one")).digest,
+            fingerprint(headers, many_parts(10, "two")).digest);
+}
+
+TEST(ExactContentFingerprint, TextBeyondMaxTextBytesDoesNotChangeDigest) {
+  ContentSettings settings;
+  settings.max_text_bytes = 64;
+  const std::string prefix(100, 'a');  // already past the cap
+  const Headers headers = {{"Content-Type", " text/plain"}};
+  const auto one = fingerprint(headers, prefix + " tail one", settings);
+  const auto two = fingerprint(headers, prefix + " something else entirely", settings);
+  ASSERT_TRUE(one.present);
+  EXPECT_EQ(one.digest, two.digest);
+  EXPECT_EQ(one.digest, fingerprint(headers, std::string(64, 'a'), settings).digest);
+  // The cap counts normalised text: folded whitespace does not use it up.
+  const auto spaced = fingerprint(headers, "x" + std::string(500, ' ') + "y", settings);
+  EXPECT_EQ(spaced.digest, fingerprint(headers, "x y", settings).digest);
+  // And a difference within the cap still shows.
+  EXPECT_NE(fingerprint(headers, "b" + prefix, settings).digest, one.digest);
+}
+
+TEST(ExactContentFingerprint, CapAtAWordBoundaryDoesNotHashTheSeparatingSpace) {
+  ContentSettings settings;
+  settings.max_text_bytes = 5;
+  const Headers headers = {{"Content-Type", " text/plain"}};
+  EXPECT_EQ(fingerprint(headers, "hello world", settings).digest,
+            fingerprint(headers, "hello", settings).digest);
+}
+
+TEST(ExactContentFingerprint, LongLinesWithoutBreaksAreReadInPieces) {
+  std::string text;
+  for (int i = 0; i < 20000; ++i) text += "word" + std::to_string(i) + " ";
+  std::string one_line_base64 = encode_base64(text);
+  std::erase(one_line_base64, '\r');
+  std::erase(one_line_base64, '\n');
+  ContentSettings settings;
+  settings.max_text_bytes = 1 << 20;
+  const auto reference = fingerprint({{"Content-Type", " text/plain"}}, text, settings);
+  EXPECT_EQ(fingerprint({{"Content-Transfer-Encoding", " base64"}}, one_line_base64, settings)
+                .digest,
+            reference.digest);
+  std::string one_line_qp = encode_quoted_printable(text);
+  EXPECT_EQ(fingerprint({{"Content-Transfer-Encoding", " quoted-printable"}}, one_line_qp,
+                        settings)
+                .digest,
+            reference.digest);
+}
+
+TEST(ExactContentFingerprint, TwentyMegabyteBodiesFinishQuickly) {
+  using Clock = std::chrono::steady_clock;
+  // Generous enough for ASan builds on a slow CI machine.
+  constexpr auto k_bound = std::chrono::seconds(10);
+  std::string text;
+  text.reserve(20 << 20);
+  while (text.size() < (20u << 20)) text += "Cheap watches and more cheap watches\r\n";
+  ContentSettings no_cap;
+  no_cap.max_text_bytes = 64 << 20;  // make the whole body go through the pipeline
+
+  auto start = Clock::now();
+  const auto big_text = fingerprint(
+      RawMessage{{{"Content-Type", " text/plain"}}, text}, Chunking::Random, 7, no_cap);
+  EXPECT_TRUE(big_text.present);
+  EXPECT_LT(Clock::now() - start, k_bound);
+
+  const std::string attachment = multipart_body(
+      "b", {{"Content-Type: text/plain\r\n", "see attached"},
+            {"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n",
+             encode_base64(std::string_view(text).substr(0, 15 << 20))}});
+  start = Clock::now();
+  const auto big_attachment =
+      fingerprint(RawMessage{multipart_headers("mixed", "b"), attachment}, Chunking::Random, 7);
+  EXPECT_LT(Clock::now() - start, k_bound);
+  EXPECT_EQ(big_attachment.digest, plain("see attached").digest);
+}
+
+TEST(ExactContentFingerprint, HeadersAfterTheBodyStartedAreIgnored) {
+  auto fingerprinter = make_exact_fingerprinter(ContentSettings{});
+  fingerprinter->add_body_chunk("SGVsbG8=\r\n");
+  fingerprinter->add_header("Content-Transfer-Encoding", " base64");
+  EXPECT_EQ(fingerprinter->finish().digest, plain("SGVsbG8=").digest);
+}
+
+TEST(ExactContentFingerprint, FirstContentTypeHeaderWins) {
+  EXPECT_EQ(fingerprint({{"Content-Type", " text/plain"}, {"Content-Type", " image/gif"}}, k_offer)
+                .digest,
+            plain(k_offer).digest);
+}
+
+}  // namespace
+}  // namespace floodgate::policy
