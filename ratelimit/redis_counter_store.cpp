@@ -1,1 +1,367 @@
-// being written
+#include "ratelimit/redis_counter_store.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <hiredis/hiredis.h>
+#include <sys/time.h>
+
+#include "ratelimit/counter_script.hpp"
+#include "ratelimit/sliding_window.hpp"
+
+namespace floodgate::ratelimit {
+namespace {
+
+using ContextPtr = std::unique_ptr<redisContext, decltype(&redisFree)>;
+using ReplyPtr = std::unique_ptr<redisReply, decltype(&freeReplyObject)>;
+
+// Redis error texts are quoted in logs; keep them a sane length.
+constexpr std::size_t k_max_detail_chars = 200;
+
+timeval to_timeval(std::chrono::milliseconds duration) {
+  const auto ms = std::max<std::chrono::milliseconds::rep>(duration.count(), 1);
+  return timeval{.tv_sec = static_cast<time_t>(ms / 1000),
+                 .tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000)};
+}
+
+CounterResult fail(CounterFailure::Kind kind, std::string detail) {
+  return tl::unexpected{CounterFailure{kind, std::move(detail)}};
+}
+
+// What went wrong on a context whose last call failed. `saved_errno` is
+// errno right after the failing call: hiredis reports a read timeout
+// (SO_RCVTIMEO) as an I/O error with EAGAIN and a connect timeout with
+// ETIMEDOUT.
+CounterFailure context_failure(const redisContext& context, int saved_errno,
+                               std::string_view doing) {
+  const std::string_view message = context.errstr;
+  const bool timed_out =
+      context.err == REDIS_ERR_IO &&
+      (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == ETIMEDOUT ||
+       message.find("timed out") != std::string_view::npos ||
+       message.find("temporarily unavailable") != std::string_view::npos);
+  std::string detail{doing};
+  detail += timed_out ? ": timed out (" : ": ";
+  detail += message.empty() ? "connection error" : message;
+  if (timed_out) detail += ")";
+  return CounterFailure{timed_out ? CounterFailure::Kind::Timeout
+                                  : CounterFailure::Kind::Unavailable,
+                        std::move(detail)};
+}
+
+std::string_view reply_text(const redisReply& reply) {
+  if (reply.str == nullptr) return {};
+  return std::string_view{reply.str, reply.len}.substr(0, k_max_detail_chars);
+}
+
+// Sends one command and returns its reply, or why there is none. An error
+// reply is a reply: the caller decides what it means.
+tl::expected<ReplyPtr, CounterFailure> command(redisContext& context,
+                                               std::vector<const char*>& argv,
+                                               const std::vector<std::size_t>& lengths,
+                                               std::string_view doing) {
+  errno = 0;
+  void* raw = redisCommandArgv(&context, static_cast<int>(argv.size()), argv.data(),
+                               lengths.data());
+  const int saved_errno = errno;
+  if (raw == nullptr) return tl::unexpected{context_failure(context, saved_errno, doing)};
+  return ReplyPtr{static_cast<redisReply*>(raw), freeReplyObject};
+}
+
+tl::expected<ReplyPtr, CounterFailure> command(redisContext& context,
+                                               std::initializer_list<std::string_view> words,
+                                               std::string_view doing) {
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lengths;
+  for (const std::string_view word : words) {
+    argv.push_back(word.data());
+    lengths.push_back(word.size());
+  }
+  return command(context, argv, lengths, doing);
+}
+
+// For AUTH and SELECT, whose only good answer is +OK.
+tl::expected<void, CounterFailure> expect_ok(tl::expected<ReplyPtr, CounterFailure> reply,
+                                             std::string_view doing) {
+  if (!reply) return tl::unexpected{std::move(reply.error())};
+  const redisReply& r = **reply;
+  if (r.type == REDIS_REPLY_STATUS && reply_text(r) == "OK") return {};
+  return tl::unexpected{CounterFailure{
+      CounterFailure::Kind::Unavailable,
+      std::string{doing} + " refused: " +
+          (r.type == REDIS_REPLY_ERROR ? std::string{reply_text(r)} : "unexpected reply")}};
+}
+
+tl::expected<ContextPtr, CounterFailure> open_connection(const RedisCounterStoreOptions& options) {
+  const RedisEndpoint& endpoint = options.endpoint;
+  const std::string where = describe(endpoint);
+  const timeval connect_timeout = to_timeval(options.connect_timeout);
+  errno = 0;
+  redisContext* raw =
+      endpoint.transport == RedisEndpoint::Transport::Unix
+          ? redisConnectUnixWithTimeout(endpoint.socket_path.c_str(), connect_timeout)
+          : redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, connect_timeout);
+  const int saved_errno = errno;
+  if (raw == nullptr) {
+    return tl::unexpected{CounterFailure{CounterFailure::Kind::Unavailable,
+                                         "connect to " + where + ": out of memory"}};
+  }
+  ContextPtr context{raw, redisFree};
+  if (context->err != 0) {
+    return tl::unexpected{context_failure(*context, saved_errno, "connect to " + where)};
+  }
+  if (redisSetTimeout(context.get(), to_timeval(options.command_timeout)) != REDIS_OK) {
+    return tl::unexpected{context_failure(*context, errno, "set timeout on " + where)};
+  }
+
+  const std::optional<std::string>& password =
+      options.password ? options.password : endpoint.password;
+  if (password) {
+    auto reply = endpoint.username
+                     ? command(*context, {"AUTH", *endpoint.username, *password}, "AUTH")
+                     : command(*context, {"AUTH", *password}, "AUTH");
+    if (auto ok = expect_ok(std::move(reply), "AUTH to " + where); !ok) {
+      return tl::unexpected{std::move(ok.error())};
+    }
+  }
+  if (endpoint.db != 0) {
+    const std::string db = std::to_string(endpoint.db);
+    if (auto ok = expect_ok(command(*context, {"SELECT", db}, "SELECT"),
+                            "SELECT " + db + " on " + where);
+        !ok) {
+      return tl::unexpected{std::move(ok.error())};
+    }
+  }
+  return context;
+}
+
+}  // namespace
+
+// Idle connections plus the count of all open ones; also remembers the
+// script's SHA1 once Redis told us.
+class RedisCounterStore::Pool {
+ public:
+  explicit Pool(unsigned size) : m_size{std::max(size, 1u)} {}
+
+  // An idle connection, or a null context and the right to open one, or a
+  // Timeout after waiting `patience` for another thread to give one back.
+  tl::expected<ContextPtr, CounterFailure> take(std::chrono::milliseconds patience) {
+    std::unique_lock lock{m_mutex};
+    const bool available = m_available.wait_for(
+        lock, patience, [&] { return !m_idle.empty() || m_open < m_size; });
+    if (!available) {
+      return tl::unexpected{CounterFailure{
+          CounterFailure::Kind::Timeout,
+          "all " + std::to_string(m_size) + " redis connections busy for " +
+              std::to_string(patience.count()) + " ms"}};
+    }
+    if (!m_idle.empty()) {
+      ContextPtr context = std::move(m_idle.back());
+      m_idle.pop_back();
+      return context;
+    }
+    ++m_open;
+    return ContextPtr{nullptr, redisFree};
+  }
+
+  // A healthy connection goes back to the idle list; a broken one (or a
+  // slot whose connect failed) is closed and its slot freed.
+  void give_back(ContextPtr context, bool healthy) {
+    {
+      const std::lock_guard lock{m_mutex};
+      if (healthy && context) {
+        m_idle.push_back(std::move(context));
+      } else {
+        --m_open;
+      }
+    }
+    m_available.notify_one();
+    // A broken context is freed here, outside the lock.
+  }
+
+  std::size_t open() const {
+    const std::lock_guard lock{m_mutex};
+    return m_open;
+  }
+
+  std::string script_sha() const {
+    const std::lock_guard lock{m_mutex};
+    return m_script_sha;
+  }
+
+  void set_script_sha(std::string sha) {
+    const std::lock_guard lock{m_mutex};
+    m_script_sha = std::move(sha);
+  }
+
+ private:
+  const unsigned m_size;
+  mutable std::mutex m_mutex;
+  std::condition_variable m_available;
+  std::vector<ContextPtr> m_idle;
+  unsigned m_open = 0;
+  std::string m_script_sha;
+};
+
+// One pooled connection for the length of one apply(); returned on scope
+// exit, kept only if the caller marked it healthy.
+class RedisCounterStore::Lease {
+ public:
+  Lease(Pool& pool, ContextPtr context) : m_pool{pool}, m_context{std::move(context)} {}
+  ~Lease() { m_pool.give_back(std::move(m_context), m_healthy); }
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+
+  bool connected() const { return m_context != nullptr; }
+  void attach(ContextPtr context) { m_context = std::move(context); }
+  redisContext& context() { return *m_context; }
+  void mark_healthy() { m_healthy = true; }
+
+ private:
+  Pool& m_pool;
+  ContextPtr m_context;
+  bool m_healthy = false;
+};
+
+RedisCounterStore::RedisCounterStore(RedisCounterStoreOptions options)
+    : m_options{std::move(options)}, m_pool{std::make_unique<Pool>(m_options.pool_size)} {
+  struct sigaction current {};
+  if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+    std::signal(SIGPIPE, SIG_IGN);
+  }
+}
+
+RedisCounterStore::~RedisCounterStore() = default;
+
+std::size_t RedisCounterStore::open_connections() const { return m_pool->open(); }
+
+CounterResult RedisCounterStore::apply(std::span<const policy::CounterRequest> requests,
+                                       TimePoint now) {
+  try {
+    auto taken = m_pool->take(m_options.command_timeout);
+    if (!taken) return tl::unexpected{std::move(taken.error())};
+    Lease lease{*m_pool, std::move(*taken)};
+    if (!lease.connected()) {
+      auto opened = open_connection(m_options);
+      if (!opened) return tl::unexpected{std::move(opened.error())};
+      lease.attach(std::move(*opened));
+    }
+    CounterResult result = run_script(lease, requests, now);
+    // Any failure may have left the connection mid-reply: never reuse it.
+    if (result) lease.mark_healthy();
+    return result;
+  } catch (const std::exception& error) {
+    return fail(CounterFailure::Kind::Protocol,
+                std::string{"redis counter store: "} + error.what());
+  }
+}
+
+CounterResult RedisCounterStore::run_script(Lease& lease,
+                                            std::span<const policy::CounterRequest> requests,
+                                            TimePoint now) {
+  redisContext& context = lease.context();
+
+  std::string sha = m_pool->script_sha();
+  if (sha.empty()) {
+    auto loaded = command(context, {"SCRIPT", "LOAD", k_counter_script}, "SCRIPT LOAD");
+    if (!loaded) return tl::unexpected{std::move(loaded.error())};
+    if ((*loaded)->type != REDIS_REPLY_STRING) {
+      return fail((*loaded)->type == REDIS_REPLY_ERROR ? CounterFailure::Kind::Unavailable
+                                                       : CounterFailure::Kind::Protocol,
+                  "SCRIPT LOAD: " + std::string{reply_text(**loaded)});
+    }
+    sha = std::string{reply_text(**loaded)};
+    m_pool->set_script_sha(sha);
+  }
+
+  // KEYS must all precede ARGV, so they are collected apart; each request
+  // contributes three header values to ARGV (kind, window, amount or member
+  // count), followed by a Distinct's members. A deque keeps the strings in
+  // place while argv points into them.
+  std::deque<std::string> keys;
+  std::deque<std::string> args;
+  args.push_back(std::to_string(now.time_since_epoch().count()));
+  for (const policy::CounterRequest& request : requests) {
+    const SlidingWindow window{request.window, now};
+    const std::string window_ms =
+        std::to_string(std::chrono::milliseconds{request.window}.count());
+    if (request.kind == policy::CounterKind::Sum) {
+      keys.push_back(request.key);
+      args.push_back("s");
+      args.push_back(window_ms);
+      args.push_back(std::to_string(request.amount));
+    } else {
+      for (std::int64_t slot = window.oldest_slot(); slot <= window.current_slot(); ++slot) {
+        keys.push_back(request.key + ":" + std::to_string(slot));
+      }
+      args.push_back("d");
+      args.push_back(window_ms);
+      args.push_back(std::to_string(request.members.size()));
+    }
+  }
+
+  // EVALSHA sha numkeys KEYS... now (kind window amount|n members...)...
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lengths;
+  const auto push = [&](std::string_view word) {
+    argv.push_back(word.data());
+    lengths.push_back(word.size());
+  };
+  const std::string key_count = std::to_string(keys.size());
+  push("EVALSHA");
+  push(sha);
+  push(key_count);
+  for (const std::string& key : keys) push(key);
+  auto arg = args.begin();
+  push(*arg++);
+  for (const policy::CounterRequest& request : requests) {
+    for (int i = 0; i < 3; ++i) push(*arg++);
+    if (request.kind == policy::CounterKind::Distinct) {
+      for (const std::string& member : request.members) push(member);
+    }
+  }
+
+  auto reply = command(context, argv, lengths, "EVALSHA");
+  if (reply && (*reply)->type == REDIS_REPLY_ERROR && reply_text(**reply).starts_with("NOSCRIPT")) {
+    // Redis lost its script cache (restart, SCRIPT FLUSH, failover). EVAL
+    // runs the script and caches it again, so the next EVALSHA works.
+    argv[0] = "EVAL";
+    lengths[0] = 4;
+    argv[1] = k_counter_script.data();
+    lengths[1] = k_counter_script.size();
+    reply = command(context, argv, lengths, "EVAL");
+  }
+  if (!reply) return tl::unexpected{std::move(reply.error())};
+
+  const redisReply& values = **reply;
+  if (values.type == REDIS_REPLY_ERROR) {
+    return fail(CounterFailure::Kind::Unavailable,
+                "counter script failed: " + std::string{reply_text(values)});
+  }
+  if (values.type != REDIS_REPLY_ARRAY || values.elements != requests.size()) {
+    return fail(CounterFailure::Kind::Protocol,
+                "counter script: expected an array of " + std::to_string(requests.size()) +
+                    " integers, got reply type " + std::to_string(values.type));
+  }
+  CounterValues result;
+  result.reserve(values.elements);
+  for (std::size_t i = 0; i < values.elements; ++i) {
+    const redisReply& value = *values.element[i];
+    if (value.type != REDIS_REPLY_INTEGER || value.integer < 0) {
+      return fail(CounterFailure::Kind::Protocol,
+                  "counter script: value " + std::to_string(i) + " is not a count");
+    }
+    result.push_back(static_cast<std::uint64_t>(value.integer));
+  }
+  return result;
+}
+
+}  // namespace floodgate::ratelimit

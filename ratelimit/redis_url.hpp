@@ -1,0 +1,49 @@
+// RedisEndpoint and parse_redis_url: where the Redis counter store connects.
+//
+// Accepted forms (the `url` setting, see policy::RedisSettings):
+//   redis://host                       port 6379, db 0
+//   redis://host:port[/db]
+//   redis://:password@host:port[/db]
+//   redis://user:password@host:port[/db]   (Redis 6 ACL user)
+//   redis://[::1]:port[/db]            IPv6 literal in brackets
+//   unix:/path/to/redis.sock[?db=N]
+//
+// A bad URL gives an error string that quotes the URL with any password
+// replaced by "***" and names what is wrong, e.g.
+//   redis URL 'redis://h:0': port must be 1-65535
+// The URL comes from the admin's config file, not from mail; it is still
+// parsed strictly (no percent-decoding, no query options besides db).
+// Pure function, thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <tl/expected.hpp>
+
+namespace floodgate::ratelimit {
+
+struct RedisEndpoint {
+  enum class Transport { Tcp, Unix };
+  Transport transport = Transport::Tcp;
+  std::string host;         // Tcp: name or address, without IPv6 brackets
+  std::uint16_t port = 6379;  // Tcp
+  std::string socket_path;  // Unix
+  std::optional<std::string> username;
+  std::optional<std::string> password;
+  int db = 0;
+
+  friend bool operator==(const RedisEndpoint&, const RedisEndpoint&) = default;
+};
+
+inline constexpr std::uint16_t k_default_redis_port = 6379;
+inline constexpr int k_max_redis_db = 0xFFFF;  // Redis' own limit is config-dependent
+
+tl::expected<RedisEndpoint, std::string> parse_redis_url(std::string_view url);
+
+// "host:port" or "unix:/path", for logs; never includes the password.
+std::string describe(const RedisEndpoint& endpoint);
+
+}  // namespace floodgate::ratelimit
