@@ -311,46 +311,35 @@ class Loader {
   }
 
   // A list of non-empty strings; `allow_empty_list` false for lists whose
-  // emptiness would silently disable what they configure.
+  // emptiness would silently disable what they configure. Like every reader,
+  // it keeps what it could read: the Config is discarded after any issue.
   std::optional<std::vector<std::string>> string_list(const Entry& entry, bool allow_empty_list) {
     auto items = list_items(entry);
     if (!items) return std::nullopt;
-    if (items->empty() && !allow_empty_list) {
-      report(entry, "must list at least one value");
-      return std::nullopt;
-    }
+    if (items->empty() && !allow_empty_list) report(entry, "must list at least one value");
     std::vector<std::string> out;
-    bool ok = true;
     for (const auto& item : *items) {
-      auto text = non_empty_string(item);
-      if (text) {
-        out.push_back(*text);
-      } else {
-        ok = false;
-      }
+      if (auto text = non_empty_string(item)) out.push_back(*text);
     }
-    if (!ok) return std::nullopt;
     return out;
   }
 
   std::optional<std::vector<IpNetwork>> network_list(const Entry& entry, bool allow_empty_list) {
-    auto texts = string_list(entry, allow_empty_list);
-    if (!texts) return std::nullopt;
     auto items = list_items(entry);
+    if (!items) return std::nullopt;
+    if (items->empty() && !allow_empty_list) report(entry, "must list at least one value");
     std::vector<IpNetwork> out;
-    bool ok = true;
-    for (std::size_t i = 0; i < texts->size(); ++i) {
-      auto network = IpNetwork::parse((*texts)[i]);
-      if (network) {
+    for (const auto& item : *items) {
+      auto text = non_empty_string(item);
+      if (!text) continue;
+      if (auto network = IpNetwork::parse(*text)) {
         out.push_back(*network);
       } else {
-        report((*items)[i], in_quotes((*texts)[i]) +
-                                " is not a network: expected an address or CIDR such as "
-                                "10.0.0.0/8 or fd00::/8");
-        ok = false;
+        report(item, in_quotes(*text) +
+                         " is not a network: expected an address or CIDR such as 10.0.0.0/8 "
+                         "or fd00::/8");
       }
     }
-    if (!ok) return std::nullopt;
     return out;
   }
 
@@ -570,81 +559,68 @@ class Loader {
       }
       if (!any) {
         // An exemption without conditions would exempt every message.
-        report_missing(item,
-                       "needs at least one of client_networks, client_names, sasl_users, senders, "
-               "sender_domains");
+        report_missing(item, "needs at least one of client_networks, client_names, sasl_users, "
+                             "senders, sender_domains");
         continue;
       }
       exemptions.push_back(std::move(exemption));
     }
   }
 
+  // Broken identities are kept (the Config is discarded anyway) so that the
+  // rules naming them resolve and each mistake is reported only once.
   void read_identities(const Entry& section, Config& config) {
     auto entries = map_entries(section.value, section.path, line_of(section));
     if (!entries) return;
     std::set<std::string> headers;
     for (const auto& entry : *entries) {
-      m_declared_identities.insert(entry.name);
       if (!is_name(entry.name)) {
         add_issue(entry.key.Mark().line + 1, entry.path,
                   "identity names are lower-case letters, digits and '_' (at most 64)");
-        continue;
       }
-      auto identity = read_identity(entry);
-      if (!identity) continue;
-      for (const auto& part : identity->parts) {
+      IdentityDefinition identity = read_identity(entry);
+      for (const auto& part : identity.parts) {
         if (part.kind == IdentityPart::Kind::Header && headers.insert(part.name).second) {
           config.headers_of_interest.push_back(part.name);
         }
       }
       m_identity_index[entry.name] = config.identities.size();
-      config.identities.push_back(std::move(*identity));
+      config.identities.push_back(std::move(identity));
     }
   }
 
-  std::optional<IdentityDefinition> read_identity(const Entry& entry) {
-    auto fields = read_map(entry, {"parts", "when_missing"});
-    if (!fields) return std::nullopt;
+  IdentityDefinition read_identity(const Entry& entry) {
     IdentityDefinition identity;
     identity.name = entry.name;
-    bool ok = true;
+    auto fields = read_map(entry, {"parts", "when_missing"});
+    if (!fields) return identity;
     if (const Entry* e = fields->find("when_missing")) {
       auto v = choice<MissingPartPolicy>(*e, {{"skip", MissingPartPolicy::SkipRule},
                                               {"placeholder", MissingPartPolicy::Placeholder}});
       if (v) identity.when_missing = *v;
-      ok = ok && v.has_value();
     }
     const Entry* parts = fields->find("parts");
     if (!parts) {
       report_missing(entry, "needs parts");
-      return std::nullopt;
+      return identity;
     }
     auto items = list_items(*parts);
-    if (!items) return std::nullopt;
-    if (items->empty()) {
-      report(*parts, "must list at least one part");
-      return std::nullopt;
-    }
+    if (items && items->empty()) report(*parts, "must list at least one part");
+    if (!items) return identity;
     for (const auto& item : *items) {
-      auto part = read_part(item);
-      if (part) {
-        identity.parts.push_back(std::move(*part));
-      } else {
-        ok = false;
-      }
+      if (auto part = read_part(item)) identity.parts.push_back(std::move(*part));
     }
-    if (!ok) return std::nullopt;
     return identity;
   }
 
   std::optional<IdentityPart> read_part(const Entry& item) {
-    static const char* const k_valid_parts =
+    static const std::string k_valid_parts =
         "client_address, client_name, sasl_user, sender, sender_domain, "
         "{client_network: {ipv4: N, ipv6: N}}, {header: NAME} or {macro: NAME}";
+    using Kind = IdentityPart::Kind;
     IdentityPart part;
     if (item.value.IsScalar()) {
       const std::string& word = item.value.Scalar();
-      using Kind = IdentityPart::Kind;
       static const std::pair<std::string_view, Kind> k_words[] = {
           {"client_address", Kind::ClientAddress}, {"client_name", Kind::ClientName},
           {"sasl_user", Kind::SaslUser},           {"sender", Kind::Sender},
@@ -660,32 +636,28 @@ class Loader {
       return std::nullopt;
     }
     if (!item.value.IsMap() || item.value.size() != 1) {
-      report(item, "expected " + std::string(k_valid_parts) + ", got " + describe(item.value));
+      report(item, "expected " + k_valid_parts + ", got " + describe(item.value));
       return std::nullopt;
     }
     auto entries = map_entries(item.value, item.path, line_of(item));
     if (!entries || entries->size() != 1) return std::nullopt;
     const Entry& entry = entries->front();
     if (entry.name == "client_network") {
-      part.kind = IdentityPart::Kind::ClientNetwork;
+      part.kind = Kind::ClientNetwork;
       auto fields = read_map(entry, {"ipv4", "ipv6"});
       if (!fields) return std::nullopt;
-      bool ok = true;
       if (const Entry* e = fields->find("ipv4")) {
         auto v = integer<unsigned>(*e, 0, 32, "a prefix length from 0 to 32");
         if (v) part.ipv4_prefix = *v;
-        ok = ok && v.has_value();
       }
       if (const Entry* e = fields->find("ipv6")) {
         auto v = integer<unsigned>(*e, 0, 128, "a prefix length from 0 to 128");
         if (v) part.ipv6_prefix = *v;
-        ok = ok && v.has_value();
       }
-      if (!ok) return std::nullopt;
       return part;
     }
     if (entry.name == "header") {
-      part.kind = IdentityPart::Kind::Header;
+      part.kind = Kind::Header;
       auto name = scalar(entry);
       if (!name) return std::nullopt;
       if (!is_header_name(*name)) {
@@ -697,7 +669,7 @@ class Loader {
       return part;
     }
     if (entry.name == "macro") {
-      part.kind = IdentityPart::Kind::Macro;
+      part.kind = Kind::Macro;
       auto name = macro_value(entry);
       if (!name) return std::nullopt;
       part.name = *name;
@@ -715,137 +687,93 @@ class Loader {
     for (const auto& item : *items) {
       auto fields =
           read_item(item, {"name", "signal", "identity", "window", "threshold", "points"});
-      if (!fields) continue;
-      Rule rule;
-      bool ok = true;
-      const Entry* name = fields->find("name");
-      const Entry* signal = fields->find("signal");
-      const Entry* identity = fields->find("identity");
-      const Entry* window = fields->find("window");
-      const Entry* threshold = fields->find("threshold");
-      const Entry* points = fields->find("points");
-      for (const auto& [entry, key] : {std::pair{name, "name"}, std::pair{signal, "signal"},
-                                       std::pair{threshold, "threshold"},
-                                       std::pair{points, "points"}}) {
-        if (!entry) {
-          report_missing(item, std::string("needs ") + key);
-          ok = false;
-        }
-      }
-
-      if (name) {
-        auto v = scalar(*name);
-        if (v && !is_name(*v)) {
-          report(*name, "rule names are lower-case letters, digits and '_' (at most 64), got " +
-                            in_quotes(*v));
-          ok = false;
-        } else if (v && !names.insert(*v).second) {
-          report(*name, "duplicate rule name " + in_quotes(*v));
-          ok = false;
-        } else if (v) {
-          rule.name = *v;
-        } else {
-          ok = false;
-        }
-      }
-
-      enum class IdentityUse { None, Required, Optional };
-      IdentityUse identity_use = IdentityUse::Required;
-      if (signal) {
-        auto v = choice<Signal>(
-            *signal, {{"recipients_per_message", Signal::RecipientsPerMessage},
-                      {"messages", Signal::Messages},
-                      {"recipients", Signal::Recipients},
-                      {"distinct_recipients", Signal::DistinctRecipients},
-                      {"rejected_recipients", Signal::RejectedRecipients},
-                      {"content_copies", Signal::ContentCopies},
-                      {"content_recipients", Signal::ContentRecipients},
-                      {"content_sources", Signal::ContentSources}});
-        if (v) {
-          rule.signal = *v;
-          if (*v == Signal::RecipientsPerMessage) identity_use = IdentityUse::None;
-          if (*v == Signal::ContentCopies || *v == Signal::ContentRecipients) {
-            identity_use = IdentityUse::Optional;
-          }
-        } else {
-          ok = false;
-          identity_use = IdentityUse::Optional;  // unknown: don't guess more errors
-        }
-      }
-      const std::string signal_name = signal && signal->value.IsScalar()
-                                          ? signal->value.Scalar()
-                                          : std::string("this signal");
-
-      if (identity_use == IdentityUse::None) {
-        if (identity) {
-          report(*identity, signal_name + " counts one message and takes no identity");
-          ok = false;
-        }
-        if (window) {
-          report(*window, signal_name + " counts one message and takes no window");
-          ok = false;
-        }
-      } else {
-        if (identity) {
-          if (auto v = scalar(*identity)) {
-            auto found = m_identity_index.find(*v);
-            if (found != m_identity_index.end()) {
-              rule.identity = found->second;
-            } else {
-              // An identity that exists but is broken was reported already.
-              if (!m_declared_identities.contains(*v)) {
-                report(*identity, "unknown identity " + in_quotes(*v) +
-                                      "; define it under identities");
-              }
-              ok = false;
-            }
-          } else {
-            ok = false;
-          }
-        } else if (identity_use == IdentityUse::Required && signal) {
-          report_missing(item, signal_name + " needs an identity");
-          ok = false;
-        }
-        if (window) {
-          auto v = duration(*window);
-          if (v && (*v < k_min_window || *v > k_max_window)) {
-            report(*window, "must be from 1s to 7d, got " + in_quotes(window->value.Scalar()));
-            ok = false;
-          } else if (v && *v % 1s != 0ms) {
-            report(*window, "must be a whole number of seconds, got " +
-                                in_quotes(window->value.Scalar()));
-            ok = false;
-          } else if (v) {
-            rule.window = std::chrono::duration_cast<std::chrono::seconds>(*v);
-          } else {
-            ok = false;
-          }
-        }
-      }
-
-      if (threshold) {
-        auto v = integer<std::uint64_t>(*threshold, 0, std::numeric_limits<std::uint64_t>::max(),
-                                        "an integer >= 0");
-        if (v) {
-          rule.threshold = *v;
-        } else {
-          ok = false;
-        }
-      }
-      if (points) {
-        auto v = integer<long long>(*points, -k_max_abs_points, k_max_abs_points,
-                                    "a non-zero integer from -1000000 to 1000000");
-        if (v && *v == 0) {
-          report(*points, "must not be 0: a rule that adds nothing is a mistake");
-          ok = false;
-        } else if (v) {
-          rule.points = static_cast<int>(*v);
-        } else {
-          ok = false;
-        }
-      }
-      if (ok) config.rules.push_back(std::move(rule));
+      if (fields) config.rules.push_back(read_rule(item, *fields, names));
     }
+  }
+
+  Rule read_rule(const Entry& item, const Fields& fields, std::set<std::string>& names) {
+    Rule rule;
+    for (const char* key : {"name", "signal", "threshold", "points"}) {
+      if (!fields.find(key)) report_missing(item, std::string("needs ") + key);
+    }
+    if (const Entry* e = fields.find("name")) {
+      if (auto v = scalar(*e)) {
+        if (!is_name(*v)) {
+          report(*e, "rule names are lower-case letters, digits and '_' (at most 64), got " +
+                         in_quotes(*v));
+        } else if (!names.insert(*v).second) {
+          report(*e, "duplicate rule name " + in_quotes(*v));
+        }
+        rule.name = *v;
+      }
+    }
+
+    // Which signals count per source decides what else the rule may say.
+    enum class IdentityUse { None, Required, Optional };
+    IdentityUse identity_use = IdentityUse::Optional;  // unknown signal: guess no more errors
+    std::string signal_name;
+    if (const Entry* e = fields.find("signal")) {
+      auto v = choice<Signal>(*e, {{"recipients_per_message", Signal::RecipientsPerMessage},
+                                   {"messages", Signal::Messages},
+                                   {"recipients", Signal::Recipients},
+                                   {"distinct_recipients", Signal::DistinctRecipients},
+                                   {"rejected_recipients", Signal::RejectedRecipients},
+                                   {"content_copies", Signal::ContentCopies},
+                                   {"content_recipients", Signal::ContentRecipients},
+                                   {"content_sources", Signal::ContentSources}});
+      if (v) {
+        rule.signal = *v;
+        signal_name = e->value.Scalar();
+        identity_use = *v == Signal::RecipientsPerMessage ? IdentityUse::None
+                       : *v == Signal::ContentCopies || *v == Signal::ContentRecipients
+                           ? IdentityUse::Optional
+                           : IdentityUse::Required;
+      }
+    }
+
+    const Entry* identity = fields.find("identity");
+    const Entry* window = fields.find("window");
+    if (identity_use == IdentityUse::None) {
+      if (identity) report(*identity, signal_name + " counts one message and takes no identity");
+      if (window) report(*window, signal_name + " counts one message and takes no window");
+      identity = window = nullptr;
+    }
+    if (identity) {
+      if (auto v = scalar(*identity)) {
+        auto found = m_identity_index.find(*v);
+        if (found != m_identity_index.end()) {
+          rule.identity = found->second;
+        } else {
+          report(*identity, "unknown identity " + in_quotes(*v) + "; define it under identities");
+        }
+      }
+    } else if (identity_use == IdentityUse::Required) {
+      report_missing(item, signal_name + " needs an identity");
+    }
+    if (window) {
+      if (auto v = duration(*window)) {
+        if (*v < k_min_window || *v > k_max_window) {
+          report(*window, "must be from 1s to 7d, got " + in_quotes(window->value.Scalar()));
+        } else if (*v % 1s != 0ms) {
+          report(*window,
+                 "must be a whole number of seconds, got " + in_quotes(window->value.Scalar()));
+        }
+        rule.window = std::chrono::duration_cast<std::chrono::seconds>(*v);
+      }
+    }
+
+    if (const Entry* e = fields.find("threshold")) {
+      auto v = integer<std::uint64_t>(*e, 0, std::numeric_limits<std::uint64_t>::max(),
+                                      "an integer >= 0");
+      if (v) rule.threshold = *v;
+    }
+    if (const Entry* e = fields.find("points")) {
+      auto v = integer<long long>(*e, -k_max_abs_points, k_max_abs_points,
+                                  "a non-zero integer from -1000000 to 1000000");
+      if (v && *v == 0) report(*e, "must not be 0: a rule that adds nothing is a mistake");
+      if (v) rule.points = static_cast<int>(*v);
+    }
+    return rule;
   }
 
   void read_actions(const Entry& section, std::vector<ActionBand>& bands) {
@@ -858,16 +786,15 @@ class Loader {
                   "accept needs no band: it is what a message scoring below the lowest band gets");
         continue;
       }
-      ActionBand band;
-      if (entry.name == "tag") {
-        band.action = Action::Tag;
-      } else if (entry.name == "quarantine") {
-        band.action = Action::Quarantine;
-      } else if (entry.name == "tempfail") {
-        band.action = Action::Tempfail;
-      } else if (entry.name == "reject") {
-        band.action = Action::Reject;
-      } else {
+      static const std::pair<std::string_view, Action> k_actions[] = {
+          {"tag", Action::Tag},
+          {"quarantine", Action::Quarantine},
+          {"tempfail", Action::Tempfail},
+          {"reject", Action::Reject},
+      };
+      auto known = std::find_if(std::begin(k_actions), std::end(k_actions),
+                                [&](const auto& action) { return action.first == entry.name; });
+      if (known == std::end(k_actions)) {
         add_issue(entry.key.Mark().line + 1, entry.path,
                   "unknown action " + in_quotes(entry.name) +
                       "; expected tag, quarantine, tempfail or reject");
@@ -880,8 +807,7 @@ class Loader {
         report(entry, "same score as " + it->second + "; each band needs its own score");
         continue;
       }
-      band.min_score = *score;
-      bands.push_back(band);
+      bands.push_back({known->second, *score});
     }
     std::sort(bands.begin(), bands.end(),
               [](const ActionBand& a, const ActionBand& b) { return a.min_score < b.min_score; });
@@ -971,7 +897,6 @@ class Loader {
 
   std::string m_source;
   std::vector<ConfigIssue> m_issues;
-  std::set<std::string> m_declared_identities;
   std::map<std::string, std::size_t> m_identity_index;
 };
 
