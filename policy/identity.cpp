@@ -32,14 +32,6 @@ std::string_view trim(std::string_view text) {
 
 }  // namespace
 
-std::string lower_ascii(std::string_view text) {
-  std::string lowered(text);
-  std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) {
-    return static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
-  });
-  return lowered;
-}
-
 std::string address_domain(std::string_view address) {
   const auto at = address.rfind('@');
   if (at == std::string_view::npos || at + 1 == address.size()) return {};

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "policy/ascii.hpp"
 #include "policy/config.hpp"
 #include "policy/message_facts.hpp"
 
@@ -35,7 +36,6 @@ std::optional<SourceIdentity> build_identity(const IdentityDefinition& definitio
 // message does not have it.
 std::string identity_part_value(const IdentityPart& part, const MessageFacts& facts);
 
-std::string lower_ascii(std::string_view text);
 // Domain of an address ("user@Example.COM" -> "example.com"), empty if none.
 std::string address_domain(std::string_view address);
 
