@@ -190,9 +190,9 @@ TEST(ResilientCounterStore, CountsEveryStateChangeOverRepeatedOutages) {
   EXPECT_EQ(stack.store->transitions(), 6u);
 }
 
-class FailureModeTest : public testing::TestWithParam<CounterFailureMode> {};
+class ResilientCounterStoreFailureMode : public testing::TestWithParam<CounterFailureMode> {};
 
-TEST_P(FailureModeTest, ReturnsFailureForCallerToApplyMode) {
+TEST_P(ResilientCounterStoreFailureMode, ReturnsFailureForCallerToApplyMode) {
   auto stack = make_stack(GetParam());
   stack.primary->set_failing(true);
   const auto first = stack.store->apply(k_one_message, at_ms(k_t0));
@@ -214,7 +214,7 @@ TEST_P(FailureModeTest, ReturnsFailureForCallerToApplyMode) {
   EXPECT_EQ(stack.store->state_label(), "redis");
 }
 
-INSTANTIATE_TEST_SUITE_P(AcceptAndTempfail, FailureModeTest,
+INSTANTIATE_TEST_SUITE_P(AcceptAndTempfail, ResilientCounterStoreFailureMode,
                          testing::Values(CounterFailureMode::Accept,
                                          CounterFailureMode::Tempfail));
 
