@@ -116,7 +116,11 @@ class ExactFingerprinter final : public ContentFingerprinter {
   // What the lines of the current entity are.
   enum class Section { Headers, Text, Skip, Done };
 
-  bool stopped() const { return m_section == Section::Done || m_text.full(); }
+  // Once the cap is reached and text was seen, nothing further can change
+  // the result: the rest of the body is not even scanned.
+  bool stopped() const {
+    return m_section == Section::Done || (m_text.full() && m_text.saw_text());
+  }
 
   void start_body() {
     if (m_body_started) return;

@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "policy/ascii.hpp"  // lower_ascii, shared with identities
+
 namespace floodgate::policy {
 
 // RFC 2046 5.1.1 caps a boundary at 70 characters; we allow slack for
@@ -36,8 +38,6 @@ bool is_attachment_disposition(std::string_view value);
 
 // Drops leading and trailing space, tab, CR and LF (folding included).
 std::string_view trim_header_space(std::string_view value);
-
-std::string lower_ascii(std::string_view text);
 
 // Case-insensitive ASCII comparison, for header names.
 bool equals_ignoring_case(std::string_view a, std::string_view b);

@@ -33,10 +33,10 @@ TextNormaliser::~TextNormaliser() = default;
 void TextNormaliser::add(std::string_view text) {
   for (char ch : text) {
     if (m_full) {
-      // Past the cap we only need to know whether there was text at all,
-      // and m_full can only be true after text was emitted, or cap is 0.
-      if (!m_saw_text && !is_space(static_cast<unsigned char>(ch))) m_saw_text = true;
+      // Past the cap only "was there any text" can still change, and only
+      // when the cap is 0 (otherwise reaching it took text).
       if (m_saw_text) return;
+      if (!is_space(static_cast<unsigned char>(ch))) m_saw_text = true;
       continue;
     }
     const auto c = static_cast<unsigned char>(ch);

@@ -335,6 +335,16 @@ TEST(ExactContentFingerprint, CapAtAWordBoundaryDoesNotHashTheSeparatingSpace) {
             fingerprint(headers, "hello", settings).digest);
 }
 
+TEST(ExactContentFingerprint, ZeroTextCapStillTellsWhetherThereWasText) {
+  ContentSettings settings;
+  settings.max_text_bytes = 0;
+  const auto with_text = fingerprint({{"Content-Type", " text/plain"}}, "\r\n  hi", settings);
+  const auto other_text = fingerprint({{"Content-Type", " text/plain"}}, "bye", settings);
+  EXPECT_TRUE(with_text.present);
+  EXPECT_EQ(with_text.digest, other_text.digest);
+  EXPECT_FALSE(fingerprint({{"Content-Type", " text/plain"}}, " \r\n", settings).present);
+}
+
 TEST(ExactContentFingerprint, LongLinesWithoutBreaksAreReadInPieces) {
   std::string text;
   for (int i = 0; i < 20000; ++i) text += "word" + std::to_string(i) + " ";
