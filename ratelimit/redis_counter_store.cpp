@@ -261,6 +261,8 @@ CounterResult RedisCounterStore::apply(std::span<const policy::CounterRequest> r
   } catch (const std::exception& error) {
     return fail(CounterFailure::Kind::Protocol,
                 std::string{"redis counter store: "} + error.what());
+  } catch (...) {
+    return fail(CounterFailure::Kind::Protocol, "redis counter store: unknown exception");
   }
 }
 

@@ -31,6 +31,14 @@
 // constructor sets SIGPIPE to ignored if it still has its default action
 // (a daemon that talks to sockets wants that anyway).
 //
+// LIMITS
+// - Lua numbers are doubles: counts are exact up to 2^53, and an amount
+//   beyond INT64_MAX is refused by HINCRBY (a failure, not a wrap).
+// - Distinct counts are HyperLogLog estimates (~0.8% standard error), exact
+//   in practice for small sets; MemoryCounterStore is exact.
+// - Host names are resolved by getaddrinfo(3), which the connect timeout
+//   does not bound: configure an address or a unix socket.
+//
 // THREAD SAFETY
 // Safe for concurrent use; calls beyond pool_size wait for a connection.
 #pragma once

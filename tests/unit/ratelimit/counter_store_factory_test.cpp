@@ -1,0 +1,65 @@
+// make_counter_store: which stack each setting builds.
+#include "ratelimit/counter_store_factory.hpp"
+
+#include <chrono>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace floodgate::ratelimit {
+namespace {
+
+using policy::CounterFailureMode;
+using policy::CounterKind;
+using policy::CounterRequest;
+
+const std::vector<CounterRequest> k_message{
+    CounterRequest{.key = "fg:{s}:msgs:60", .kind = CounterKind::Sum,
+                   .window = std::chrono::seconds{60}, .amount = 1, .members = {}}};
+
+const TimePoint k_now{std::chrono::milliseconds{1'700'000'000'000}};
+
+// Port 1 on loopback: nothing listens, so connecting is refused at once.
+policy::RedisSettings unreachable(CounterFailureMode mode) {
+  policy::RedisSettings settings;
+  settings.url = "redis://127.0.0.1:1";
+  settings.on_failure = mode;
+  return settings;
+}
+
+TEST(CounterStoreFromRedisSettings, BuildsLocalStoreWhenNoRedisUrl) {
+  policy::RedisSettings settings;
+  settings.url = "";
+  auto store = make_counter_store(settings);
+  ASSERT_TRUE(store.has_value()) << store.error();
+  EXPECT_EQ((*store)->state_label(), "local");
+  EXPECT_EQ((*store)->apply(k_message, k_now).value(), CounterValues{1});
+}
+
+TEST(CounterStoreFromRedisSettings, ReportsBadUrl) {
+  policy::RedisSettings settings;
+  settings.url = "redis://host:0";
+  const auto store = make_counter_store(settings);
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error(), "redis URL 'redis://host:0': port must be 1-65535");
+}
+
+TEST(CounterStoreFromRedisSettings, FallsBackToLocalCountersWhenRedisRefusesInLocalMode) {
+  auto store = make_counter_store(unreachable(CounterFailureMode::Local)).value();
+  EXPECT_EQ(store->state_label(), "redis");
+  EXPECT_EQ(store->apply(k_message, k_now).value(), CounterValues{1});
+  EXPECT_EQ(store->state_label(), "local-fallback");
+}
+
+TEST(CounterStoreFromRedisSettings, ReturnsFailureWhenRedisRefusesInTempfailMode) {
+  auto store = make_counter_store(unreachable(CounterFailureMode::Tempfail)).value();
+  const auto result = store->apply(k_message, k_now);
+  ASSERT_FALSE(result.has_value());
+  EXPECT_EQ(result.error().kind, CounterFailure::Kind::Unavailable);
+  EXPECT_NE(result.error().detail.find("connect to 127.0.0.1:1"), std::string::npos)
+      << result.error().detail;
+  EXPECT_EQ(store->state_label(), "unavailable");
+}
+
+}  // namespace
+}  // namespace floodgate::ratelimit
