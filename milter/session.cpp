@@ -13,10 +13,16 @@ std::string bounded(std::string_view text, std::size_t max_bytes) {
   return std::string(text.substr(0, std::min(text.size(), max_bytes)));
 }
 
+std::string_view trim_space(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
 // "<user@example.com>" -> "user@example.com"; MTAs pass envelope addresses
 // with their angle brackets.
 std::string strip_angle_brackets(std::string_view address) {
-  while (!address.empty() && (address.front() == ' ' || address.front() == '\t')) address.remove_prefix(1);
+  address = trim_space(address);
   if (address.size() >= 2 && address.front() == '<') {
     const auto close = address.find('>');
     if (close != std::string_view::npos) address = address.substr(1, close - 1);
@@ -54,7 +60,7 @@ void MessageSession::add_recipient(std::string_view recipient, bool rejected_by_
 void MessageSession::set_macro(std::string_view name, std::string_view value) {
   std::string bare(name);
   if (bare.size() >= 2 && bare.front() == '{' && bare.back() == '}') bare = bare.substr(1, bare.size() - 2);
-  if (bare == "auth_authen") m_facts.sasl_user = bounded(value, k_max_address_bytes);
+  if (bare == "auth_authen") m_facts.sasl_user = bounded(trim_space(value), k_max_address_bytes);
   m_facts.macros[bare] = bounded(value, k_max_macro_value_bytes);
 }
 

@@ -44,7 +44,7 @@ struct IdentityPart {
 // (no SASL user on an unauthenticated connection, no script header, ...).
 enum class MissingPartPolicy {
   SkipRule,     // the rule does not apply to this message
-  Placeholder,  // the missing part counts as the fixed value "-"
+  Placeholder,  // "missing" counts as a value of its own (shown as "-" in logs)
 };
 
 struct IdentityDefinition {

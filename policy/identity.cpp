@@ -78,14 +78,18 @@ std::optional<SourceIdentity> build_identity(const IdentityDefinition& definitio
   std::string description;
   for (const auto& part : definition.parts) {
     std::string value = identity_part_value(part, facts);
+    digest_input += '\x1f';
     if (value.empty()) {
       if (definition.when_missing == MissingPartPolicy::SkipRule) return std::nullopt;
+      // Marked without a length prefix, so no real value (not even "-")
+      // shares the counter of messages that lack the part.
+      digest_input += "missing";
       value = k_missing_placeholder;
+    } else {
+      digest_input += std::to_string(value.size());
+      digest_input += ':';
+      digest_input += value;
     }
-    digest_input += '\x1f';
-    digest_input += std::to_string(value.size());
-    digest_input += ':';
-    digest_input += value;
 
     if (!description.empty()) description += ' ';
     description += part_label(part);

@@ -13,8 +13,10 @@ constexpr std::array<std::uint8_t, 12> k_v4_mapped_prefix = {0, 0, 0, 0, 0, 0, 0
 }  // namespace
 
 std::optional<IpAddress> IpAddress::parse(std::string_view text) {
-  // inet_pton needs a NUL-terminated string; addresses are short.
-  if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+  // inet_pton needs a NUL-terminated string, and would stop at an embedded
+  // NUL: "10.0.0.1\0junk" must not parse as 10.0.0.1.
+  if (text.empty() || text.size() >= INET6_ADDRSTRLEN || text.find('\0') != std::string_view::npos)
+    return std::nullopt;
   char buffer[INET6_ADDRSTRLEN] = {};
   std::memcpy(buffer, text.data(), text.size());
 
