@@ -1,0 +1,739 @@
+"""End-to-end harness: a private Postfix instance, smtp-sink, redis-server and floodgate.
+
+SUMMARY
+    PostfixWorld builds, in a fresh temporary directory, everything one test needs:
+    a throwaway redis-server, an smtp-sink that dumps every delivered message to a
+    file (with its envelope as X-Client-Addr / X-Mail-Args / X-Rcpt-Args pseudo
+    headers), zero or more floodgate daemons, and a private Postfix instance
+    (`postfix -c DIR`) whose smtpd listeners call those daemons as milters and relay
+    everything to the sink. Mail is sent with smtplib; XCLIENT presents any client
+    address, so "outbound" and "inbound" clients are both one loopback connection.
+
+    All ports are picked at runtime, so tests may run in parallel (ctest -j).
+    Everything is torn down by close() (Postfix stopped, processes killed, the
+    temporary directory removed), also when a test fails. Every wait has a deadline.
+
+SECURITY
+    Needs root: Postfix's master, postqueue -c and smtp-sink -u all expect it.
+    The Postfix instance listens on 127.0.0.1 only and relays anything (it is a
+    private test instance), but only to the local sink.
+
+DIAGNOSTICS
+    describe() returns the tails of floodgate's stderr and Postfix's maillog;
+    FloodgateTestCase prints it when a test fails (set FG_KEEP=1 to keep the
+    temporary directory for inspection).
+
+LIMITS
+    Linux only (/proc). IPv4 loopback only. Postfix 3.x (maillog_file, postlogd).
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import glob
+import json
+import os
+import pwd
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import unittest
+from dataclasses import dataclass, field
+
+k_postfix_bin = "/usr/sbin/postfix"
+k_postqueue_bin = "/usr/sbin/postqueue"
+k_postsuper_bin = "/usr/sbin/postsuper"
+k_sendmail_bin = "/usr/sbin/sendmail"
+k_smtp_sink_bin = "/usr/sbin/smtp-sink"
+k_redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+k_start_timeout = 20.0   # a daemon must be listening within this
+k_settle_timeout = 90.0  # the queue must drain within this
+k_command_timeout = 60.0 # any helper command
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now (racy by nature, but the
+    window is short and the kernel does not hand out the same port again soon)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_accepts(port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll predicate() until it returns a truthy value; raise TimeoutError after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def tail(path: str, lines: int = 60) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 256 * 1024))
+            data = f.read().decode("utf-8", "replace")
+    except OSError as e:
+        return f"<cannot read {path}: {e}>"
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def run(cmd, timeout: float = k_command_timeout, check: bool = True, **kw):
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
+    return proc
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class Daemon:
+    """A foreground child process with stdout+stderr in a log file."""
+
+    def __init__(self, name: str, argv: list[str], log_path: str):
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_text(self) -> str:
+        try:
+            with open(self.log_path, "r", encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+            except ProcessLookupError:
+                pass
+        self._log.close()
+        return self.proc.returncode
+
+
+class Redis(Daemon):
+    def __init__(self, workdir: str):
+        self.port = free_port()
+        super().__init__("redis", [k_redis_bin, "--port", str(self.port), "--bind", "127.0.0.1",
+                                   "--save", "", "--appendonly", "no", "--dir", workdir],
+                         os.path.join(workdir, "redis.log"))
+        wait_for(lambda: self._ping() or self._dead(), k_start_timeout, "redis-server")
+        self._dead()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _dead(self):
+        if not self.alive():
+            raise RuntimeError(f"redis-server died:\n{self.log_text()}")
+        return False
+
+    def _ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def command(self, *args: str) -> bytes:
+        """One raw RESP command; returns the raw reply (enough for DBSIZE, FLUSHALL)."""
+        payload = f"*{len(args)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in args)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(payload.encode())
+            return s.recv(65536)
+
+
+class Floodgate(Daemon):
+    """One floodgate milter daemon on inet:PORT@127.0.0.1."""
+
+    def __init__(self, workdir: str, name: str, binary: str, config: str, redis_url: str | None):
+        self.port = free_port()
+        self.socket_spec = f"inet:{self.port}@127.0.0.1"
+        argv = [binary, "--config", config, "--socket", self.socket_spec]
+        if redis_url:
+            argv += ["--redis", redis_url]
+        super().__init__(name, argv, os.path.join(workdir, f"{name}.log"))
+
+    def wait_ready(self):
+        def ready():
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n"
+                                   f"{tail(self.log_path)}")
+            return "listening on" in self.log_text() and port_accepts(self.port)
+        wait_for(ready, k_start_timeout, f"{self.name} to listen on {self.socket_spec}")
+
+    @property
+    def postfix_spec(self) -> str:
+        return f"inet:127.0.0.1:{self.port}"
+
+    def verdict_lines(self) -> list[str]:
+        """Log lines that look like verdicts (key=value lines other than startup noise)."""
+        return [l for l in self.log_text().splitlines() if "=" in l and "listening on" not in l]
+
+    def proc_status(self) -> dict[str, str]:
+        out = {}
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    k, _, v = line.partition(":")
+                    out[k] = v.strip()
+        except OSError:
+            pass
+        return out
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        # fields[0] is state (field 3); utime and stime are fields 14 and 15.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Sink(Daemon):
+    """smtp-sink dumping each transaction to DIR/sink/m.<hex>."""
+
+    def __init__(self, workdir: str):
+        self.port = free_port()
+        self.dir = os.path.join(workdir, "sink")
+        os.makedirs(self.dir)
+        shutil.chown(self.dir, "postfix", "postfix")
+        # backlog 1024: Postfix may open many parallel connections under load.
+        super().__init__("smtp-sink", [k_smtp_sink_bin, "-u", "postfix", "-h", "sink.test",
+                                       "-d", os.path.join(self.dir, "m."),
+                                       f"127.0.0.1:{self.port}", "1024"],
+                         os.path.join(workdir, "smtp-sink.log"))
+        wait_for(lambda: port_accepts(self.port) or self._dead(), k_start_timeout, "smtp-sink")
+
+    def _dead(self):
+        if not self.alive():
+            raise RuntimeError(f"smtp-sink died:\n{self.log_text()}")
+        return False
+
+    def files(self) -> list[str]:
+        return sorted(glob.glob(os.path.join(self.dir, "m.*")))
+
+    def count(self) -> int:
+        return len(os.listdir(self.dir))
+
+    def messages(self) -> list["SinkMessage"]:
+        return [SinkMessage.load(p) for p in self.files()]
+
+
+@dataclass
+class SinkMessage:
+    """One message as smtp-sink dumped it: envelope pseudo headers + the message headers."""
+    path: str
+    client_addr: str
+    mail_args: str
+    rcpts: list[str]
+    headers: email.message.Message
+    size: int
+
+    @staticmethod
+    def load(path: str) -> "SinkMessage":
+        with open(path, "rb") as f:
+            head = f.read(1024 * 1024)
+            size = os.fstat(f.fileno()).st_size
+        # Headers end at the first empty line; parse only that part (bodies can be 20 MB).
+        end = head.find(b"\n\n")
+        hdr_bytes = head if end < 0 else head[:end + 1]
+        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(hdr_bytes)
+        rcpts = [a.strip().split()[0].strip("<>").removeprefix("TO:").strip("<>")
+                 for a in msg.get_all("X-Rcpt-Args", [])]
+        return SinkMessage(path, (msg.get("X-Client-Addr") or "").strip(),
+                           (msg.get("X-Mail-Args") or "").strip(), rcpts, msg, size)
+
+    def header(self, name: str) -> str | None:
+        v = self.headers.get(name)
+        return None if v is None else " ".join(str(v).split())
+
+    def floodgate_headers(self) -> dict[str, str]:
+        return {k: " ".join(str(v).split()) for k, v in self.headers.items()
+                if k.lower().startswith("x-floodgate")}
+
+
+# --------------------------------------------------------------------------- Postfix
+
+
+@dataclass
+class Listener:
+    """One smtpd service in the private instance and the milters it calls."""
+    name: str
+    port: int
+    milters: str  # Postfix smtpd_milters value ("" for none)
+
+
+class PostfixInstance:
+    """A private Postfix: its own config dir, queue, data dir and maillog, chroot n."""
+
+    def __init__(self, workdir: str, sink_port: int, listeners: list[Listener],
+                 non_smtpd_milters: str, extra_main: dict[str, str] | None = None):
+        self.workdir = workdir
+        self.config_dir = os.path.join(workdir, "etc")
+        self.queue_dir = os.path.join(workdir, "queue")
+        self.data_dir = os.path.join(workdir, "data")
+        self.log_dir = os.path.join(workdir, "log")
+        self.maillog = os.path.join(self.log_dir, "maillog")
+        self.listeners = listeners
+        for d in (self.config_dir, self.queue_dir, self.log_dir):
+            os.makedirs(d, mode=0o755)
+        os.makedirs(self.data_dir, mode=0o700)
+        shutil.chown(self.data_dir, "postfix", "postfix")
+
+        main = {
+            "compatibility_level": "3.6",
+            "queue_directory": self.queue_dir,
+            "data_directory": self.data_dir,
+            "maillog_file": self.maillog,
+            "maillog_file_prefixes": self.log_dir,
+            "mail_owner": "postfix",
+            "setgid_group": "postdrop",
+            "myhostname": "relay.floodgate.test",
+            "mydomain": "floodgate.test",
+            "myorigin": "$myhostname",
+            "mydestination": "",
+            "local_recipient_maps": "",
+            "relay_domains": "",
+            "alias_maps": "",
+            "alias_database": "",
+            "inet_interfaces": "127.0.0.1",
+            "inet_protocols": "ipv4",
+            # A private test instance: every client the tests present may relay, the
+            # "inbound" documentation networks too (Postfix insists on some
+            # reject_unauth_destination, so permission goes through mynetworks).
+            "mynetworks": "127.0.0.0/8 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 "
+                          "192.0.2.0/24 198.51.100.0/24 203.0.113.0/24",
+            "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
+            "smtpd_recipient_restrictions": "",
+            "smtpd_authorized_xclient_hosts": "127.0.0.0/8",
+            "smtpd_peername_lookup": "no",
+            "smtpd_recipient_limit": "5000",
+            "smtpd_error_sleep_time": "0",
+            "smtpd_client_connection_count_limit": "0",
+            "smtpd_client_message_rate_limit": "0",
+            "relayhost": f"[127.0.0.1]:{sink_port}",
+            "default_destination_recipient_limit": "5000",
+            "default_destination_concurrency_limit": "50",
+            "smtp_dns_support_level": "disabled",
+            "smtp_tls_security_level": "none",
+            "smtpd_tls_security_level": "none",
+            "smtputf8_enable": "no",
+            "biff": "no",
+            "in_flow_delay": "0",
+            "message_size_limit": str(64 * 1024 * 1024),
+            "mailbox_size_limit": "0",
+            "queue_run_delay": "5s",
+            "minimal_backoff_time": "5s",
+            "maximal_backoff_time": "10s",
+            "delay_warning_time": "0",
+            "non_smtpd_milters": non_smtpd_milters,
+            "milter_default_action": "tempfail",
+            "milter_protocol": "6",
+            "milter_connect_timeout": "10s",
+            "milter_command_timeout": "30s",
+            "milter_content_timeout": "120s",
+            "milter_connect_macros": "j {daemon_name} {daemon_addr} v _ {client_addr} "
+                                     "{client_name} {client_connections}",
+        }
+        main.update(extra_main or {})
+        with open(os.path.join(self.config_dir, "main.cf"), "w") as f:
+            for k, v in main.items():
+                f.write(f"{k} = {v}\n")
+
+        # Postfix knows an inet listener by host:port in the service name.
+        services = [f"127.0.0.1:{l.port} inet n - n - - smtpd\n"
+                    f"  -o syslog_name=postfix/{l.name}\n"
+                    f"  -o smtpd_milters={l.milters}\n"
+                    for l in listeners]
+        master = "".join(services) + textwrap.dedent("""\
+            pickup    unix  n       -       n       60      1       pickup
+            cleanup   unix  n       -       n       -       0       cleanup
+            qmgr      unix  n       -       n       300     1       qmgr
+            rewrite   unix  -       -       n       -       -       trivial-rewrite
+            bounce    unix  -       -       n       -       0       bounce
+            defer     unix  -       -       n       -       0       bounce
+            trace     unix  -       -       n       -       0       bounce
+            verify    unix  -       -       n       -       1       verify
+            flush     unix  n       -       n       1000?   0       flush
+            proxymap  unix  -       -       n       -       -       proxymap
+            proxywrite unix -       -       n       -       1       proxymap
+            smtp      unix  -       -       n       -       -       smtp
+            relay     unix  -       -       n       -       -       smtp
+            showq     unix  n       -       n       -       -       showq
+            error     unix  -       -       n       -       -       error
+            retry     unix  -       -       n       -       -       error
+            discard   unix  -       -       n       -       -       discard
+            local     unix  -       n       n       -       -       local
+            lmtp      unix  -       -       n       -       -       lmtp
+            anvil     unix  -       -       n       -       1       anvil
+            scache    unix  -       -       n       -       1       scache
+            postlog   unix-dgram n  -       n       -       1       postlogd
+            """)
+        with open(os.path.join(self.config_dir, "master.cf"), "w") as f:
+            f.write(master)
+
+    def start(self):
+        run([k_postfix_bin, "-c", self.config_dir, "check"])
+        run([k_postfix_bin, "-c", self.config_dir, "start"])
+        for l in self.listeners:
+            wait_for(lambda: port_accepts(l.port), k_start_timeout, f"smtpd {l.name}:{l.port}")
+
+    def stop(self):
+        try:
+            run([k_postfix_bin, "-c", self.config_dir, "stop"], timeout=30, check=False)
+        except subprocess.TimeoutExpired:
+            pass
+        # master may outlive "stop" for a moment; make sure nothing keeps the dir busy.
+        pid_file = os.path.join(self.queue_dir, "pid", "master.pid")
+        try:
+            with open(pid_file) as f:
+                pid = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            pid = 0
+        if pid > 0:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                try:
+                    os.killpg(os.getpgid(pid), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+    def queue(self) -> list[dict]:
+        """postqueue -j: one dict per queued message (queue_name, queue_id, recipients...)."""
+        out = run([k_postqueue_bin, "-c", self.config_dir, "-j"]).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def queue_names(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for m in self.queue():
+            counts[m["queue_name"]] = counts.get(m["queue_name"], 0) + 1
+        return counts
+
+    def held(self) -> list[dict]:
+        return [m for m in self.queue() if m["queue_name"] == "hold"]
+
+    def maillog_text(self) -> str:
+        try:
+            with open(self.maillog, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def sendmail(self, sender: str, rcpts: list[str], message: bytes, timeout: float = 60):
+        """Local submission with Postfix's sendmail(1) (postdrop -> pickup -> cleanup)."""
+        return run([k_sendmail_bin, "-C", self.config_dir, "-i", "-f", sender, "--", *rcpts],
+                   input=message.decode("utf-8", "surrogateescape"), timeout=timeout)
+
+
+# --------------------------------------------------------------------------- world
+
+
+def floodgate_binary() -> str:
+    path = os.environ.get("FLOODGATE_BINARY")
+    if not path:
+        raise unittest.SkipTest("FLOODGATE_BINARY is not set (run through ctest)")
+    return path
+
+
+def floodgate_config() -> str:
+    path = os.environ.get("FLOODGATE_CONFIG")
+    if not path:
+        raise unittest.SkipTest("FLOODGATE_CONFIG is not set (run through ctest)")
+    return path
+
+
+class PostfixWorld:
+    """Everything one test needs. Use as a context manager, or call close().
+
+    floodgates: how many floodgate daemons; listener i calls daemon i (one listener
+    per daemon). plain_listener adds one more listener, last, that calls no milter
+    (always there with 0 daemons). All daemons share the one Redis. redis=False
+    starts no Redis at all and points floodgate at a port nobody listens on.
+    """
+
+    def __init__(self, floodgates: int = 1, redis: bool = True, milter_on_local: bool = True,
+                 plain_listener: bool = False,
+                 config: str | None = None, binary: str | None = None,
+                 extra_main: dict[str, str] | None = None):
+        self.dir = tempfile.mkdtemp(prefix="floodgate-postfix-")
+        os.chmod(self.dir, 0o755)  # postfix and smtp-sink must traverse it
+        self.daemons: list[Daemon] = []
+        self.redis: Redis | None = None
+        self.floodgates: list[Floodgate] = []
+        self.postfix: PostfixInstance | None = None
+        try:
+            if redis:
+                self.redis = Redis(self.dir)
+                self.daemons.append(self.redis)
+                redis_url = self.redis.url
+            else:
+                redis_url = f"redis://127.0.0.1:{free_port()}/0"  # nobody listens there
+            self.sink = Sink(self.dir)
+            self.daemons.append(self.sink)
+            for i in range(floodgates):
+                fg = Floodgate(self.dir, f"floodgate{i}", binary or floodgate_binary(),
+                               config or floodgate_config(), redis_url)
+                self.daemons.append(fg)
+                self.floodgates.append(fg)
+            for fg in self.floodgates:
+                fg.wait_ready()
+            listeners = [Listener(f"smtpd{i}", free_port(), fg.postfix_spec)
+                         for i, fg in enumerate(self.floodgates)]
+            if plain_listener or not listeners:
+                listeners.append(Listener(f"smtpd{len(listeners)}", free_port(), ""))
+            local_milters = self.floodgates[0].postfix_spec if (
+                self.floodgates and milter_on_local) else ""
+            self.postfix = PostfixInstance(self.dir, self.sink.port, listeners, local_milters,
+                                           extra_main)
+            self.postfix.start()
+        except BaseException:
+            sys.stderr.write(self.describe())
+            self.close()
+            raise
+
+    # ---- lifecycle
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self.postfix:
+            self.postfix.stop()
+        for d in reversed(self.daemons):
+            try:
+                d.stop()
+            except Exception as e:  # keep tearing down
+                sys.stderr.write(f"stopping {d.name}: {e}\n")
+        self.daemons = []
+        if os.environ.get("FG_KEEP"):
+            sys.stderr.write(f"FG_KEEP: left {self.dir}\n")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def describe(self, lines: int = 60) -> str:
+        parts = [f"\n===== harness dir {self.dir}"]
+        for fg in self.floodgates:
+            parts.append(f"===== {fg.name} ({fg.socket_spec}) alive={fg.alive()} "
+                         f"log tail:\n{tail(fg.log_path, lines)}")
+        if self.postfix:
+            parts.append(f"===== postfix maillog tail:\n{tail(self.postfix.maillog, lines)}")
+            try:
+                parts.append(f"===== queue: {self.postfix.queue_names()}")
+            except Exception as e:
+                parts.append(f"===== queue: <{e}>")
+        if getattr(self, "sink", None):
+            parts.append(f"===== sink: {self.sink.count()} messages")
+        return "\n".join(parts) + "\n"
+
+    # ---- sending
+
+    def listener_port(self, listener: int = 0) -> int:
+        return self.postfix.listeners[listener].port
+
+    def connect(self, client_addr: str, client_name: str = "client.example",
+                helo: str | None = None, listener: int = 0, timeout: float = 120) -> smtplib.SMTP:
+        """An SMTP session to smtpd presenting client_addr via XCLIENT (re-EHLOed)."""
+        s = smtplib.SMTP("127.0.0.1", self.listener_port(listener), local_hostname="harness.test",
+                         timeout=timeout)  # per socket operation, not per session
+        s.ehlo()
+        if not s.has_extn("xclient"):
+            s.close()
+            raise RuntimeError("smtpd does not offer XCLIENT (smtpd_authorized_xclient_hosts?)")
+        code, resp = s.docmd("XCLIENT", f"ADDR={client_addr} NAME={client_name}")
+        if code != 220:
+            s.close()
+            raise RuntimeError(f"XCLIENT refused: {code} {resp!r}")
+        # XCLIENT restarts the session: smtpd greets again and forgets EHLO.
+        s.ehlo_resp = None
+        s.esmtp_features = {}
+        s.does_esmtp = False
+        s.ehlo(helo or client_name)
+        return s
+
+    def send(self, client_addr: str, sender: str, rcpts: list[str], message: bytes | str,
+             listener: int = 0, client_name: str = "client.example") -> str:
+        """One message in its own session; returns the Postfix queue id.
+        Raises smtplib.SMTPException (e.g. SMTPDataError on a milter tempfail)."""
+        s = self.connect(client_addr, client_name, listener=listener)
+        try:
+            return send_on(s, sender, rcpts, message)
+        finally:
+            try:
+                s.quit()
+            except smtplib.SMTPException:
+                s.close()
+
+    # ---- waiting and looking
+
+    def verdict_for(self, queue_id: str) -> str | None:
+        """The floodgate log line naming queue_id (any daemon), or None."""
+        if not queue_id:
+            return None
+        for fg in self.floodgates:
+            for line in fg.log_text().splitlines():
+                if queue_id in line:
+                    return line
+        return None
+
+    def held_recipients(self) -> list[list[str]]:
+        """Recipients of each message in the hold queue."""
+        return [[r["address"] for r in m.get("recipients", [])] for m in self.postfix.held()]
+
+    def wait_settled(self, expect_sink: int | None = None, timeout: float = k_settle_timeout):
+        """Wait until nothing is in flight (incoming/active/maildrop/deferred empty; hold
+        may be non-empty) and, if expect_sink is given, the sink holds at least that many
+        messages. Deferred mail counts as "in flight" until the deadline, then fails."""
+        in_flight = ("incoming", "active", "maildrop", "deferred")
+
+        def settled():
+            q = self.postfix.queue_names()
+            if any(q.get(n, 0) for n in in_flight):
+                return False
+            if expect_sink is not None and self.sink.count() < expect_sink:
+                return False
+            return True
+        try:
+            wait_for(settled, timeout, "the Postfix queue to settle", interval=0.2)
+        except TimeoutError as e:
+            raise AssertionError(f"{e}: queue={self.postfix.queue_names()} "
+                                 f"sink={self.sink.count()}") from None
+        # Pickup scans maildrop on a timer; a local submission may not be listed yet
+        # as "incoming". A short quiet period catches stragglers.
+        time.sleep(0.5)
+        if not settled():
+            self.wait_settled(expect_sink, timeout)
+
+
+class FloodgateTestCase(unittest.TestCase):
+    """Base class: self.world is torn down after each test; its logs print on failure."""
+
+    world: PostfixWorld | None = None
+
+    def make_world(self, **kw) -> PostfixWorld:
+        world = PostfixWorld(**kw)
+        self.world = world
+        self.addCleanup(world.close)
+        self.addCleanup(self._describe_on_failure, world)
+        return world
+
+    def _describe_on_failure(self, world: PostfixWorld):
+        # Cleanups run in their own "test part", so _outcome.success says nothing
+        # about the test body; the result's failure lists do.
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        failed = any(t is self for t, _ in
+                     getattr(result, "failures", []) + getattr(result, "errors", []))
+        if failed or os.environ.get("FG_VERBOSE"):
+            sys.stderr.write(world.describe())
+
+    def assert_alive(self, world: PostfixWorld):
+        for fg in world.floodgates:
+            self.assertTrue(fg.alive(), f"{fg.name} died: exit code {fg.proc.returncode}")
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def send_on(s: smtplib.SMTP, sender: str, rcpts: list[str], message: bytes | str) -> str:
+    """One transaction on an open session; returns the queue id from "250 ... queued as ID".
+    Raises smtplib.SMTPResponseException subclasses on any non-2xx reply."""
+    code, resp = s.mail(sender)
+    if code != 250:
+        s.rset()
+        raise smtplib.SMTPSenderRefused(code, resp, sender)
+    for r in rcpts:
+        code, resp = s.rcpt(r)
+        if code not in (250, 251):
+            s.rset()
+            raise smtplib.SMTPRecipientsRefused({r: (code, resp)})
+    code, resp = s.data(message)
+    if code != 250:
+        s.rset()
+        raise smtplib.SMTPDataError(code, resp)
+    text = resp.decode("utf-8", "replace")
+    return text.rsplit("queued as ", 1)[-1].strip() if "queued as " in text else ""
+
+
+def make_message(sender: str, rcpts: list[str], subject: str, body: str,
+                 extra_headers: dict[str, str] | None = None) -> bytes:
+    to = rcpts[0] if len(rcpts) == 1 else "undisclosed-recipients:;"
+    hdrs = {"From": sender, "To": to, "Subject": subject,
+            "Date": "Thu, 01 Jan 2026 00:00:00 +0000",
+            "Message-ID": f"<{time.time_ns()}.{os.getpid()}@harness.test>",
+            "MIME-Version": "1.0", "Content-Type": "text/plain; charset=us-ascii"}
+    hdrs.update(extra_headers or {})
+    text = "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n" + body.replace("\n", "\r\n")
+    return text.encode("utf-8")
+
+
+def rcpt_list(n: int, tag: str, domain: str = "friends.example") -> list[str]:
+    return [f"{tag}{i:04d}@{domain}" for i in range(n)]
+
+
+k_words = ("garden invoice meeting tomorrow lunch project budget review quarterly paper river "
+           "mountain coffee schedule holiday parcel delivery kitchen window bicycle concert "
+           "library museum weather harbour station ticket journey recipe flower orchard "
+           "stone violin engine marble lantern compass saddle feather pepper blanket "
+           "thunder crystal meadow rocket candle puzzle anchor velvet glacier canyon").split()
+
+
+def distinct_text(rng, words: int = 80) -> str:
+    """Ordinary-looking text, different for every call (so content fingerprints differ)."""
+    lines, line = [], []
+    for _ in range(words):
+        line.append(rng.choice(k_words))
+        if len(line) == 12:
+            lines.append(" ".join(line).capitalize() + ".")
+            line = []
+    if line:
+        lines.append(" ".join(line).capitalize() + ".")
+    return "\n".join(lines) + "\n"
