@@ -7,6 +7,8 @@
 // anyway if any issue was recorded.
 #include "policy/config_loader.hpp"
 
+#include "policy/ascii.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -97,14 +99,6 @@ bool is_header_name(std::string_view text) {
   return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
     return c > ' ' && c < 0x7f && c != ':';
   });
-}
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
-    return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  });
-  return out;
 }
 
 template <typename T>
@@ -665,7 +659,7 @@ class Loader {
                           in_quotes(*name));
         return std::nullopt;
       }
-      part.name = lower(*name);
+      part.name = lower_ascii(*name);
       return part;
     }
     if (entry.name == "macro") {
