@@ -188,25 +188,52 @@ class Redis(Daemon):
 class Floodgate(Daemon):
     """One floodgate milter daemon on inet:PORT@127.0.0.1."""
 
-    def __init__(self, workdir: str, name: str, binary: str, config: str, redis_url: str | None):
-        self.port = free_port()
-        self.socket_spec = f"inet:{self.port}@127.0.0.1"
+    def __init__(self, workdir: str, name: str, binary: str, config: str, redis_url: str | None,
+                 transport: str = "inet"):
+        if transport == "unix":
+            # smtpd runs as postfix: the socket's directory must be traversable and
+            # the socket writable by it (hence umask 0 for the daemon).
+            self.port = None
+            self.path = os.path.join(workdir, "milter", f"{name}.sock")
+            os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
+            self.socket_spec = f"unix:{self.path}"
+        else:
+            self.port = free_port()
+            self.path = None
+            self.socket_spec = f"inet:{self.port}@127.0.0.1"
         argv = [binary, "--config", config, "--socket", self.socket_spec]
         if redis_url:
             argv += ["--redis", redis_url]
-        super().__init__(name, argv, os.path.join(workdir, f"{name}.log"))
+        old_umask = os.umask(0) if self.path else None
+        try:
+            super().__init__(name, argv, os.path.join(workdir, f"{name}.log"))
+        finally:
+            if old_umask is not None:
+                os.umask(old_umask)
+
+    def accepts(self) -> bool:
+        if self.port is not None:
+            return port_accepts(self.port)
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(0.5)
+                s.connect(self.path)
+                return True
+        except OSError:
+            return False
 
     def wait_ready(self):
         def ready():
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n"
                                    f"{tail(self.log_path)}")
-            return "listening on" in self.log_text() and port_accepts(self.port)
+            return "listening on" in self.log_text() and self.accepts()
         wait_for(ready, k_start_timeout, f"{self.name} to listen on {self.socket_spec}")
 
     @property
     def postfix_spec(self) -> str:
-        return f"inet:127.0.0.1:{self.port}"
+        """The same socket in Postfix's milter syntax."""
+        return f"unix:{self.path}" if self.path else f"inet:127.0.0.1:{self.port}"
 
     def verdict_lines(self) -> list[str]:
         """Log lines that look like verdicts (key=value lines other than startup noise)."""
@@ -373,8 +400,6 @@ class PostfixInstance:
             "milter_connect_timeout": "10s",
             "milter_command_timeout": "30s",
             "milter_content_timeout": "120s",
-            "milter_connect_macros": "j {daemon_name} {daemon_addr} v _ {client_addr} "
-                                     "{client_name} {client_connections}",
         }
         main.update(extra_main or {})
         with open(os.path.join(self.config_dir, "main.cf"), "w") as f:
@@ -496,10 +521,14 @@ class PostfixWorld:
     per daemon). plain_listener adds one more listener, last, that calls no milter
     (always there with 0 daemons). All daemons share the one Redis. redis=False
     starts no Redis at all and points floodgate at a port nobody listens on.
+    milter_transport "inet" (loopback TCP, the default) or "unix" (a socket file).
+    other_milter (a Postfix milter spec) adds a listener calling that milter instead,
+    and with floodgates=0 makes it the non_smtpd_milter too.
     """
 
     def __init__(self, floodgates: int = 1, redis: bool = True, milter_on_local: bool = True,
-                 plain_listener: bool = False,
+                 plain_listener: bool = False, milter_transport: str = "inet",
+                 other_milter: str | None = None,
                  config: str | None = None, binary: str | None = None,
                  extra_main: dict[str, str] | None = None):
         self.dir = tempfile.mkdtemp(prefix="floodgate-postfix-")
@@ -519,17 +548,21 @@ class PostfixWorld:
             self.daemons.append(self.sink)
             for i in range(floodgates):
                 fg = Floodgate(self.dir, f"floodgate{i}", binary or floodgate_binary(),
-                               config or floodgate_config(), redis_url)
+                               config or floodgate_config(), redis_url, milter_transport)
                 self.daemons.append(fg)
                 self.floodgates.append(fg)
             for fg in self.floodgates:
                 fg.wait_ready()
             listeners = [Listener(f"smtpd{i}", free_port(), fg.postfix_spec)
                          for i, fg in enumerate(self.floodgates)]
+            if other_milter:
+                listeners.append(Listener(f"smtpd{len(listeners)}", free_port(), other_milter))
             if plain_listener or not listeners:
                 listeners.append(Listener(f"smtpd{len(listeners)}", free_port(), ""))
-            local_milters = self.floodgates[0].postfix_spec if (
-                self.floodgates and milter_on_local) else ""
+            local_milters = ""
+            if milter_on_local:
+                local_milters = (self.floodgates[0].postfix_spec if self.floodgates
+                                 else other_milter or "")
             self.postfix = PostfixInstance(self.dir, self.sink.port, listeners, local_milters,
                                            extra_main)
             self.postfix.start()

@@ -1,0 +1,156 @@
+#!/usr/bin/python3
+"""Relay throughput through a real Postfix, without and with the floodgate milter.
+
+SUMMARY
+    Starts the same private world as the integration tests (tests/integration/postfix/
+    harness.py): redis-server, smtp-sink, one floodgate daemon and a private Postfix
+    with two smtpd listeners, one calling floodgate (smtpd_milters) and one calling
+    nothing. Postfix's smtp-source then pushes N messages (default 3000; 4 KB, 3
+    recipients, 20 parallel sessions) through the plain listener, then N through
+    the milter listener. For each phase it reports messages/second measured from
+    the start of smtp-source to the moment the sink holds every message, and for
+    the milter phase floodgate's peak RSS (VmHWM) and its CPU time per message
+    (utime+stime delta over the phase), plus Redis's CPU per message.
+
+    smtp-source sends the same body from 127.0.0.1 each time; the shipped policy would
+    quarantine all of it after 100 recipients, so the default config is bench.yaml:
+    the shipped rules with windowed thresholds raised out of reach (every counter is
+    still bumped and read on every message).
+
+    Run manually as root (not part of ctest); see README.md.
+
+LIMITS
+    Both phases run on the same machine as Postfix, smtp-sink and Redis, so the figures
+    are relative (ratio) more than absolute. smtp-sink writes each message to disk.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+k_here = os.path.dirname(os.path.abspath(__file__))
+k_root = os.path.abspath(os.path.join(k_here, "..", ".."))
+sys.path.insert(0, os.path.join(k_root, "tests", "integration", "postfix"))
+
+import harness  # noqa: E402
+
+k_smtp_source_bin = "/usr/sbin/smtp-source"
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--messages", "-m", type=int, default=3000, help="messages per phase")
+    p.add_argument("--sessions", "-s", type=int, default=20, help="parallel SMTP sessions")
+    p.add_argument("--recipients", "-r", type=int, default=3, help="recipients per message")
+    p.add_argument("--length", "-l", type=int, default=4096, help="body bytes per message")
+    p.add_argument("--warmup", type=int, default=200,
+                   help="messages sent through each listener before measuring")
+    p.add_argument("--binary", default=os.environ.get(
+        "FLOODGATE_BINARY", os.path.join(k_root, "build", "milter", "floodgate")))
+    p.add_argument("--config", default=os.environ.get(
+        "FLOODGATE_CONFIG", os.path.join(k_here, "bench.yaml")))
+    p.add_argument("--transport", choices=("inet", "unix"), default="inet",
+                   help="milter socket: loopback TCP (default) or a unix socket")
+    p.add_argument("--timeout", type=float, default=600, help="per phase, seconds")
+    return p.parse_args()
+
+
+def smtp_source(port: int, messages: int, args, timeout: float) -> float:
+    """Runs smtp-source against 127.0.0.1:port; returns its wall time."""
+    cmd = [k_smtp_source_bin, "-A", "-s", str(args.sessions), "-m", str(messages),
+           "-r", str(args.recipients), "-l", str(args.length),
+           "-M", "bench.client.example", "-f", "sender@bench.example",
+           "-t", "rcpt@bench-dest.example", f"127.0.0.1:{port}"]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0 or proc.stderr.strip():
+        sys.stderr.write(f"smtp-source exited {proc.returncode}: {proc.stderr[-2000:]}\n")
+    return time.monotonic() - t0
+
+
+def run_phase(world, listener: int, messages: int, args, label: str) -> dict:
+    """Send `messages` through `listener` and wait until the sink has them all."""
+    before = world.sink.count()
+    target = before + messages
+    fg = world.floodgates[0]
+    redis = world.redis
+    cpu0 = fg.cpu_seconds()
+    rcpu0 = redis_cpu(redis)
+    t0 = time.monotonic()
+    source_s = smtp_source(world.listener_port(listener), messages, args, args.timeout)
+    harness.wait_for(lambda: world.sink.count() >= target, args.timeout,
+                     f"{label}: {messages} messages at the sink", interval=0.02)
+    elapsed = time.monotonic() - t0
+    delivered = world.sink.count() - before
+    return {
+        "label": label,
+        "messages": messages,
+        "delivered": delivered,
+        "elapsed": elapsed,
+        "rate": delivered / elapsed,
+        "accept_rate": messages / source_s,
+        "fg_cpu": fg.cpu_seconds() - cpu0,
+        "redis_cpu": redis_cpu(redis) - rcpu0,
+    }
+
+
+def redis_cpu(redis) -> float:
+    with open(f"/proc/{redis.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main():
+    args = parse_args()
+    if not os.access(args.binary, os.X_OK):
+        sys.exit(f"floodgate binary not found: {args.binary} (build it, or pass --binary)")
+    world = harness.PostfixWorld(floodgates=1, plain_listener=True, binary=args.binary,
+                                 config=args.config, milter_on_local=False,
+                                 milter_transport=args.transport)
+    try:
+        milter_listener, plain_listener = 0, 1
+        fg = world.floodgates[0]
+        print(f"floodgate {args.binary}\nconfig    {args.config}\n"
+              f"workload  {args.messages} msgs x {args.recipients} rcpts x {args.length} B, "
+              f"{args.sessions} sessions, milter over {fg.postfix_spec}\n")
+        if args.warmup:
+            run_phase(world, plain_listener, args.warmup, args, "warm-up plain")
+            run_phase(world, milter_listener, args.warmup, args, "warm-up milter")
+            world.wait_settled()
+        plain = run_phase(world, plain_listener, args.messages, args, "without milter")
+        world.wait_settled()
+        milter = run_phase(world, milter_listener, args.messages, args, "with milter")
+        world.wait_settled()
+        status = fg.proc_status()
+        held = len(world.postfix.held())
+        actions: dict[str, int] = {}
+        for line in fg.log_text().splitlines():
+            for word in line.split():
+                if word.startswith("action="):
+                    actions[word[7:]] = actions.get(word[7:], 0) + 1
+
+        for r in (plain, milter):
+            print(f"{r['label']:>15}: {r['rate']:8.1f} msg/s delivered "
+                  f"({r['delivered']} in {r['elapsed']:.2f} s; smtpd accepted "
+                  f"{r['accept_rate']:.1f} msg/s)")
+        print(f"{'ratio':>15}: {milter['rate'] / plain['rate']:.3f} "
+              f"(with / without milter)")
+        n = milter["messages"]
+        print(f"{'floodgate':>15}: VmHWM {status.get('VmHWM', '?')}, VmRSS "
+              f"{status.get('VmRSS', '?')}, threads {status.get('Threads', '?')}, "
+              f"CPU {milter['fg_cpu'] * 1e6 / n:.0f} us/msg "
+              f"({milter['fg_cpu']:.2f} s for {n})")
+        print(f"{'redis':>15}: CPU {milter['redis_cpu'] * 1e6 / n:.0f} us/msg")
+        print(f"{'checks':>15}: held {held} (want 0), verdicts {actions} (warm-up included), "
+              f"floodgate alive {fg.alive()}")
+        if held or not fg.alive() or set(actions) - {"accept"} or milter["delivered"] != n or plain["delivered"] != n:
+            sys.stderr.write(world.describe())
+            sys.exit(1)
+    finally:
+        world.close()
+
+
+if __name__ == "__main__":
+    main()
