@@ -29,6 +29,7 @@ LIMITS
 
 from __future__ import annotations
 
+import atexit
 import email.parser
 import email.policy
 import glob
@@ -43,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import unittest
 from dataclasses import dataclass, field
@@ -55,6 +57,9 @@ k_smtp_sink_bin = "/usr/sbin/smtp-sink"
 k_redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 k_start_timeout = 20.0   # a daemon must be listening within this
+# ctest kills a test after its TIMEOUT (300 s) with SIGKILL, which would orphan the
+# Postfix master and the daemons; the watchdog tears everything down before that.
+k_process_deadline = float(os.environ.get("FG_DEADLINE", "270"))
 k_settle_timeout = 90.0  # the queue must drain within this
 k_command_timeout = 60.0 # any helper command
 
@@ -499,6 +504,47 @@ class PostfixInstance:
 
 # --------------------------------------------------------------------------- world
 
+_open_worlds: list["PostfixWorld"] = []
+_guard_lock = threading.Lock()
+_guard_installed = False
+
+
+def _close_all_worlds():
+    for w in list(_open_worlds):
+        try:
+            w.close()
+        except Exception as e:
+            sys.stderr.write(f"closing {w.dir}: {e}\n")
+
+
+def _install_guards():
+    """Once per process: SIGTERM/SIGHUP become SystemExit (so unittest runs the
+    cleanups), atexit closes what is left, and a watchdog closes every world and
+    exits before ctest's hard kill."""
+    global _guard_installed
+    with _guard_lock:
+        if _guard_installed:
+            return
+        _guard_installed = True
+    if threading.current_thread() is threading.main_thread():
+        def on_signal(signum, _frame):
+            raise SystemExit(f"harness: got signal {signum}")
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGHUP, on_signal)
+    atexit.register(_close_all_worlds)
+
+    def watchdog():
+        sys.stderr.write(f"harness: watchdog: still running after {k_process_deadline:.0f}s, "
+                         "tearing down\n")
+        for w in list(_open_worlds):
+            sys.stderr.write(w.describe())
+        _close_all_worlds()
+        os._exit(3)
+    timer = threading.Timer(k_process_deadline, watchdog)
+    timer.daemon = True
+    timer.start()
+
+
 
 def floodgate_binary() -> str:
     path = os.environ.get("FLOODGATE_BINARY")
@@ -531,7 +577,9 @@ class PostfixWorld:
                  other_milter: str | None = None,
                  config: str | None = None, binary: str | None = None,
                  extra_main: dict[str, str] | None = None):
+        _install_guards()
         self.dir = tempfile.mkdtemp(prefix="floodgate-postfix-")
+        _open_worlds.append(self)
         os.chmod(self.dir, 0o755)  # postfix and smtp-sink must traverse it
         self.daemons: list[Daemon] = []
         self.redis: Redis | None = None
@@ -580,14 +628,19 @@ class PostfixWorld:
         self.close()
 
     def close(self):
+        if self in _open_worlds:
+            _open_worlds.remove(self)
         if self.postfix:
             self.postfix.stop()
+            self.postfix = None
         for d in reversed(self.daemons):
             try:
                 d.stop()
             except Exception as e:  # keep tearing down
                 sys.stderr.write(f"stopping {d.name}: {e}\n")
         self.daemons = []
+        if not os.path.isdir(self.dir):
+            return
         if os.environ.get("FG_KEEP"):
             sys.stderr.write(f"FG_KEEP: left {self.dir}\n")
         else:
