@@ -41,8 +41,14 @@ void probe_counters(ratelimit::CounterStore& counters, const policy::Config& con
   probe.window = std::chrono::seconds(1);
   probe.amount = 0;
   const auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  // A fallback store answers even when Redis does not: what matters is which
+  // store answered.
   const auto result = counters.apply(std::span(&probe, 1), now);
-  spdlog::info("counters={} redis={}", counters.state_label(), result ? "reachable" : "unreachable");
+  const std::string_view state = counters.state_label();
+  const char* redis = config.redis.url.empty() ? "not-configured"
+                      : (result && state == "redis") ? "reachable"
+                                                     : "unreachable";
+  spdlog::info("counters={} redis={}", state, redis);
 }
 
 }  // namespace

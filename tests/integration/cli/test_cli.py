@@ -1,0 +1,143 @@
+"""The floodgate program's flags and exit statuses, run as a user would run it."""
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+k_binary = os.environ["FLOODGATE_BINARY"]
+k_config = os.environ["FLOODGATE_CONFIG"]
+
+
+def run(*args, timeout=20):
+    return subprocess.run([k_binary, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class CheckConfig(unittest.TestCase):
+    def write_config(self, text):
+        handle, path = tempfile.mkstemp(suffix=".yaml")
+        with os.fdopen(handle, "w") as f:
+            f.write(text)
+        self.addCleanup(os.unlink, path)
+        return path
+
+    def test_shipped_config_is_valid(self):
+        result = run("--config", k_config, "--check-config")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("configuration OK", result.stdout)
+
+    def test_every_error_is_printed_with_file_line_and_key(self):
+        path = self.write_config(
+            "redis:\n"
+            "  command_timeout: 5 minutes\n"          # line 2
+            "rules:\n"
+            "  - name: r1\n"
+            "    signal: messages\n"
+            "    identity: nobody\n"                  # line 6
+            "    threshold: 10\n"
+            "    points: 5\n"
+            "colour: blue\n")                         # line 9
+        result = run("--config", path, "--check-config")
+        self.assertEqual(result.returncode, 1, result.stdout)
+        lines = result.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 3, result.stderr)
+        self.assertTrue(lines[0].startswith(f"{path}:2: redis.command_timeout: "), lines[0])
+        self.assertTrue(lines[1].startswith(f"{path}:6: rules[0].identity: "), lines[1])
+        self.assertIn("nobody", lines[1])
+        self.assertTrue(lines[2].startswith(f"{path}:9: colour: "), lines[2])
+
+    def test_bad_redis_url_on_the_command_line_is_reported(self):
+        result = run("--config", k_config, "--redis", "redis://127.0.0.1:99999/0", "--check-config")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("redis.url", result.stderr)
+        self.assertIn("port", result.stderr)
+
+    def test_bad_socket_spec_is_reported(self):
+        result = run("--config", k_config, "--socket", "tcp://localhost:8890", "--check-config")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("milter.socket", result.stderr)
+
+    def test_missing_config_file_is_an_error_naming_it(self):
+        result = run("--config", "/nonexistent/floodgate.yaml", "--check-config")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("/nonexistent/floodgate.yaml", result.stderr)
+
+    def test_unreadable_password_file_is_reported(self):
+        with open(k_config) as f:
+            text = f.read().replace("  url: redis://127.0.0.1:6379/0\n",
+                                    "  url: redis://127.0.0.1:6379/0\n  password_file: /nonexistent/redis.pw\n")
+        result = run("--config", self.write_config(text), "--check-config")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("redis.password_file", result.stderr)
+
+
+class Flags(unittest.TestCase):
+    def test_version(self):
+        result = run("--version")
+        self.assertEqual(result.returncode, 0)
+        self.assertRegex(result.stdout, r"^floodgate \d+\.\d+\.\d+\n$")
+
+    def test_unknown_flag_is_a_usage_error(self):
+        result = run("--frobnicate")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("frobnicate", result.stderr)
+
+
+class Daemon(unittest.TestCase):
+    def start(self, port, redis_port):
+        return subprocess.Popen(
+            [k_binary, "--config", k_config, "--socket", f"inet:{port}@127.0.0.1",
+             "--redis", f"redis://127.0.0.1:{redis_port}/0"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def wait_listening(self, port, deadline=10.0):
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.05)
+        self.fail(f"floodgate did not listen on {port}")
+
+    def test_sigterm_stops_the_daemon_cleanly(self):
+        port = free_port()
+        daemon = self.start(port, free_port())  # no Redis there: local counters
+        try:
+            self.wait_listening(port)
+            daemon.send_signal(signal.SIGTERM)
+            output, _ = daemon.communicate(timeout=15)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+        self.assertEqual(daemon.returncode, 0, output)
+        self.assertIn("redis=unreachable", output)
+        self.assertIn(f"listening on inet:{port}@127.0.0.1", output)
+        self.assertIn("floodgate stopped", output)
+
+    def test_socket_already_in_use_is_a_clear_startup_error(self):
+        with socket.socket() as busy:
+            busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            daemon = self.start(port, free_port())
+            try:
+                output, _ = daemon.communicate(timeout=30)
+            finally:
+                if daemon.poll() is None:
+                    daemon.kill()
+        self.assertEqual(daemon.returncode, 1, output)
+        self.assertIn(f"cannot listen on inet:{port}@127.0.0.1", output)
+
+
+if __name__ == "__main__":
+    unittest.main()
