@@ -23,7 +23,15 @@ struct ConnectionState {
   ConnectionInfo info;
   std::optional<MessageSession> message;
   bool message_broken = false;  // a callback failed: tempfail at end-of-message
+  // Stages for which the MTA agreed not to wait for our reply (SMFIP_NR_*).
+  unsigned long no_reply_steps = 0;
 };
+
+// The answer for a stage where Floodgate never objects: no reply at all when
+// the MTA agreed to that, else "continue".
+sfsistat carry_on(const ConnectionState* state, unsigned long no_reply_flag) {
+  return state != nullptr && (state->no_reply_steps & no_reply_flag) != 0 ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
 
 ConnectionState* state_of(SMFICTX* ctx) { return static_cast<ConnectionState*>(smfi_getpriv(ctx)); }
 
@@ -61,7 +69,7 @@ void collect_macros(SMFICTX* ctx, ConnectionState& state) {
 // Runs `body`, turning any exception into a broken message instead of
 // letting it unwind into libmilter's C code.
 template <typename Body>
-sfsistat guarded(SMFICTX* ctx, const char* stage, Body&& body) {
+sfsistat guarded(SMFICTX* ctx, const char* stage, unsigned long no_reply_flag, Body&& body) {
   try {
     return body();
   } catch (const std::exception& error) {
@@ -69,20 +77,39 @@ sfsistat guarded(SMFICTX* ctx, const char* stage, Body&& body) {
   } catch (...) {
     spdlog::error("stage={} error=unknown", stage);
   }
-  if (ConnectionState* state = state_of(ctx)) state->message_broken = true;
-  return SMFIS_CONTINUE;
+  ConnectionState* state = state_of(ctx);
+  if (state != nullptr) state->message_broken = true;
+  return carry_on(state, no_reply_flag);
 }
 
-sfsistat on_negotiate(SMFICTX*, unsigned long offered_actions, unsigned long offered_steps, unsigned long,
+// Stages Floodgate never answers with anything but "continue": the verdict
+// is given once, at end-of-message. Telling the MTA not to wait for those
+// replies saves a round trip per stage (per recipient, per header); Postfix
+// queues these packets and sends them in one write with the next one that
+// needs an answer.
+//
+// DATA is deliberately neither skipped nor unanswered. Postfix flushes its
+// milter stream at DATA (it then waits for the client's message), so that
+// packet goes out alone; if we did not answer it, the next write (headers,
+// body and end-of-message, a small segment) would wait under Nagle for the
+// ACK our side delays by ~40 ms. Measured: one such stall per message capped
+// 20 SMTP sessions at ~400 msg/s over TCP. Answering DATA carries the ACK.
+constexpr unsigned long k_no_reply_steps =
+    SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY;
+
+sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long offered_steps, unsigned long,
                       unsigned long, unsigned long* actions, unsigned long* steps, unsigned long* reserved2,
                       unsigned long* reserved3) {
+  auto* state = new (std::nothrow) ConnectionState;
+  if (state == nullptr) return SMFIS_TEMPFAIL;
+  smfi_setpriv(ctx, state);
   *actions = (SMFIF_ADDHDRS | SMFIF_QUARANTINE) & offered_actions;
   // Skip what we never read, and ask for recipients the MTA rejected (they
-  // are a signal: guessed addresses). No-reply flags are not used: over TCP
-  // they make the MTA send small packets back to back, which Nagle and
-  // delayed ACKs turn into ~40 ms stalls per packet.
-  const unsigned long wanted = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NOEOH | SMFIP_RCPT_REJ;
+  // are a signal: guessed addresses).
+  const unsigned long wanted =
+      SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_RCPT_REJ | k_no_reply_steps;
   *steps = wanted & offered_steps;
+  state->no_reply_steps = *steps & k_no_reply_steps;
   *reserved2 = 0;
   *reserved3 = 0;
   return SMFIS_CONTINUE;
@@ -105,10 +132,14 @@ std::string address_text(const _SOCK_ADDR* address, bool& port_is_zero) {
 }
 
 sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* address) {
-  auto* state = new (std::nothrow) ConnectionState;
-  if (state == nullptr) return SMFIS_TEMPFAIL;
-  smfi_setpriv(ctx, state);
-  return guarded(ctx, "connect", [&] {
+  // Negotiation made the state; an MTA that skips negotiation gets one here.
+  ConnectionState* state = state_of(ctx);
+  if (state == nullptr) {
+    state = new (std::nothrow) ConnectionState;
+    if (state == nullptr) return SMFIS_TEMPFAIL;
+    smfi_setpriv(ctx, state);
+  }
+  return guarded(ctx, "connect", SMFIP_NR_CONN, [&] {
     state->config = g_runtime->config();
     bool port_is_zero = false;
     state->info.client_address = address_text(address, port_is_zero);
@@ -119,12 +150,12 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* address) {
     state->info.local_submission =
         port_is_zero && state->info.client_address == "127.0.0.1" && state->info.client_name == "localhost";
     collect_macros(ctx, *state);
-    return SMFIS_CONTINUE;
+    return carry_on(state, SMFIP_NR_CONN);
   });
 }
 
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
-  return guarded(ctx, "mail", [&] {
+  return guarded(ctx, "mail", SMFIP_NR_MAIL, [&] {
     ConnectionState* state = state_of(ctx);
     if (state == nullptr) return SMFIS_CONTINUE;
     state->message.reset();
@@ -134,37 +165,41 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     state->message.emplace(state->config, state->info);
     state->message->set_sender(argv && argv[0] ? argv[0] : "");
     collect_macros(ctx, *state);
-    return SMFIS_CONTINUE;
+    return carry_on(state, SMFIP_NR_MAIL);
   });
 }
 
 sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
-  return guarded(ctx, "rcpt", [&] {
+  return guarded(ctx, "rcpt", SMFIP_NR_RCPT, [&] {
     ConnectionState* state = state_of(ctx);
-    if (state == nullptr || !state->message) return SMFIS_CONTINUE;
+    if (state == nullptr || !state->message) return carry_on(state, SMFIP_NR_RCPT);
     // With SMFIP_RCPT_REJ Postfix also reports recipients it refused; it
     // marks them with the "error" mailer.
     const auto mailer = macro_value(ctx, "rcpt_mailer");
     state->message->add_recipient(argv && argv[0] ? argv[0] : "", mailer && *mailer == "error");
-    return SMFIS_CONTINUE;
+    return carry_on(state, SMFIP_NR_RCPT);
   });
 }
 
+// Answered on purpose (see k_no_reply_steps): the reply carries the ACK that
+// keeps the MTA's next packet from waiting under Nagle.
+sfsistat on_data(SMFICTX*) { return SMFIS_CONTINUE; }
+
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
-  return guarded(ctx, "header", [&] {
+  return guarded(ctx, "header", SMFIP_NR_HDR, [&] {
     ConnectionState* state = state_of(ctx);
-    if (state == nullptr || !state->message) return SMFIS_CONTINUE;
+    if (state == nullptr || !state->message) return carry_on(state, SMFIP_NR_HDR);
     state->message->add_header(name ? name : "", value ? value : "");
-    return SMFIS_CONTINUE;
+    return carry_on(state, SMFIP_NR_HDR);
   });
 }
 
 sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t length) {
-  return guarded(ctx, "body", [&] {
+  return guarded(ctx, "body", SMFIP_NR_BODY, [&] {
     ConnectionState* state = state_of(ctx);
-    if (state == nullptr || !state->message) return SMFIS_CONTINUE;
+    if (state == nullptr || !state->message) return carry_on(state, SMFIP_NR_BODY);
     state->message->add_body_chunk(std::string_view(reinterpret_cast<const char*>(chunk), length));
-    return SMFIS_CONTINUE;
+    return carry_on(state, SMFIP_NR_BODY);
   });
 }
 
@@ -270,6 +305,7 @@ smfiDesc filter_description() {
   description.xxfi_connect = on_connect;
   description.xxfi_envfrom = on_envfrom;
   description.xxfi_envrcpt = on_envrcpt;
+  description.xxfi_data = on_data;
   description.xxfi_header = on_header;
   description.xxfi_body = on_body;
   description.xxfi_eom = on_eom;
