@@ -235,6 +235,25 @@ class Floodgate(Daemon):
             return "listening on" in self.log_text() and self.accepts()
         wait_for(ready, k_start_timeout, f"{self.name} to listen on {self.socket_spec}")
 
+    def stop(self, timeout: float = 10.0) -> int | None:
+        code = super().stop(timeout)
+        # Kept for FloodgateTestCase's exit check: the log file goes with the temp dir.
+        self.final_log = self.log_text()
+        return code
+
+    def exit_problems(self) -> list[str]:
+        """What was wrong with how this daemon ended: a non-zero status after SIGTERM
+        (crash, hang) or a sanitizer report (ASan, LSan, UBSan builds)."""
+        problems = []
+        if "floodgate stopped" not in getattr(self, "final_log", ""):
+            problems.append(f"{self.name} did not log a clean stop")
+        if self.proc.returncode != 0:
+            problems.append(f"{self.name} exited with status {self.proc.returncode}, want 0 after SIGTERM")
+        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            if marker in getattr(self, "final_log", ""):
+                problems.append(f"{self.name} log has a sanitizer report ({marker}):\n{self.final_log[-4000:]}")
+        return problems
+
     @property
     def postfix_spec(self) -> str:
         """The same socket in Postfix's milter syntax."""
@@ -748,9 +767,15 @@ class FloodgateTestCase(unittest.TestCase):
     def make_world(self, **kw) -> PostfixWorld:
         world = PostfixWorld(**kw)
         self.world = world
+        # Cleanups run last-registered first: this check runs after close().
+        self.addCleanup(self._assert_floodgates_ended_cleanly, world)
         self.addCleanup(world.close)
         self.addCleanup(self._describe_on_failure, world)
         return world
+
+    def _assert_floodgates_ended_cleanly(self, world: PostfixWorld):
+        problems = [p for fg in world.floodgates for p in fg.exit_problems()]
+        self.assertEqual(problems, [], "\n".join(problems))
 
     def _describe_on_failure(self, world: PostfixWorld):
         # Cleanups run in their own "test part", so _outcome.success says nothing
