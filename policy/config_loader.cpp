@@ -8,12 +8,10 @@
 #include "policy/config_loader.hpp"
 
 #include "policy/ascii.hpp"
-
-#include <yaml-cpp/yaml.h>
+#include "policy/yaml_reader.hpp"
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -30,6 +28,10 @@ namespace floodgate::policy {
 namespace {
 
 using namespace std::chrono_literals;
+using detail::describe;
+using detail::Entry;
+using detail::Fields;
+using detail::in_quotes;
 
 // Names appear in every verdict log line and in reasons headers; a bound
 // keeps those lines readable.
@@ -45,53 +47,11 @@ constexpr unsigned k_max_pool_size = 256;
 // RFC 5321 limits a reply line to 512 octets including code and status.
 constexpr std::size_t k_max_reply_text = 400;
 
-const char* const k_duration_hint = "expected a duration such as 30s, 10m or 1h";
-
-std::string in_quotes(std::string_view text) { return "\"" + std::string(text) + "\""; }
-
-std::string join_path(const std::string& parent, std::string_view key) {
-  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
-}
-
-std::string item_path(const std::string& parent, std::size_t index) {
-  return parent + "[" + std::to_string(index) + "]";
-}
-
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map:
-      return "a map";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Scalar:
-      return in_quotes(node.Scalar());
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      break;
-  }
-  return "nothing";
-}
-
 bool is_name(std::string_view text) {
   return !text.empty() && text.size() <= k_max_name_length &&
          std::all_of(text.begin(), text.end(), [](char c) {
            return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
          });
-}
-
-// Milter macro names are letters, digits and '_' ("i", "daemon_name",
-// "auth_authen"); the braces of the sendmail spelling are optional.
-std::optional<std::string> macro_name(std::string_view text) {
-  if (text.size() >= 2 && text.front() == '{' && text.back() == '}') {
-    text = text.substr(1, text.size() - 2);
-  }
-  if (text.empty() || !std::all_of(text.begin(), text.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               c == '_';
-      })) {
-    return std::nullopt;
-  }
-  return std::string(text);
 }
 
 // RFC 5322 field name: printable US-ASCII except ':' (and never a space).
@@ -101,81 +61,15 @@ bool is_header_name(std::string_view text) {
   });
 }
 
-template <typename T>
-std::optional<T> parse_integer(std::string_view text) {
-  T value{};
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc{} || ptr != end || text.empty()) return std::nullopt;
-  return value;
-}
-
-std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
-  std::size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  if (digits == 0) return std::nullopt;
-  auto count = parse_integer<std::uint64_t>(text.substr(0, digits));
-  const std::string_view unit = text.substr(digits);
-  std::uint64_t unit_ms = 0;
-  if (unit == "ms") {
-    unit_ms = 1;
-  } else if (unit == "s") {
-    unit_ms = 1000;
-  } else if (unit == "m") {
-    unit_ms = 60 * 1000;
-  } else if (unit == "h") {
-    unit_ms = 3600 * 1000;
-  } else if (unit == "d") {
-    unit_ms = 24 * 3600 * 1000;
-  } else {
-    return std::nullopt;
-  }
-  constexpr auto k_max_ms =
-      static_cast<std::uint64_t>(std::numeric_limits<std::chrono::milliseconds::rep>::max());
-  if (!count || *count > k_max_ms / unit_ms) return std::nullopt;
-  return std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(*count * unit_ms));
-}
-
-// A map key and its value, with the dotted path that names the value.
-struct Entry {
-  std::string name;
-  YAML::Node key;
-  YAML::Node value;
-  std::string path;
-};
-
-// The entries of one YAML map whose keys the reader knows.
-class Fields {
+// The section readers; the generic reading and issue collection are in
+// YamlReader.
+class Loader : public detail::YamlReader {
  public:
-  void add(Entry entry) { m_entries.push_back(std::move(entry)); }
-  const Entry* find(std::string_view name) const {
-    for (const auto& entry : m_entries) {
-      if (entry.name == name) return &entry;
-    }
-    return nullptr;
-  }
-
- private:
-  std::vector<Entry> m_entries;
-};
-
-class Loader {
- public:
-  explicit Loader(std::string source) : m_source(std::move(source)) {}
-
-  void add_issue(int line, std::string key, std::string message) {
-    m_issues.push_back({m_source, line, std::move(key), std::move(message)});
-  }
-  // In file order, whatever order the sections were checked in.
-  std::vector<ConfigIssue> take_issues() {
-    std::stable_sort(m_issues.begin(), m_issues.end(),
-                     [](const ConfigIssue& a, const ConfigIssue& b) { return a.line < b.line; });
-    return std::move(m_issues);
-  }
+  using YamlReader::YamlReader;
 
   std::shared_ptr<const Config> load(const YAML::Node& root) {
     auto config = std::make_shared<Config>();
-    config->source_file = m_source;
+    config->source_file = source();
     if (root.IsNull()) return config;  // an empty file: all defaults
     auto fields = read_map(root, "", line_of(root, 1),
                            {"milter", "log", "redis", "content", "outbound", "exemptions",
@@ -196,205 +90,6 @@ class Loader {
   }
 
  private:
-  // yaml-cpp gives an empty value the position of the next token, which may
-  // be lines further down; the key's own line is where the admin looks.
-  static int line_of(const Entry& entry) {
-    if (entry.value.IsNull()) return entry.key.Mark().line + 1;
-    return entry.value.Mark().line + 1;
-  }
-  static int line_of(const YAML::Node& node, int fallback) {
-    const YAML::Mark mark = node.Mark();
-    return mark.is_null() || mark.line < 0 ? fallback : mark.line + 1;
-  }
-
-  void report(const Entry& at, std::string message) {
-    add_issue(line_of(at), at.path, std::move(message));
-  }
-  // For what is missing from a map: its key is where it should be added.
-  void report_missing(const Entry& at, std::string message) {
-    add_issue(at.key.Mark().line + 1, at.path, std::move(message));
-  }
-
-  // Every key of a map; reports a non-map, non-scalar keys and duplicate
-  // keys (yaml-cpp would silently keep both). A null node reads as an empty
-  // map, so "section:" with nothing under it means "all defaults".
-  std::optional<std::vector<Entry>> map_entries(const YAML::Node& node, const std::string& path,
-                                                int line) {
-    std::vector<Entry> entries;
-    if (node.IsNull()) return entries;
-    if (!node.IsMap()) {
-      add_issue(line, path, "expected a map, got " + describe(node));
-      return std::nullopt;
-    }
-    std::set<std::string> seen;
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      const int key_line = it->first.Mark().line + 1;
-      if (!it->first.IsScalar()) {
-        add_issue(key_line, path, "expected a name as key, got " + describe(it->first));
-        continue;
-      }
-      const std::string name = it->first.Scalar();
-      const std::string entry_path = join_path(path, name);
-      if (!seen.insert(name).second) {
-        add_issue(key_line, entry_path, "duplicate key " + in_quotes(name));
-        continue;
-      }
-      entries.push_back({name, it->first, it->second, entry_path});
-    }
-    return entries;
-  }
-
-  std::optional<Fields> read_map(const YAML::Node& node, const std::string& path, int line,
-                                 std::initializer_list<std::string_view> known) {
-    auto entries = map_entries(node, path, line);
-    if (!entries) return std::nullopt;
-    Fields fields;
-    for (auto& entry : *entries) {
-      if (std::find(known.begin(), known.end(), entry.name) == known.end()) {
-        add_issue(entry.key.Mark().line + 1, entry.path, "unknown key " + in_quotes(entry.name));
-        continue;
-      }
-      fields.add(std::move(entry));
-    }
-    return fields;
-  }
-  std::optional<Fields> read_map(const Entry& entry, std::initializer_list<std::string_view> known) {
-    return read_map(entry.value, entry.path, line_of(entry), known);
-  }
-  // A list item that must be a map: unlike a section, an empty item is a
-  // mistake (a stray "-"), not a request for defaults.
-  std::optional<Fields> read_item(const Entry& item, std::initializer_list<std::string_view> known) {
-    if (item.value.IsNull()) {
-      report(item, "expected a map, got nothing");
-      return std::nullopt;
-    }
-    return read_map(item, known);
-  }
-
-  // The items of a list, each with its path and line; null reads as empty.
-  std::optional<std::vector<Entry>> list_items(const Entry& entry) {
-    std::vector<Entry> items;
-    if (entry.value.IsNull()) return items;
-    if (!entry.value.IsSequence()) {
-      report(entry, "expected a list, got " + describe(entry.value));
-      return std::nullopt;
-    }
-    std::size_t index = 0;
-    for (const auto& item : entry.value) {
-      // An item's key is itself so that line_of() finds it when it is empty.
-      items.push_back({"", item, item, item_path(entry.path, index++)});
-    }
-    return items;
-  }
-
-  std::optional<std::string> scalar(const Entry& entry) {
-    if (!entry.value.IsScalar()) {
-      report(entry, "expected a value, got " + describe(entry.value));
-      return std::nullopt;
-    }
-    return entry.value.Scalar();
-  }
-
-  std::optional<std::string> non_empty_string(const Entry& entry) {
-    auto text = scalar(entry);
-    if (text && text->empty()) {
-      report(entry, "must not be empty");
-      return std::nullopt;
-    }
-    return text;
-  }
-
-  // A list of non-empty strings; `allow_empty_list` false for lists whose
-  // emptiness would silently disable what they configure. Like every reader,
-  // it keeps what it could read: the Config is discarded after any issue.
-  std::optional<std::vector<std::string>> string_list(const Entry& entry, bool allow_empty_list) {
-    auto items = list_items(entry);
-    if (!items) return std::nullopt;
-    if (items->empty() && !allow_empty_list) report(entry, "must list at least one value");
-    std::vector<std::string> out;
-    for (const auto& item : *items) {
-      if (auto text = non_empty_string(item)) out.push_back(*text);
-    }
-    return out;
-  }
-
-  std::optional<std::vector<IpNetwork>> network_list(const Entry& entry, bool allow_empty_list) {
-    auto items = list_items(entry);
-    if (!items) return std::nullopt;
-    if (items->empty() && !allow_empty_list) report(entry, "must list at least one value");
-    std::vector<IpNetwork> out;
-    for (const auto& item : *items) {
-      auto text = non_empty_string(item);
-      if (!text) continue;
-      if (auto network = IpNetwork::parse(*text)) {
-        out.push_back(*network);
-      } else {
-        report(item, in_quotes(*text) +
-                         " is not a network: expected an address or CIDR such as 10.0.0.0/8 "
-                         "or fd00::/8");
-      }
-    }
-    return out;
-  }
-
-  std::optional<bool> boolean(const Entry& entry) {
-    bool value = false;
-    if (!entry.value.IsScalar() || !YAML::convert<bool>::decode(entry.value, value)) {
-      report(entry, "expected true or false, got " + describe(entry.value));
-      return std::nullopt;
-    }
-    return value;
-  }
-
-  template <typename T>
-  std::optional<T> integer(const Entry& entry, T min, T max, const std::string& expected) {
-    auto text = scalar(entry);
-    if (!text) return std::nullopt;
-    auto value = parse_integer<T>(*text);
-    if (!value || *value < min || *value > max) {
-      report(entry, "expected " + expected + ", got " + in_quotes(*text));
-      return std::nullopt;
-    }
-    return value;
-  }
-
-  std::optional<std::chrono::milliseconds> duration(const Entry& entry) {
-    auto text = scalar(entry);
-    if (!text) return std::nullopt;
-    auto value = parse_duration(*text);
-    if (!value) {
-      report(entry, std::string(k_duration_hint) + ", got " + in_quotes(*text));
-      return std::nullopt;
-    }
-    return value;
-  }
-
-  std::optional<std::chrono::milliseconds> positive_duration(const Entry& entry) {
-    auto value = duration(entry);
-    if (value && value->count() == 0) {
-      report(entry, "must be longer than 0ms");
-      return std::nullopt;
-    }
-    return value;
-  }
-
-  // One of a fixed set of words.
-  template <typename T>
-  std::optional<T> choice(const Entry& entry,
-                          std::initializer_list<std::pair<std::string_view, T>> choices) {
-    auto text = scalar(entry);
-    if (!text) return std::nullopt;
-    std::string valid;
-    for (const auto& [word, value] : choices) {
-      if (*text == word) return value;
-      valid += (valid.empty() ? "" : ", ") + std::string(word);
-    }
-    report(entry, "expected one of " + valid + ", got " + in_quotes(*text));
-    return std::nullopt;
-  }
-
-  // ---- Sections ------------------------------------------------------------
-
   void read_milter(const Entry& section, Config& config) {
     auto fields = read_map(section, {"socket"});
     if (!fields) return;
@@ -509,21 +204,6 @@ class Loader {
         scope.macros.push_back(std::move(match));
       }
     }
-  }
-
-  // A macro name. Unquoted, the sendmail spelling {daemon_name} is YAML for
-  // a one-key map with no value; read it as the name the admin meant.
-  std::optional<std::string> macro_value(const Entry& entry) {
-    const YAML::Node& node = entry.value;
-    if (node.IsMap() && node.size() == 1 && node.begin()->first.IsScalar() &&
-        node.begin()->second.IsNull()) {
-      if (auto name = macro_name(node.begin()->first.Scalar())) return name;
-    }
-    auto text = scalar(entry);
-    if (!text) return std::nullopt;
-    auto name = macro_name(*text);
-    if (!name) report(entry, "expected a macro name such as daemon_name, got " + in_quotes(*text));
-    return name;
   }
 
   void read_exemptions(const Entry& section, std::vector<Exemption>& exemptions) {
@@ -889,8 +569,6 @@ class Loader {
     return std::nullopt;
   }
 
-  std::string m_source;
-  std::vector<ConfigIssue> m_issues;
   std::map<std::string, std::size_t> m_identity_index;
 };
 
