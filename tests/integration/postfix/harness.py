@@ -249,7 +249,7 @@ class Floodgate(Daemon):
             problems.append(f"{self.name} did not log a clean stop")
         if self.proc.returncode != 0:
             problems.append(f"{self.name} exited with status {self.proc.returncode}, want 0 after SIGTERM")
-        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+        for marker in ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer", "runtime error:"):
             if marker in getattr(self, "final_log", ""):
                 problems.append(f"{self.name} log has a sanitizer report ({marker}):\n{self.final_log[-4000:]}")
         return problems
