@@ -26,8 +26,10 @@ LIMITS
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 k_here = os.path.dirname(os.path.abspath(__file__))
@@ -51,6 +53,8 @@ def parse_args():
                    help="messages sent through each listener before measuring")
     p.add_argument("--binary", default=os.environ.get(
         "FLOODGATE_BINARY", os.path.join(k_root, "build", "milter", "floodgate")))
+    p.add_argument("--noop-binary", default=os.path.join(k_root, "build", "tests", "bench", "noop_milter"),
+                   help="the no-op libmilter filter measured as the protocol floor")
     p.add_argument("--config", default=os.environ.get(
         "FLOODGATE_CONFIG", os.path.join(k_here, "bench.yaml")))
     p.add_argument("--transport", choices=("inet", "unix"), default="inet",
@@ -74,22 +78,23 @@ def smtp_source(port: int, messages: int, args, timeout: float) -> float:
     return time.monotonic() - t0
 
 
-def run_phase(world, listener: int, messages: int, args, label: str) -> dict:
-    """Send `messages` through `listener` and wait until the sink has them all."""
-    before = world.sink.count()
-    target = before + messages
-    fg = world.floodgates[0]
+def run_phase(world, listener: int, messages: int, args, label: str, milter=None) -> dict:
+    """Send `messages` through `listener` and wait until the sink has them all.
+    `milter` is the daemon whose CPU this phase charges (None without a milter)."""
     redis = world.redis
-    cpu0 = fg.cpu_seconds()
+    cpu0 = milter.cpu_seconds() if milter else 0.0
     rcpu0 = redis_cpu(redis)
     t0 = time.monotonic()
     source_s = smtp_source(world.listener_port(listener), messages, args, args.timeout)
     # Listing the sink directory costs CPU on the same two cores; 0.1 s is
     # under 2% of a phase.
-    harness.wait_for(lambda: world.sink.count() >= target, args.timeout,
+    harness.wait_for(lambda: world.sink.count() >= messages, args.timeout,
                      f"{label}: {messages} messages at the sink", interval=0.1)
     elapsed = time.monotonic() - t0
-    delivered = world.sink.count() - before
+    delivered = world.sink.count()
+    # Empty the sink so that every phase starts from the same directory size.
+    for path in world.sink.files():
+        os.unlink(path)
     return {
         "label": label,
         "messages": messages,
@@ -97,7 +102,7 @@ def run_phase(world, listener: int, messages: int, args, label: str) -> dict:
         "elapsed": elapsed,
         "rate": delivered / elapsed,
         "accept_rate": messages / source_s,
-        "fg_cpu": fg.cpu_seconds() - cpu0,
+        "milter_cpu": (milter.cpu_seconds() - cpu0) if milter else 0.0,
         "redis_cpu": redis_cpu(redis) - rcpu0,
     }
 
@@ -131,37 +136,48 @@ def decision_latencies_ms(log_text: str) -> list[float]:
 
 def main():
     args = parse_args()
-    if not os.access(args.binary, os.X_OK):
-        sys.exit(f"floodgate binary not found: {args.binary} (build it, or pass --binary)")
-    world = harness.PostfixWorld(floodgates=1, plain_listener=True, binary=args.binary,
-                                 config=args.config, milter_on_local=False,
-                                 milter_transport=args.transport)
+    for binary in (args.binary, args.noop_binary):
+        if not os.access(binary, os.X_OK):
+            sys.exit(f"binary not found: {binary} (build the floodgate and noop_milter targets)")
+    workdir = tempfile.mkdtemp(prefix="floodgate-bench-")
+    os.chmod(workdir, 0o755)
+    # The protocol floor: a libmilter filter that negotiates floodgate's
+    # conversation and does nothing (tests/bench/noop_milter.cpp).
+    noop = harness.Floodgate(workdir, "noop", args.noop_binary, args.config, None, args.transport)
+    world = None
     try:
-        milter_listener, plain_listener = 0, 1
+        noop.wait_ready()
+        world = harness.PostfixWorld(floodgates=1, plain_listener=True, binary=args.binary,
+                                     config=args.config, milter_on_local=False,
+                                     milter_transport=args.transport,
+                                     other_milter=noop.postfix_spec)
         fg = world.floodgates[0]
-        print(f"floodgate {args.binary}\nconfig    {args.config}\n"
+        phases = {  # label -> (listener, daemon charged)
+            "without milter": (2, None),
+            "no-op milter": (1, noop),
+            "floodgate": (0, fg),
+        }
+        print(f"floodgate {args.binary}\nno-op     {args.noop_binary}\nconfig    {args.config}\n"
               f"workload  {args.messages} msgs x {args.recipients} rcpts x {args.length} B, "
-              f"{args.sessions} sessions, milter over {fg.postfix_spec}, {args.rounds} rounds\n")
+              f"{args.sessions} sessions, milters over {args.transport}, {args.rounds} rounds\n")
         if args.warmup:
-            run_phase(world, plain_listener, args.warmup, args, "warm-up plain")
-            run_phase(world, milter_listener, args.warmup, args, "warm-up milter")
+            for label, (listener, daemon) in phases.items():
+                run_phase(world, listener, args.warmup, args, "warm-up " + label, daemon)
             world.wait_settled()
-        plain_runs, milter_runs = [], []
+        runs: dict[str, list[dict]] = {label: [] for label in phases}
+        labels = list(phases)
         for round_number in range(args.rounds):
-            # Alternate the order so that drift (disk, caches) does not favour one side.
-            order = [(plain_listener, "without milter", plain_runs),
-                     (milter_listener, "with milter", milter_runs)]
-            if round_number % 2:
-                order.reverse()
-            for listener, label, runs in order:
-                result = run_phase(world, listener, args.messages, args, label)
+            # Rotate the order so that drift (disk, caches) favours no phase.
+            shift = round_number % len(labels)
+            for label in labels[shift:] + labels[:shift]:
+                listener, daemon = phases[label]
+                result = run_phase(world, listener, args.messages, args, label, daemon)
                 world.wait_settled()
-                runs.append(result)
+                runs[label].append(result)
                 print(f"round {round_number + 1} {label:>15}: {result['rate']:8.1f} msg/s delivered "
                       f"({result['delivered']} in {result['elapsed']:.2f} s; smtpd accepted "
                       f"{result['accept_rate']:.1f} msg/s)", flush=True)
 
-        status = fg.proc_status()
         held = len(world.postfix.held())
         actions: dict[str, int] = {}
         for line in fg.log_text().splitlines():
@@ -170,29 +186,40 @@ def main():
                     actions[word[7:]] = actions.get(word[7:], 0) + 1
         latencies = decision_latencies_ms(fg.log_text())
 
-        plain_rate = median([r["rate"] for r in plain_runs])
-        milter_rate = median([r["rate"] for r in milter_runs])
-        n = sum(r["messages"] for r in milter_runs)
-        fg_cpu = sum(r["fg_cpu"] for r in milter_runs)
-        redis_cpu_s = sum(r["redis_cpu"] for r in milter_runs)
+        def paired_ratio(numerator: str, denominator: str) -> float:
+            # Per round, the two phases ran back to back: their ratio is steadier
+            # than a ratio of medians taken across rounds.
+            return median([a["rate"] / b["rate"] for a, b in zip(runs[numerator], runs[denominator])])
+
         print()
-        print(f"{'without milter':>15}: {plain_rate:8.1f} msg/s (median of {len(plain_runs)})")
-        print(f"{'with milter':>15}: {milter_rate:8.1f} msg/s (median of {len(milter_runs)})")
-        print(f"{'ratio':>15}: {milter_rate / plain_rate:.3f} (with / without milter)")
+        for label in labels:
+            print(f"{label:>15}: {median([r['rate'] for r in runs[label]]):8.1f} msg/s "
+                  f"(median of {len(runs[label])})")
+        print(f"{'ratio':>15}: floodgate / without milter {paired_ratio('floodgate', 'without milter'):.3f}, "
+              f"no-op / without milter {paired_ratio('no-op milter', 'without milter'):.3f}, "
+              f"floodgate / no-op {paired_ratio('floodgate', 'no-op milter'):.3f} (medians of per-round ratios)")
         print(f"{'decision ms':>15}: p50 {percentile(latencies, 0.5):.3f}  p90 {percentile(latencies, 0.9):.3f}  "
               f"p99 {percentile(latencies, 0.99):.3f}  max {latencies[-1]:.3f}  ({len(latencies)} verdicts)")
-        print(f"{'floodgate':>15}: VmHWM {status.get('VmHWM', '?')}, VmRSS "
-              f"{status.get('VmRSS', '?')}, threads {status.get('Threads', '?')}, "
-              f"CPU {fg_cpu * 1e6 / n:.0f} us/msg ({fg_cpu:.2f} s for {n})")
-        print(f"{'redis':>15}: CPU {redis_cpu_s * 1e6 / n:.0f} us/msg")
+        for label, daemon in (("floodgate", fg), ("no-op milter", noop)):
+            status = daemon.proc_status()
+            n = sum(r["messages"] for r in runs[label])
+            cpu = sum(r["milter_cpu"] for r in runs[label])
+            print(f"{label:>15}: VmHWM {status.get('VmHWM', '?')}, threads {status.get('Threads', '?')}, "
+                  f"CPU {cpu * 1e6 / n:.0f} us/msg ({cpu:.2f} s for {n})")
+        n = sum(r["messages"] for r in runs["floodgate"])
+        print(f"{'redis':>15}: CPU {sum(r['redis_cpu'] for r in runs['floodgate']) * 1e6 / n:.0f} us/msg "
+              f"in floodgate phases")
         print(f"{'checks':>15}: held {held} (want 0), verdicts {actions} (warm-up included), "
               f"floodgate alive {fg.alive()}")
-        everything_delivered = all(r["delivered"] == r["messages"] for r in plain_runs + milter_runs)
+        everything_delivered = all(r["delivered"] == r["messages"] for rs in runs.values() for r in rs)
         if held or not fg.alive() or set(actions) - {"accept"} or not everything_delivered:
             sys.stderr.write(world.describe())
             sys.exit(1)
     finally:
-        world.close()
+        if world:
+            world.close()
+        noop.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
