@@ -15,17 +15,20 @@ from harness import FloodgateTestCase, floodgate_config, make_message, rcpt_list
 k_sender = "webform@hosting.example"
 
 
-def config_with_actions(actions_block: str) -> str:
-    """Writes the shipped config with its `actions:` band block replaced; returns the path."""
+def shipped_config_with(old: str, new: str) -> str:
+    """Writes the shipped config with one passage replaced; returns the path."""
     with open(floodgate_config()) as f:
         text = f.read()
-    shipped_block = "actions:\n  tag: 5\n  quarantine: 20\n"
-    if shipped_block not in text:
-        raise AssertionError("conf/floodgate.yaml no longer has the actions block this test edits")
-    handle, path = tempfile.mkstemp(prefix="floodgate-actions-", suffix=".yaml")
+    if old not in text:
+        raise AssertionError(f"conf/floodgate.yaml no longer has the passage this test edits: {old!r}")
+    handle, path = tempfile.mkstemp(prefix="floodgate-test-", suffix=".yaml")
     with os.fdopen(handle, "w") as f:
-        f.write(text.replace(shipped_block, actions_block))
+        f.write(text.replace(old, new))
     return path
+
+
+def config_with_actions(actions_block: str) -> str:
+    return shipped_config_with("actions:\n  tag: 5\n  quarantine: 20\n", actions_block)
 
 
 class RejectAndTempfailReplies(FloodgateTestCase):
@@ -86,6 +89,43 @@ class RecipientsRefusedByPostfix(FloodgateTestCase):
         headers = messages[0].floodgate_headers()
         self.assertEqual(headers.get("X-Floodgate-Score"), "10", headers)
         self.assertEqual(headers.get("X-Floodgate-Reasons"), "rejected_rcpts_per_client=21>20 (+10)", headers)
+
+
+class LocalSubmissionScope(FloodgateTestCase):
+    """Mail from sendmail(1) is recognised as local submission by itself, not only
+    because 127.0.0.1 happens to be in the outbound networks: with loopback taken out
+    of client_networks, `local_submission` alone decides."""
+
+    k_loopback_line = "    - 127.0.0.0/8\n"
+
+    def send_200_by_sendmail(self, world):
+        rcpts = rcpt_list(200, "friend")
+        world.postfix.sendmail("www-data@web01.hosting.example", rcpts,
+                               make_message("www-data@web01.hosting.example", rcpts,
+                                            "Tell a friend", "Cheap watches, click here\n"))
+        world.wait_settled()
+
+    def test_local_submission_is_outbound_without_loopback_in_client_networks(self):
+        config = shipped_config_with(self.k_loopback_line, "")
+        self.addCleanup(os.unlink, config)
+        world = self.make_world(config=config)
+        self.send_200_by_sendmail(world)
+        self.assertEqual(len(world.postfix.held()), 1, "want the 200-recipient message held")
+        self.assertEqual(world.sink.count(), 0)
+
+    def test_local_submission_off_leaves_sendmail_mail_out_of_scope(self):
+        config = shipped_config_with(self.k_loopback_line + "    - ::1/128\n", "")
+        self.addCleanup(os.unlink, config)
+        with open(config) as f:
+            text = f.read()
+        with open(config, "w") as f:
+            f.write(text.replace("  local_submission: true\n", "  local_submission: false\n"))
+        world = self.make_world(config=config)
+        self.send_200_by_sendmail(world)
+        self.assertEqual(world.postfix.held(), [], "want no held mail: not outbound")
+        self.assertEqual(world.sink.count(), 1)
+        self.assertTrue(any("scope=not-outbound" in line for line in world.floodgates[0].verdict_lines()),
+                        world.floodgates[0].log_text())
 
 
 if __name__ == "__main__":
