@@ -70,19 +70,25 @@ std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& op
   if (options.redis_override) config->redis.url = *options.redis_override;
 
   std::vector<policy::ConfigIssue> issues;
-  const auto issue = [&](std::string key, std::string message) {
-    issues.push_back(policy::ConfigIssue{options.config_path, 0, std::move(key), std::move(message)});
+  // Where a value came from: its line in the file, or the flag that overrode it.
+  const auto issue = [&](const std::string& key, const char* overriding_flag, std::string message) {
+    const auto line = config->key_lines.find(key);
+    const bool in_file = overriding_flag == nullptr && line != config->key_lines.end();
+    issues.push_back(policy::ConfigIssue{options.config_path, in_file ? line->second : 0,
+                                         overriding_flag ? overriding_flag : key, std::move(message)});
   };
   if (!is_valid_socket_spec(config->milter_socket))
-    issue("milter.socket", "\"" + config->milter_socket + "\" is not a libmilter socket (inet:PORT@HOST or unix:/path)");
+    issue("milter.socket", options.socket_override ? "--socket" : nullptr,
+          "\"" + config->milter_socket + "\" is not a libmilter socket (inet:PORT@HOST or unix:/path)");
   if (!config->redis.url.empty()) {
-    if (auto endpoint = ratelimit::parse_redis_url(config->redis.url); !endpoint) issue("redis.url", endpoint.error());
+    if (auto endpoint = ratelimit::parse_redis_url(config->redis.url); !endpoint)
+      issue("redis.url", options.redis_override ? "--redis" : nullptr, endpoint.error());
   }
   if (!config->redis.password_file.empty()) {
     try {
       read_password_file(config->redis.password_file);
     } catch (const std::exception& error) {
-      issue("redis.password_file", error.what());
+      issue("redis.password_file", nullptr, error.what());
     }
   }
   if (!issues.empty()) throw policy::ConfigError(std::move(issues));

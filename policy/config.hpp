@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -166,6 +167,9 @@ struct Config {
   // Header names (lower-case) that identities reference; the milter
   // collects exactly these.
   std::vector<std::string> headers_of_interest;
+  // Line of each key in source_file, by dotted path ("redis.url"), so that
+  // checks made after loading (the daemon's) can point at the line too.
+  std::map<std::string, int> key_lines;
 };
 
 std::string_view to_string(Action action);

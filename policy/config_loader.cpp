@@ -70,11 +70,19 @@ class Loader : public detail::YamlReader {
   std::shared_ptr<const Config> load(const YAML::Node& root) {
     auto config = std::make_shared<Config>();
     config->source_file = source();
-    if (root.IsNull()) return config;  // an empty file: all defaults
+    read_sections(root, *config);
+    config->key_lines = key_lines();
+    return config;
+  }
+
+ private:
+  void read_sections(const YAML::Node& root, Config& config_out) {
+    Config* config = &config_out;  // the section calls below read as before
+    if (root.IsNull()) return;  // an empty file: all defaults
     auto fields = read_map(root, "", line_of(root, 1),
                            {"milter", "log", "redis", "content", "outbound", "exemptions",
                             "identities", "rules", "actions", "replies"});
-    if (!fields) return config;
+    if (!fields) return;
     // Identities come before rules whatever the file order: rules refer to them.
     if (const Entry* e = fields->find("milter")) read_milter(*e, *config);
     if (const Entry* e = fields->find("log")) read_log(*e, *config);
@@ -86,10 +94,8 @@ class Loader : public detail::YamlReader {
     if (const Entry* e = fields->find("rules")) read_rules(*e, *config);
     if (const Entry* e = fields->find("actions")) read_actions(*e, config->bands);
     if (const Entry* e = fields->find("replies")) read_replies(*e, config->replies);
-    return config;
   }
 
- private:
   void read_milter(const Entry& section, Config& config) {
     auto fields = read_map(section, {"socket"});
     if (!fields) return;

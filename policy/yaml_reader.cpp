@@ -137,6 +137,7 @@ std::optional<std::vector<Entry>> YamlReader::map_entries(const YAML::Node& node
       continue;
     }
     entries.push_back({name, it->first, it->second, entry_path});
+    m_key_lines[entry_path] = line_of(entries.back());
   }
   return entries;
 }

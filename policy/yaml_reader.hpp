@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstddef>
 #include <initializer_list>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -78,6 +79,8 @@ class YamlReader {
   explicit YamlReader(std::string source) : m_source(std::move(source)) {}
 
   const std::string& source() const { return m_source; }
+  // The line of every map key read so far, by dotted path ("redis.url").
+  const std::map<std::string, int>& key_lines() const { return m_key_lines; }
 
   void add_issue(int line, std::string key, std::string message);
   // In file order, whatever order the sections were checked in.
@@ -156,6 +159,7 @@ class YamlReader {
   }
 
  private:
+  std::map<std::string, int> m_key_lines;
   std::string m_source;
   std::vector<ConfigIssue> m_issues;
 };
