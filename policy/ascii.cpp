@@ -12,4 +12,11 @@ std::string lower_ascii(std::string_view text) {
   return lowered;
 }
 
+std::string_view trim_whitespace(std::string_view text) {
+  const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
+  return text;
+}
+
 }  // namespace floodgate::policy

@@ -104,6 +104,15 @@ struct Exemption {
   std::vector<std::string> senders;        // any of, case-insensitive
   std::vector<std::string> sender_domains; // any of, case-insensitive
   std::vector<std::string> client_names;   // any of, case-insensitive
+  // A named header or milter macro whose value (trimmed, exact) is one of
+  // the listed values, e.g. the PHP script that sends the newsletter. Every
+  // listed name must match.
+  struct ValueMatch {
+    std::string name;  // header: lower-case; macro: without braces
+    std::vector<std::string> values;
+  };
+  std::vector<ValueMatch> headers;
+  std::vector<ValueMatch> macros;
 };
 
 // ---- Verdicts ---------------------------------------------------------------
@@ -164,8 +173,8 @@ struct Config {
   std::vector<Rule> rules;
   std::vector<ActionBand> bands;  // sorted by min_score ascending
   Replies replies;
-  // Header names (lower-case) that identities reference; the milter
-  // collects exactly these.
+  // Header names (lower-case) that identities and exemptions reference; the
+  // milter collects exactly these.
   std::vector<std::string> headers_of_interest;
   // Line of each key in source_file, by dotted path ("redis.url"), so that
   // checks made after loading (the daemon's) can point at the line too.

@@ -89,7 +89,7 @@ class Loader : public detail::YamlReader {
     if (const Entry* e = fields->find("redis")) read_redis(*e, config->redis);
     if (const Entry* e = fields->find("content")) read_content(*e, config->content);
     if (const Entry* e = fields->find("outbound")) read_outbound(*e, config->outbound);
-    if (const Entry* e = fields->find("exemptions")) read_exemptions(*e, config->exemptions);
+    if (const Entry* e = fields->find("exemptions")) read_exemptions(*e, *config);
     if (const Entry* e = fields->find("identities")) read_identities(*e, *config);
     if (const Entry* e = fields->find("rules")) read_rules(*e, *config);
     if (const Entry* e = fields->find("actions")) read_actions(*e, config->bands);
@@ -212,12 +212,12 @@ class Loader : public detail::YamlReader {
     }
   }
 
-  void read_exemptions(const Entry& section, std::vector<Exemption>& exemptions) {
+  void read_exemptions(const Entry& section, Config& config) {
     auto items = list_items(section);
     if (!items) return;
     for (const auto& item : *items) {
       auto fields = read_item(item, {"client_networks", "client_names", "sasl_users", "senders",
-                                    "sender_domains"});
+                                    "sender_domains", "headers", "macros"});
       if (!fields) continue;
       Exemption exemption;
       bool any = false;
@@ -237,14 +237,56 @@ class Loader : public detail::YamlReader {
           if (auto v = string_list(*e, false)) *target = std::move(*v);
         }
       }
+      if (const Entry* e = fields->find("headers")) {
+        any = true;
+        exemption.headers = value_matches(*e, /*headers=*/true);
+        for (const auto& match : exemption.headers) note_header_of_interest(config, match.name);
+      }
+      if (const Entry* e = fields->find("macros")) {
+        any = true;
+        exemption.macros = value_matches(*e, /*headers=*/false);
+      }
       if (!any) {
         // An exemption without conditions would exempt every message.
         report_missing(item, "needs at least one of client_networks, client_names, sasl_users, "
-                             "senders, sender_domains");
+                             "senders, sender_domains, headers, macros");
         continue;
       }
-      exemptions.push_back(std::move(exemption));
+      config.exemptions.push_back(std::move(exemption));
     }
+  }
+
+  // {Header-Name: [value, ...], ...} or {macro_name: [value, ...], ...}
+  std::vector<Exemption::ValueMatch> value_matches(const Entry& entry, bool headers) {
+    std::vector<Exemption::ValueMatch> matches;
+    auto entries = map_entries(entry.value, entry.path, line_of(entry));
+    if (!entries) return matches;
+    if (entries->empty()) report(entry, "expected at least one name with its values");
+    for (const auto& named : *entries) {
+      Exemption::ValueMatch match;
+      if (headers) {
+        if (!is_header_name(named.name)) {
+          add_issue(named.key.Mark().line + 1, named.path, "not a header name: " + in_quotes(named.name));
+          continue;
+        }
+        match.name = lower_ascii(named.name);
+      } else {
+        auto name = detail::macro_name(named.name);
+        if (!name) {
+          add_issue(named.key.Mark().line + 1, named.path, "not a macro name: " + in_quotes(named.name));
+          continue;
+        }
+        match.name = *name;
+      }
+      if (auto values = string_list(named, false)) match.values = std::move(*values);
+      matches.push_back(std::move(match));
+    }
+    return matches;
+  }
+
+  static void note_header_of_interest(Config& config, const std::string& name) {
+    auto& names = config.headers_of_interest;
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
   }
 
   // Broken identities are kept (the Config is discarded anyway) so that the
@@ -252,7 +294,6 @@ class Loader : public detail::YamlReader {
   void read_identities(const Entry& section, Config& config) {
     auto entries = map_entries(section.value, section.path, line_of(section));
     if (!entries) return;
-    std::set<std::string> headers;
     for (const auto& entry : *entries) {
       if (!is_name(entry.name)) {
         add_issue(entry.key.Mark().line + 1, entry.path,
@@ -260,9 +301,7 @@ class Loader : public detail::YamlReader {
       }
       IdentityDefinition identity = read_identity(entry);
       for (const auto& part : identity.parts) {
-        if (part.kind == IdentityPart::Kind::Header && headers.insert(part.name).second) {
-          config.headers_of_interest.push_back(part.name);
-        }
+        if (part.kind == IdentityPart::Kind::Header) note_header_of_interest(config, part.name);
       }
       m_identity_index[entry.name] = config.identities.size();
       config.identities.push_back(std::move(identity));

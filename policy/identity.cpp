@@ -23,13 +23,6 @@ std::string_view part_label(const IdentityPart& part) {
   return "part";
 }
 
-std::string_view trim(std::string_view text) {
-  const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
-  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
-  return text;
-}
-
 }  // namespace
 
 std::string address_domain(std::string_view address) {
@@ -53,18 +46,18 @@ std::string identity_part_value(const IdentityPart& part, const MessageFacts& fa
       if (facts.client_name.empty() || facts.client_name == "unknown") return {};
       return lower_ascii(facts.client_name);
     case IdentityPart::Kind::SaslUser:
-      return lower_ascii(trim(facts.sasl_user));
+      return lower_ascii(trim_whitespace(facts.sasl_user));
     case IdentityPart::Kind::Sender:
       return lower_ascii(facts.sender);
     case IdentityPart::Kind::SenderDomain:
       return address_domain(facts.sender);
     case IdentityPart::Kind::Header: {
       const auto found = facts.headers.find(part.name);
-      return found == facts.headers.end() ? std::string{} : std::string(trim(found->second));
+      return found == facts.headers.end() ? std::string{} : std::string(trim_whitespace(found->second));
     }
     case IdentityPart::Kind::Macro: {
       const auto found = facts.macros.find(part.name);
-      return found == facts.macros.end() ? std::string{} : std::string(trim(found->second));
+      return found == facts.macros.end() ? std::string{} : std::string(trim_whitespace(found->second));
     }
   }
   return {};

@@ -23,6 +23,17 @@ bool in_any_network(const std::vector<IpNetwork>& networks, const std::optional<
                                 [&](const IpNetwork& network) { return network.contains(*address); });
 }
 
+// Every named header (or macro) is present with one of its listed values.
+bool all_values_match(const std::vector<Exemption::ValueMatch>& matches,
+                      const std::map<std::string, std::string>& present) {
+  return std::all_of(matches.begin(), matches.end(), [&](const Exemption::ValueMatch& match) {
+    const auto found = present.find(match.name);
+    if (found == present.end()) return false;
+    const std::string_view value = trim_whitespace(found->second);
+    return std::find(match.values.begin(), match.values.end(), value) != match.values.end();
+  });
+}
+
 // An exemption matches when every condition it states matches.
 bool exemption_matches(const Exemption& exemption, const MessageFacts& facts) {
   if (!exemption.client_networks.empty() && !in_any_network(exemption.client_networks, facts.client_ip))
@@ -40,6 +51,8 @@ bool exemption_matches(const Exemption& exemption, const MessageFacts& facts) {
   if (!exemption.client_names.empty() &&
       (facts.client_name.empty() || !any_equal_ignoring_case(exemption.client_names, facts.client_name)))
     return false;
+  if (!all_values_match(exemption.headers, facts.headers)) return false;
+  if (!all_values_match(exemption.macros, facts.macros)) return false;
   return true;
 }
 

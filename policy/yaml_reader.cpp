@@ -12,6 +12,8 @@ namespace {
 
 const char* const k_duration_hint = "expected a duration such as 30s, 10m or 1h";
 
+}  // namespace
+
 // Milter macro names are letters, digits and '_' ("i", "daemon_name",
 // "auth_authen"); the braces of the sendmail spelling are optional.
 std::optional<std::string> macro_name(std::string_view text) {
@@ -26,8 +28,6 @@ std::optional<std::string> macro_name(std::string_view text) {
   }
   return std::string(text);
 }
-
-}  // namespace
 
 std::string in_quotes(std::string_view text) { return "\"" + std::string(text) + "\""; }
 

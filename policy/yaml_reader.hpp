@@ -55,6 +55,9 @@ std::optional<T> parse_integer(std::string_view text) {
 
 // Digits and one unit of ms, s, m, h or d; nullopt also on overflow.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+// A milter macro name without its optional braces ("{daemon_name}" ->
+// "daemon_name"); empty when it is not one.
+std::optional<std::string> macro_name(std::string_view text);
 
 // A map key and its value, with the dotted path that names the value.
 struct Entry {

@@ -263,6 +263,8 @@ exemptions:
   - sender_domains: [example.org]
     senders: [a@example.net]
     client_names: [mail.example.com]
+  - headers: {X-PHP-Originating-Script: ["33:newsletter.php"]}
+    macros: {"{daemon_name}": [internal, relay2]}
 identities:
   subnet_script:
     parts:
@@ -313,12 +315,18 @@ replies:
   // Unquoted {j} is a YAML map; the loader reads it as the macro it names.
   EXPECT_EQ(config->outbound.macros[1].macro, "j");
 
-  ASSERT_THAT(config->exemptions, SizeIs(2));
+  ASSERT_THAT(config->exemptions, SizeIs(3));
   EXPECT_THAT(config->exemptions[0].sasl_users, ElementsAre("newsletter@example.com"));
   EXPECT_THAT(config->exemptions[0].client_networks, SizeIs(1));
   EXPECT_THAT(config->exemptions[1].sender_domains, ElementsAre("example.org"));
   EXPECT_THAT(config->exemptions[1].senders, ElementsAre("a@example.net"));
   EXPECT_THAT(config->exemptions[1].client_names, ElementsAre("mail.example.com"));
+  ASSERT_THAT(config->exemptions[2].headers, SizeIs(1));
+  EXPECT_EQ(config->exemptions[2].headers[0].name, "x-php-originating-script");
+  EXPECT_THAT(config->exemptions[2].headers[0].values, ElementsAre("33:newsletter.php"));
+  ASSERT_THAT(config->exemptions[2].macros, SizeIs(1));
+  EXPECT_EQ(config->exemptions[2].macros[0].name, "daemon_name");
+  EXPECT_THAT(config->exemptions[2].macros[0].values, ElementsAre("internal", "relay2"));
 
   ASSERT_THAT(config->identities, SizeIs(2));
   const auto& subnet = config->identities[0];
@@ -341,7 +349,7 @@ replies:
   EXPECT_EQ(net.parts[2].kind, IdentityPart::Kind::Sender);
   EXPECT_EQ(net.parts[3].kind, IdentityPart::Kind::SenderDomain);
   // The same header twice, in two spellings, is collected once.
-  EXPECT_THAT(config->headers_of_interest, ElementsAre("x-mailer"));
+  EXPECT_THAT(config->headers_of_interest, ElementsAre("x-php-originating-script", "x-mailer"));
 
   ASSERT_THAT(config->rules, SizeIs(2));
   EXPECT_FALSE(config->rules[0].identity.has_value());
@@ -480,6 +488,14 @@ const ErrorCase k_error_cases[] = {
      "needs at least one of"},
     {"ExemptionWithEmptyList", "exemptions:\n  - senders: []\n", 2, "exemptions[0].senders",
      "at least one value"},
+    {"ExemptionHeaderWithBadName", "exemptions:\n  - headers:\n      \"X Bad\": [a]\n", 3,
+     "exemptions[0].headers.X Bad", "not a header name"},
+    {"ExemptionHeaderWithoutValues", "exemptions:\n  - headers:\n      X-Mailer: []\n", 3,
+     "exemptions[0].headers.X-Mailer", "at least one value"},
+    {"ExemptionMacroWithBadName", "exemptions:\n  - macros:\n      \"da-mon\": [a]\n", 3,
+     "exemptions[0].macros.da-mon", "not a macro name"},
+    {"ExemptionHeadersEmpty", "exemptions:\n  - headers: {}\n", 2, "exemptions[0].headers",
+     "at least one name"},
     {"MacroMatchWithoutValues", "outbound:\n  macros:\n    - macro: daemon_name\n", 3,
      "outbound.macros[0]", "needs both macro and values"},
     {"BadMacroName", "outbound:\n  macros:\n    - {macro: 'daemon name', values: [x]}\n", 3,

@@ -157,6 +157,34 @@ TEST_F(SessionTest, ScriptHeaderKeysItsOwnCounter) {
       << policy::join_reasons(decision.verdict.reasons);
 }
 
+TEST_F(SessionTest, ExemptedScriptHeaderSkipsScoringAndCounting) {
+  auto config = std::make_shared<policy::Config>(*policy::load_config_text(R"(
+outbound:
+  client_networks: [10.0.0.0/8]
+exemptions:
+  - headers: {X-PHP-Originating-Script: ["33:newsletter.php"]}
+rules:
+  - name: rcpts_per_msg
+    signal: recipients_per_message
+    threshold: 50
+    points: 10
+actions:
+  tag: 5
+)", "test.yaml"));
+  TestMessage newsletter;
+  newsletter.recipients = numbered_recipients(200);
+  newsletter.headers.push_back({"X-PHP-Originating-Script", "33:newsletter.php"});
+  const Decision exempted = send_to(m_counters, newsletter, at(0ms), config);
+  EXPECT_EQ(exempted.scope, policy::Scope::Exempt);
+  EXPECT_EQ(exempted.action, Action::Accept);
+
+  TestMessage contact_form = newsletter;
+  contact_form.headers.back().second = "33:contact.php";
+  const Decision scored = send_to(m_counters, contact_form, at(0ms), config);
+  EXPECT_EQ(scored.scope, policy::Scope::Outbound);
+  EXPECT_EQ(scored.action, Action::Tag);
+}
+
 class FailingCounterStore final : public ratelimit::CounterStore {
  public:
   ratelimit::CounterResult apply(std::span<const policy::CounterRequest>, ratelimit::TimePoint) override {

@@ -238,6 +238,42 @@ TEST(Classify, ExemptionByEachConditionKind) {
   }
 }
 
+TEST(Classify, ExemptionByHeaderOrMacroValue) {
+  MessageFacts facts = outbound_facts();
+  facts.headers["x-php-originating-script"] = " 33:newsletter.php ";
+  facts.macros["daemon_name"] = "internal";
+  using Match = Exemption::ValueMatch;
+  const ExemptionCase cases[] = {
+      {"header value matches, trimmed",
+       exempt_by(&Exemption::headers, {Match{"x-php-originating-script", {"33:newsletter.php"}}}), facts,
+       Scope::Exempt},
+      {"header value differs",
+       exempt_by(&Exemption::headers, {Match{"x-php-originating-script", {"33:contact.php"}}}), facts,
+       Scope::Outbound},
+      {"header value is case-sensitive",
+       exempt_by(&Exemption::headers, {Match{"x-php-originating-script", {"33:NEWSLETTER.php"}}}), facts,
+       Scope::Outbound},
+      {"header absent", exempt_by(&Exemption::headers, {Match{"x-mailer", {"33:newsletter.php"}}}), facts,
+       Scope::Outbound},
+      {"every listed header must match",
+       exempt_by(&Exemption::headers, {Match{"x-php-originating-script", {"33:newsletter.php"}},
+                                       Match{"x-mailer", {"bulk"}}}),
+       facts, Scope::Outbound},
+      {"macro value matches", exempt_by(&Exemption::macros, {Match{"daemon_name", {"relay2", "internal"}}}),
+       facts, Scope::Exempt},
+      {"macro value differs", exempt_by(&Exemption::macros, {Match{"daemon_name", {"submission"}}}), facts,
+       Scope::Outbound},
+      {"macro absent", exempt_by(&Exemption::macros, {Match{"auth_authen", {"internal"}}}), facts,
+       Scope::Outbound},
+  };
+  for (const auto& c : cases) {
+    Config config = test_config();
+    config.exemptions = {c.exemption};
+    const Scope got = classify(config, c.facts);
+    EXPECT_EQ(got, c.want) << c.what << ": got " << to_string(got) << ", want " << to_string(c.want);
+  }
+}
+
 TEST(Classify, ExemptionRequiresAllItsConditions) {
   Config config = test_config();
   Exemption office_alice;
