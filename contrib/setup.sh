@@ -12,7 +12,7 @@ export FLOODGATE_ROOT
 PACKAGES=(
   build-essential cmake pkg-config
   libmilter-dev libboost-program-options-dev libspdlog-dev libfmt-dev
-  libyaml-cpp-dev libhiredis-dev libxxhash-dev libexpected-dev
+  libyaml-cpp-dev libhiredis-dev libxxhash-dev libexpected-dev nlohmann-json3-dev
   googletest libgtest-dev libgmock-dev
   redis-server postfix python3
 )

@@ -156,6 +156,30 @@ struct RedisSettings {
   std::chrono::milliseconds retry_interval{5000};
 };
 
+// Where quarantined mail goes and how it is released (quarantine/, ctl/).
+struct QuarantineSettings {
+  enum class Mode {
+    Spool,  // Floodgate stores the message durably, then the MTA discards it
+    Hold,   // the MTA's hold queue (milter quarantine request); metadata only
+  };
+  Mode mode = Mode::Spool;
+  std::string spool_directory = "/var/spool/floodgate/quarantine";
+  // Messages bigger than this are tempfailed instead of quarantined.
+  std::uint64_t max_message_bytes = 64ull * 1024 * 1024;
+  // Per message, kept in memory up to this; beyond, spilled to a file.
+  std::size_t memory_buffer_bytes = 256 * 1024;
+  // Entries older than this are purged (0: keep forever).
+  std::chrono::seconds retention{14 * 24 * 3600};
+  std::chrono::seconds purge_interval{3600};
+  // Release re-injects here: an MTA listener that does not call Floodgate.
+  std::string release_host = "127.0.0.1";
+  std::uint16_t release_port = 10026;
+  std::chrono::seconds release_timeout{60};
+  // Hold mode: the Postfix configuration directory postsuper gets (-c);
+  // empty for the default /etc/postfix.
+  std::string postfix_config_directory;
+};
+
 struct ContentSettings {
   // How much decoded body text the fingerprinter reads; the rest is ignored.
   std::size_t max_text_bytes = 256 * 1024;
@@ -167,6 +191,7 @@ struct Config {
   std::string log_level = "info";
   RedisSettings redis;
   ContentSettings content;
+  QuarantineSettings quarantine;
   OutboundScope outbound;
   std::vector<Exemption> exemptions;
   std::vector<IdentityDefinition> identities;
