@@ -81,13 +81,14 @@ class Loader : public detail::YamlReader {
     if (root.IsNull()) return;  // an empty file: all defaults
     auto fields = read_map(root, "", line_of(root, 1),
                            {"milter", "log", "redis", "content", "outbound", "exemptions",
-                            "identities", "rules", "actions", "replies"});
+                            "identities", "rules", "actions", "replies", "quarantine"});
     if (!fields) return;
     // Identities come before rules whatever the file order: rules refer to them.
     if (const Entry* e = fields->find("milter")) read_milter(*e, *config);
     if (const Entry* e = fields->find("log")) read_log(*e, *config);
     if (const Entry* e = fields->find("redis")) read_redis(*e, config->redis);
     if (const Entry* e = fields->find("content")) read_content(*e, config->content);
+    if (const Entry* e = fields->find("quarantine")) read_quarantine(*e, config->quarantine);
     if (const Entry* e = fields->find("outbound")) read_outbound(*e, config->outbound);
     if (const Entry* e = fields->find("exemptions")) read_exemptions(*e, *config);
     if (const Entry* e = fields->find("identities")) read_identities(*e, *config);
@@ -176,6 +177,66 @@ class Loader : public detail::YamlReader {
       auto v = integer<std::size_t>(*e, 1, std::numeric_limits<std::size_t>::max(),
                                     "a positive integer");
       if (v) content.max_text_bytes = *v;
+    }
+  }
+
+  void read_quarantine(const Entry& section, QuarantineSettings& quarantine) {
+    auto fields = read_map(section, {"mode", "spool_directory", "max_message_bytes", "memory_buffer_bytes",
+                                     "retention", "purge_interval", "release_target", "release_timeout",
+                                     "postfix_config_directory"});
+    if (!fields) return;
+    if (const Entry* e = fields->find("mode")) {
+      auto v = choice<QuarantineSettings::Mode>(
+          *e, {{"spool", QuarantineSettings::Mode::Spool}, {"hold", QuarantineSettings::Mode::Hold}});
+      if (v) quarantine.mode = *v;
+    }
+    if (const Entry* e = fields->find("spool_directory")) {
+      if (auto v = non_empty_string(*e)) {
+        // Relative paths would depend on the daemon's working directory.
+        if (v->front() == '/') {
+          quarantine.spool_directory = *v;
+        } else {
+          report(*e, "expected an absolute path, got " + in_quotes(*v));
+        }
+      }
+    }
+    if (const Entry* e = fields->find("max_message_bytes")) {
+      auto v = integer<std::uint64_t>(*e, 1, std::numeric_limits<std::uint64_t>::max(), "a positive integer");
+      if (v) quarantine.max_message_bytes = *v;
+    }
+    if (const Entry* e = fields->find("memory_buffer_bytes")) {
+      auto v = integer<std::size_t>(*e, 0, std::size_t{1} << 30, "an integer from 0 to 1073741824");
+      if (v) quarantine.memory_buffer_bytes = *v;
+    }
+    if (const Entry* e = fields->find("retention")) {
+      // 0s keeps entries forever.
+      if (auto v = duration(*e)) quarantine.retention = std::chrono::duration_cast<std::chrono::seconds>(*v);
+    }
+    if (const Entry* e = fields->find("purge_interval")) {
+      if (auto v = positive_duration(*e))
+        quarantine.purge_interval = std::max(std::chrono::seconds(1), std::chrono::duration_cast<std::chrono::seconds>(*v));
+    }
+    if (const Entry* e = fields->find("release_timeout")) {
+      if (auto v = positive_duration(*e))
+        quarantine.release_timeout = std::max(std::chrono::seconds(1), std::chrono::duration_cast<std::chrono::seconds>(*v));
+    }
+    if (const Entry* e = fields->find("release_target")) {
+      if (auto v = non_empty_string(*e)) {
+        const auto colon = v->rfind(':');
+        const auto port = colon == std::string::npos ? std::nullopt
+                                                     : detail::parse_integer<std::uint16_t>(v->substr(colon + 1));
+        std::string host = colon == std::string::npos ? std::string() : v->substr(0, colon);
+        if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        if (host.empty() || !port || *port == 0) {
+          report(*e, "expected HOST:PORT such as 127.0.0.1:10026, got " + in_quotes(*v));
+        } else {
+          quarantine.release_host = host;
+          quarantine.release_port = *port;
+        }
+      }
+    }
+    if (const Entry* e = fields->find("postfix_config_directory")) {
+      if (auto v = scalar(*e)) quarantine.postfix_config_directory = *v;
     }
   }
 
