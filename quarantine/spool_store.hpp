@@ -81,11 +81,16 @@ class SpoolStore {
 
   SpoolStats stats() const;
 
+  // How many stale temporary files (interrupted writes, spill files,
+  // probes) open_spool() removed from tmp/; for the daemon's start-up log.
+  std::size_t cleaned_at_open() const { return m_cleaned_at_open; }
+
  private:
   SpoolStore(std::string directory, std::shared_ptr<SpoolFilesystem> filesystem);
 
   std::string m_directory;
   std::shared_ptr<SpoolFilesystem> m_filesystem;
+  std::size_t m_cleaned_at_open = 0;
 };
 
 }  // namespace floodgate::quarantine
