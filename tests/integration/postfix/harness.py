@@ -9,6 +9,15 @@ SUMMARY
     everything to the sink. Mail is sent with smtplib; XCLIENT presents any client
     address, so "outbound" and "inbound" clients are both one loopback connection.
 
+    Every floodgate runs with a copy of the given config (world.config_path) whose
+    `quarantine:` section is the world's own: spool_directory inside the temporary
+    directory, release_target the world's "release" listener (an smtpd calling no
+    milter, as in contrib/postfix/master.cf.snippet), postfix_config_directory the
+    private instance. Parallel tests thus never share /var/spool/floodgate.
+    quarantine_mode "hold" (the default, what the older tests assert: Postfix's hold
+    queue) or "spool" (the shipped default: Floodgate's own spool, then DISCARD).
+    floodgatectl() runs the CLI against that same config.
+
     All ports are picked at runtime, so tests may run in parallel (ctest -j).
     Everything is torn down by close() (Postfix stopped, processes killed, the
     temporary directory removed), also when a test fails. Every wait has a deadline.
@@ -353,6 +362,9 @@ class Listener:
     name: str
     port: int
     milters: str  # Postfix smtpd_milters value ("" for none)
+    # More `-o name=value` for this service; a value with spaces must be a
+    # $parameter defined in main.cf (master.cf splits on whitespace).
+    options: dict[str, str] = field(default_factory=dict)
 
 
 class PostfixInstance:
@@ -434,6 +446,7 @@ class PostfixInstance:
         services = [f"127.0.0.1:{l.port} inet n - n - - smtpd\n"
                     f"  -o syslog_name=postfix/{l.name}\n"
                     f"  -o smtpd_milters={l.milters}\n"
+                    + "".join(f"  -o {k}={v}\n" for k, v in l.options.items())
                     for l in listeners]
         master = "".join(services) + textwrap.dedent("""\
             pickup    unix  n       -       n       60      1       pickup
@@ -579,6 +592,40 @@ def floodgate_config() -> str:
     return path
 
 
+def floodgatectl_binary() -> str:
+    """FLOODGATECTL_BINARY, else floodgatectl beside floodgate's build folder
+    (build/milter/floodgate -> build/ctl/floodgatectl)."""
+    path = os.environ.get("FLOODGATECTL_BINARY")
+    if path:
+        return path
+    return os.path.join(os.path.dirname(os.path.dirname(floodgate_binary())), "ctl", "floodgatectl")
+
+
+def with_quarantine_section(config_text: str, settings: dict[str, str]) -> str:
+    """config_text with its top-level `quarantine:` section replaced by `settings`
+    (appended when there is none: YAML allows no duplicate keys). The section runs
+    from its key to the next line starting in column 0 (a key or a comment)."""
+    lines = config_text.splitlines(keepends=True)
+    out, skipping = [], False
+    for line in lines:
+        if line.startswith("quarantine:"):
+            skipping = True
+            continue
+        if skipping and line[:1] not in (" ", "\t", "\n", "\r", ""):
+            skipping = False
+        if not skipping:
+            out.append(line)
+    text = "".join(out)
+    if text and not text.endswith("\n"):
+        text += "\n"
+    section = "".join(f"  {k}: {v}\n" for k, v in settings.items())
+    return text + "\n# Set by the test harness (harness.py) for this world only.\nquarantine:\n" + section
+
+
+def yaml_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string is a YAML double-quoted scalar
+
+
 class PostfixWorld:
     """Everything one test needs. Use as a context manager, or call close().
 
@@ -589,13 +636,23 @@ class PostfixWorld:
     milter_transport "inet" (loopback TCP, the default) or "unix" (a socket file).
     other_milter (a Postfix milter spec) adds a listener calling that milter instead,
     and with floodgates=0 makes it the non_smtpd_milter too.
+
+    Quarantine: quarantine_mode "hold" or "spool" (see the module comment);
+    `quarantine` overrides keys of the generated section (e.g. max_message_bytes).
+    A "release" listener, always last, calls no milter: the release target.
+    release_options adds -o options to it (values with spaces via extra_main
+    parameters). spool_tmpfs_bytes puts the spool on a tmpfs of that size
+    (world.spool_mount, unmounted by close()) for disk-full tests.
     """
 
     def __init__(self, floodgates: int = 1, redis: bool = True, milter_on_local: bool = True,
                  plain_listener: bool = False, milter_transport: str = "inet",
                  other_milter: str | None = None,
                  config: str | None = None, binary: str | None = None,
-                 extra_main: dict[str, str] | None = None):
+                 extra_main: dict[str, str] | None = None,
+                 quarantine_mode: str = "hold", quarantine: dict[str, str] | None = None,
+                 release_options: dict[str, str] | None = None,
+                 spool_tmpfs_bytes: int | None = None):
         _install_guards()
         self.dir = tempfile.mkdtemp(prefix="floodgate-postfix-")
         _open_worlds.append(self)
@@ -604,7 +661,30 @@ class PostfixWorld:
         self.redis: Redis | None = None
         self.floodgates: list[Floodgate] = []
         self.postfix: PostfixInstance | None = None
+        self.spool_mount: str | None = None
         try:
+            if spool_tmpfs_bytes:
+                self.spool_mount = os.path.join(self.dir, "spoolfs")
+                os.makedirs(self.spool_mount)
+                run(["mount", "-t", "tmpfs", "-o", f"size={spool_tmpfs_bytes},mode=0755",
+                     "floodgate-test-spool", self.spool_mount])
+                self.spool_dir = os.path.join(self.spool_mount, "spool")
+            else:
+                self.spool_dir = os.path.join(self.dir, "spool")
+            self.release_listener = Listener("release", free_port(), "",
+                                             {"non_smtpd_milters": "", **(release_options or {})})
+            self.config_path = os.path.join(self.dir, "floodgate.yaml")
+            settings = {
+                "mode": quarantine_mode,
+                "spool_directory": yaml_string(self.spool_dir),
+                "release_target": f"127.0.0.1:{self.release_listener.port}",
+                "postfix_config_directory": yaml_string(os.path.join(self.dir, "etc")),
+            }
+            settings.update(quarantine or {})
+            with open(config or floodgate_config(), encoding="utf-8") as f:
+                text = with_quarantine_section(f.read(), settings)
+            with open(self.config_path, "w", encoding="utf-8") as f:
+                f.write(text)
             if redis:
                 self.redis = Redis(self.dir)
                 self.daemons.append(self.redis)
@@ -615,7 +695,7 @@ class PostfixWorld:
             self.daemons.append(self.sink)
             for i in range(floodgates):
                 fg = Floodgate(self.dir, f"floodgate{i}", binary or floodgate_binary(),
-                               config or floodgate_config(), redis_url, milter_transport)
+                               self.config_path, redis_url, milter_transport)
                 self.daemons.append(fg)
                 self.floodgates.append(fg)
             for fg in self.floodgates:
@@ -626,6 +706,7 @@ class PostfixWorld:
                 listeners.append(Listener(f"smtpd{len(listeners)}", free_port(), other_milter))
             if plain_listener or not listeners:
                 listeners.append(Listener(f"smtpd{len(listeners)}", free_port(), ""))
+            listeners.append(self.release_listener)
             local_milters = ""
             if milter_on_local:
                 local_milters = (self.floodgates[0].postfix_spec if self.floodgates
@@ -658,6 +739,10 @@ class PostfixWorld:
             except Exception as e:  # keep tearing down
                 sys.stderr.write(f"stopping {d.name}: {e}\n")
         self.daemons = []
+        if self.spool_mount:
+            if run(["umount", self.spool_mount], check=False).returncode != 0:
+                run(["umount", "-l", self.spool_mount], check=False)
+            self.spool_mount = None
         if not os.path.isdir(self.dir):
             return
         if os.environ.get("FG_KEEP"):
@@ -678,6 +763,8 @@ class PostfixWorld:
                 parts.append(f"===== queue: <{e}>")
         if getattr(self, "sink", None):
             parts.append(f"===== sink: {self.sink.count()} messages")
+        if getattr(self, "spool_dir", None):
+            parts.append(f"===== spool {self.spool_dir}: {len(self.spool_entry_files())} entries")
         return "\n".join(parts) + "\n"
 
     # ---- sending
@@ -729,6 +816,23 @@ class PostfixWorld:
                 if queue_id in line:
                     return line
         return None
+
+    def spool_entry_files(self) -> list[str]:
+        """The complete entries in the quarantine spool (<id>.fgq), oldest id first."""
+        return sorted(glob.glob(os.path.join(self.spool_dir, "*.fgq")))
+
+    def floodgatectl(self, *args: str, timeout: float = k_command_timeout) -> subprocess.CompletedProcess:
+        """floodgatectl --config <this world's config> ARGS; never raises on exit status."""
+        return run([floodgatectl_binary(), "--config", self.config_path, *args],
+                   timeout=timeout, check=False)
+
+    def quarantine_list(self) -> list[dict]:
+        """`floodgatectl list --json`, parsed; fails the caller on a non-zero exit."""
+        proc = self.floodgatectl("list", "--json")
+        if proc.returncode != 0:
+            raise AssertionError(f"floodgatectl list --json exited {proc.returncode}: "
+                                 f"{proc.stdout}{proc.stderr}")
+        return json.loads(proc.stdout)
 
     def held_recipients(self) -> list[list[str]]:
         """Recipients of each message in the hold queue."""
