@@ -5,11 +5,16 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <stdexcept>
+#include <stop_token>
+#include <thread>
 
 #include "milter/milter_callbacks.hpp"
 #include "policy/config_loader.hpp"
+#include "quarantine/spool_store.hpp"
 #include "ratelimit/counter_store_factory.hpp"
 #include "ratelimit/redis_url.hpp"
 
@@ -49,6 +54,38 @@ void probe_counters(ratelimit::CounterStore& counters, const policy::Config& con
                       : (result && state == "redis") ? "reachable"
                                                      : "unreachable";
   spdlog::info("counters={} redis={}", state, redis);
+}
+
+// The spool, or null when it cannot be used: the daemon still runs (accept,
+// tag, tempfail and reject need no spool) and quarantine verdicts become
+// tempfails, so mail waits in the sender's queue instead of being lost.
+std::unique_ptr<quarantine::SpoolStore> open_quarantine_spool(const policy::Config& config) {
+  auto spool = quarantine::SpoolStore::open_spool(config.quarantine.spool_directory);
+  if (!spool) {
+    spdlog::critical("quarantine spool {} unusable: {}; quarantine verdicts will tempfail",
+                     config.quarantine.spool_directory, spool.error().message);
+    return nullptr;
+  }
+  spdlog::info("quarantine mode={} spool={} stale_files_removed={}",
+               config.quarantine.mode == policy::QuarantineSettings::Mode::Spool ? "spool" : "hold",
+               config.quarantine.spool_directory, (*spool)->cleaned_at_open());
+  return std::move(*spool);
+}
+
+void purge_periodically(quarantine::SpoolStore& spool, const policy::QuarantineSettings& settings,
+                        std::stop_token stop) {
+  std::mutex mutex;
+  std::condition_variable_any wake;
+  while (!stop.stop_requested()) {
+    const auto cutoff = std::chrono::system_clock::now() - settings.retention;
+    if (auto purged = spool.purge_older_than(cutoff); !purged) {
+      spdlog::warn("quarantine purge failed: {}", purged.error().message);
+    } else if (*purged > 0) {
+      spdlog::info("quarantine purged={} older_than_s={}", *purged, settings.retention.count());
+    }
+    std::unique_lock lock(mutex);
+    wake.wait_for(lock, stop, settings.purge_interval, [] { return false; });
+  }
 }
 
 }  // namespace
@@ -108,7 +145,14 @@ int run_daemon(const DaemonOptions& options) {
   }
   probe_counters(**counters, *config);
 
-  MilterRuntime runtime(config, **counters);
+  const std::unique_ptr<quarantine::SpoolStore> spool = open_quarantine_spool(*config);
+  // Retention runs beside the milter threads; it stops with the daemon.
+  std::jthread purger;
+  if (spool && config->quarantine.retention.count() > 0) {
+    purger = std::jthread([&](std::stop_token stop) { purge_periodically(*spool, config->quarantine, stop); });
+  }
+
+  MilterRuntime runtime(config, **counters, spool.get());
   install_runtime(&runtime);
 
   smfiDesc description = filter_description();

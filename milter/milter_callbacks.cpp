@@ -25,6 +25,9 @@ struct ConnectionState {
   bool message_broken = false;  // a callback failed: tempfail at end-of-message
   // Stages for which the MTA agreed not to wait for our reply (SMFIP_NR_*).
   unsigned long no_reply_steps = 0;
+  // Header values arrive with their leading space (SMFIP_HDR_LEADSPC), and
+  // headers we add must bring their own.
+  bool header_leading_space = false;
 };
 
 // The answer for a stage where Floodgate never objects: no reply at all when
@@ -95,7 +98,7 @@ sfsistat guarded(SMFICTX* ctx, const char* stage, unsigned long no_reply_flag, B
 // ACK our side delays by ~40 ms. Measured: one such stall per message capped
 // 20 SMTP sessions at ~400 msg/s over TCP. Answering DATA carries the ACK.
 constexpr unsigned long k_no_reply_steps =
-    SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY;
+    SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY;
 
 sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long offered_steps, unsigned long,
                       unsigned long, unsigned long* actions, unsigned long* steps, unsigned long* reserved2,
@@ -104,12 +107,14 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
   if (state == nullptr) return SMFIS_TEMPFAIL;
   smfi_setpriv(ctx, state);
   *actions = (SMFIF_ADDHDRS | SMFIF_QUARANTINE) & offered_actions;
-  // Skip what we never read, and ask for recipients the MTA rejected (they
-  // are a signal: guessed addresses).
+  // Skip what we never read, ask for recipients the MTA rejected (they are
+  // a signal: guessed addresses), and for header values exactly as sent (the
+  // quarantine keeps the message as received).
   const unsigned long wanted =
-      SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_RCPT_REJ | k_no_reply_steps;
+      SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_RCPT_REJ | SMFIP_HDR_LEADSPC | k_no_reply_steps;
   *steps = wanted & offered_steps;
   state->no_reply_steps = *steps & k_no_reply_steps;
+  state->header_leading_space = (*steps & SMFIP_HDR_LEADSPC) != 0;
   *reserved2 = 0;
   *reserved3 = 0;
   return SMFIS_CONTINUE;
@@ -154,6 +159,21 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* address) {
   });
 }
 
+sfsistat on_helo(SMFICTX* ctx, char* helo) {
+  return guarded(ctx, "helo", SMFIP_NR_HELO, [&] {
+    ConnectionState* state = state_of(ctx);
+    if (state != nullptr) state->info.helo = std::string(helo ? helo : "").substr(0, 255);
+    return carry_on(state, SMFIP_NR_HELO);
+  });
+}
+
+// Where this message's copy spills, or "" when no copy is kept.
+std::string spill_directory_for(const policy::Config& config) {
+  quarantine::SpoolStore* spool = g_runtime->spool();
+  if (spool == nullptr || config.quarantine.mode != policy::QuarantineSettings::Mode::Spool) return {};
+  return spool->temporary_directory();
+}
+
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
   return guarded(ctx, "mail", SMFIP_NR_MAIL, [&] {
     ConnectionState* state = state_of(ctx);
@@ -162,7 +182,7 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     state->message_broken = false;
     // Each message takes the config current when it starts.
     state->config = g_runtime->config();
-    state->message.emplace(state->config, state->info);
+    state->message.emplace(state->config, state->info, spill_directory_for(*state->config));
     state->message->set_sender(argv && argv[0] ? argv[0] : "");
     collect_macros(ctx, *state);
     return carry_on(state, SMFIP_NR_MAIL);
@@ -203,9 +223,10 @@ sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t length) {
   });
 }
 
-sfsistat apply_decision(SMFICTX* ctx, const Decision& decision) {
+sfsistat apply_decision(SMFICTX* ctx, const ConnectionState& state, const Decision& decision) {
   for (const auto& [name, value] : decision.headers_to_add) {
-    if (smfi_addheader(ctx, const_cast<char*>(name.c_str()), const_cast<char*>(value.c_str())) != MI_SUCCESS)
+    const std::string sent_value = state.header_leading_space ? " " + value : value;
+    if (smfi_addheader(ctx, const_cast<char*>(name.c_str()), const_cast<char*>(sent_value.c_str())) != MI_SUCCESS)
       spdlog::warn("could not add header {}", name);
   }
   switch (decision.action) {
@@ -213,6 +234,8 @@ sfsistat apply_decision(SMFICTX* ctx, const Decision& decision) {
     case policy::Action::Tag:
       return SMFIS_CONTINUE;
     case policy::Action::Quarantine:
+      // Spool mode: the message is stored durably already; the MTA drops it.
+      if (decision.discard) return SMFIS_DISCARD;
       if (smfi_quarantine(ctx, const_cast<char*>(decision.quarantine_reason.c_str())) != MI_SUCCESS) {
         // The MTA did not take the hold request: keep the message queued
         // with the sender rather than let it through.
@@ -250,8 +273,9 @@ sfsistat on_eom(SMFICTX* ctx) {
     }
     const auto started = std::chrono::steady_clock::now();
     const auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
-    const Decision decision = state->message->decide(g_runtime->counters(), now);
-    const sfsistat status = apply_decision(ctx, decision);
+    const Decision decision =
+        state->message->quarantine(state->message->decide(g_runtime->counters(), now), g_runtime->spool(), now);
+    const sfsistat status = apply_decision(ctx, *state, decision);
     const auto elapsed =
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
     spdlog::info("{}", format_decision_log(*state->message, decision, elapsed));
@@ -282,8 +306,9 @@ sfsistat on_close(SMFICTX* ctx) {
 
 }  // namespace
 
-MilterRuntime::MilterRuntime(std::shared_ptr<const policy::Config> config, ratelimit::CounterStore& counters)
-    : m_config(std::move(config)), m_counters(counters) {}
+MilterRuntime::MilterRuntime(std::shared_ptr<const policy::Config> config, ratelimit::CounterStore& counters,
+                             quarantine::SpoolStore* spool)
+    : m_config(std::move(config)), m_counters(counters), m_spool(spool) {}
 
 std::shared_ptr<const policy::Config> MilterRuntime::config() const {
   std::lock_guard lock(m_mutex);
@@ -301,8 +326,9 @@ smfiDesc filter_description() {
   smfiDesc description{};
   description.xxfi_name = const_cast<char*>("floodgate");
   description.xxfi_version = SMFI_VERSION;
-  description.xxfi_flags = SMFIF_ADDHDRS | SMFIF_QUARANTINE;
+  description.xxfi_flags = SMFIF_ADDHDRS | SMFIF_QUARANTINE;  // DISCARD needs no flag
   description.xxfi_connect = on_connect;
+  description.xxfi_helo = on_helo;
   description.xxfi_envfrom = on_envfrom;
   description.xxfi_envrcpt = on_envrcpt;
   description.xxfi_data = on_data;

@@ -18,23 +18,28 @@
 #include <libmilter/mfapi.h>
 
 #include "policy/config.hpp"
+#include "quarantine/spool_store.hpp"
 #include "ratelimit/counter_store.hpp"
 
 namespace floodgate::milter {
 
 class MilterRuntime {
  public:
-  MilterRuntime(std::shared_ptr<const policy::Config> config, ratelimit::CounterStore& counters);
+  // `spool` may be null: no usable quarantine spool (quarantines tempfail).
+  MilterRuntime(std::shared_ptr<const policy::Config> config, ratelimit::CounterStore& counters,
+                quarantine::SpoolStore* spool);
 
   // The snapshot new connections start with; messages in flight keep theirs.
   std::shared_ptr<const policy::Config> config() const;
   void replace_config(std::shared_ptr<const policy::Config> config);
   ratelimit::CounterStore& counters() { return m_counters; }
+  quarantine::SpoolStore* spool() { return m_spool; }
 
  private:
   mutable std::mutex m_mutex;
   std::shared_ptr<const policy::Config> m_config;
   ratelimit::CounterStore& m_counters;
+  quarantine::SpoolStore* m_spool;
 };
 
 // Installs the runtime the callbacks use. Must outlive smfi_main().

@@ -1,10 +1,12 @@
 #include "milter/session.hpp"
 
 #include <algorithm>
+#include <random>
 
 #include "milter/log_escape.hpp"
 #include "policy/digest.hpp"
 #include "policy/identity.hpp"
+#include "quarantine/entry.hpp"
 
 namespace floodgate::milter {
 namespace {
@@ -33,9 +35,13 @@ std::string strip_angle_brackets(std::string_view address) {
 }  // namespace
 
 MessageSession::MessageSession(std::shared_ptr<const policy::Config> config,
-                               const ConnectionInfo& connection)
+                               const ConnectionInfo& connection, const std::string& spill_directory)
     : m_config(std::move(config)),
       m_fingerprinter(policy::make_exact_fingerprinter(m_config->content)) {
+  if (!spill_directory.empty()) {
+    m_copy = std::make_unique<quarantine::MessageBuffer>(
+        spill_directory, m_config->quarantine.memory_buffer_bytes, m_config->quarantine.max_message_bytes);
+  }
   m_facts.client_address = connection.client_address;
   m_facts.client_ip = policy::IpAddress::parse(connection.client_address);
   m_facts.client_name = connection.client_name;
@@ -64,9 +70,26 @@ void MessageSession::set_macro(std::string_view name, std::string_view value) {
   m_facts.macros[bare] = bounded(value, k_max_macro_value_bytes);
 }
 
+void MessageSession::append_to_copy(std::string_view bytes) {
+  if (m_copy) m_copy->append(bytes);
+}
+
 void MessageSession::add_header(std::string_view name, std::string_view value) {
   m_fingerprinter->add_header(name, value);
+  if (m_copy && !m_body_started) {
+    // Header lines as received; a folded value's bare LFs become CRLF like
+    // every other line of the message.
+    std::string line(name);
+    line += ':';
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      if (value[i] == '\n' && (i == 0 || value[i - 1] != '\r')) line += '\r';
+      line += value[i];
+    }
+    line += "\r\n";
+    m_copy->append(line);
+  }
   const std::string lowered = policy::lower_ascii(name);
+  if (lowered == "subject" && m_subject.empty()) m_subject = bounded(policy::trim_whitespace(value), k_max_header_value_bytes);
   const auto& wanted = m_config->headers_of_interest;
   if (std::find(wanted.begin(), wanted.end(), lowered) != wanted.end()) {
     // First occurrence wins: a second copy appended further down cannot
@@ -76,6 +99,11 @@ void MessageSession::add_header(std::string_view name, std::string_view value) {
 }
 
 void MessageSession::add_body_chunk(std::string_view chunk) {
+  if (!m_body_started) {
+    m_body_started = true;
+    append_to_copy("\r\n");  // the blank line between headers and body
+  }
+  append_to_copy(chunk);
   m_facts.size_bytes += chunk.size();
   m_fingerprinter->add_body_chunk(chunk);
 }
@@ -146,6 +174,79 @@ Decision MessageSession::finish_verdict(Decision decision) const {
   return decision;
 }
 
+quarantine::QuarantineEntry MessageSession::quarantine_entry(const Decision& decision,
+                                                             std::chrono::system_clock::time_point now) const {
+  static thread_local std::mt19937_64 random_bits{std::random_device{}()};
+  quarantine::QuarantineEntry entry;
+  entry.id = quarantine::make_entry_id(now, random_bits());
+  entry.time = now;
+  entry.mode = m_config->quarantine.mode == policy::QuarantineSettings::Mode::Spool ? quarantine::EntryMode::Spool
+                                                                                    : quarantine::EntryMode::Hold;
+  const auto queue_id = m_facts.macros.find("i");
+  if (queue_id != m_facts.macros.end()) entry.queue_id = queue_id->second;
+  entry.client_address = m_facts.client_address;
+  entry.client_name = m_facts.client_name;
+  entry.helo = m_facts.helo;
+  entry.sasl_user = m_facts.sasl_user;
+  entry.sender = m_facts.sender;
+  entry.recipients = m_facts.recipients;
+  entry.subject = m_subject;
+  entry.size_bytes = m_copy && entry.mode == quarantine::EntryMode::Spool ? m_copy->size() : m_facts.size_bytes;
+  entry.score = decision.verdict.score;
+  entry.reasons = decision.verdict.reasons;
+  entry.cause = "score";
+  if (m_facts.fingerprint.present)
+    entry.fingerprint = m_facts.fingerprint.method + ":" + policy::to_hex(m_facts.fingerprint.digest);
+  return entry;
+}
+
+Decision MessageSession::quarantine(Decision decision, quarantine::SpoolStore* spool,
+                                    std::chrono::system_clock::time_point now) {
+  if (decision.action != policy::Action::Quarantine) return decision;
+  const bool spool_mode = m_config->quarantine.mode == policy::QuarantineSettings::Mode::Spool;
+  const quarantine::QuarantineEntry entry = quarantine_entry(decision, now);
+
+  if (!spool_mode) {
+    // The MTA's hold queue keeps the message; the entry only lets the CLI
+    // find it. Failing to write it loses nothing, so the hold stands.
+    if (spool != nullptr) {
+      if (auto stored = spool->store(entry, nullptr)) {
+        decision.quarantine_id = entry.id;
+      } else {
+        decision.quarantine_failure = "hold entry not recorded: " + stored.error().message;
+      }
+    }
+    return decision;
+  }
+
+  std::string failure;
+  if (spool == nullptr) {
+    failure = "no usable quarantine spool";
+  } else if (!m_copy) {
+    failure = "message was not kept";
+  } else if (m_copy->overflowed()) {
+    failure = "message over quarantine.max_message_bytes (" +
+              std::to_string(m_config->quarantine.max_message_bytes) + ")";
+  } else if (m_copy->failed()) {
+    failure = m_copy->error();
+  } else {
+    if (!m_body_started) append_to_copy("\r\n");  // a message without a body still ends its header
+    if (auto stored = spool->store(entry, m_copy.get())) {
+      decision.discard = true;
+      decision.quarantine_id = entry.id;
+      return decision;
+    } else {
+      failure = stored.error().message;
+    }
+  }
+  // Not stored: the MTA must keep the message.
+  decision.quarantine_failure = failure;
+  decision.action = policy::Action::Tempfail;
+  decision.verdict.reasons.push_back("quarantine_failed");
+  decision.reply = SmtpReply{"451", "4.3.0", "Temporary failure while quarantining the message, try again later"};
+  return decision;
+}
+
 std::string format_decision_log(const MessageSession& session, const Decision& decision,
                                 std::chrono::microseconds elapsed) {
   const policy::MessageFacts& facts = session.facts();
@@ -166,6 +267,9 @@ std::string format_decision_log(const MessageSession& session, const Decision& d
   line += ' ' + log_field("size", std::to_string(facts.size_bytes));
   line += ' ' + log_field("counters", decision.counter_state);
   if (!decision.counter_failure.empty()) line += ' ' + log_field("counter_error", decision.counter_failure);
+  if (!decision.quarantine_id.empty()) line += ' ' + log_field("quarantine_id", decision.quarantine_id);
+  if (!decision.quarantine_failure.empty())
+    line += ' ' + log_field("quarantine_error", decision.quarantine_failure);
   line += ' ' + log_field("reasons", policy::join_reasons(decision.verdict.reasons), 1024);
   line += ' ' + log_field("ms", std::to_string(static_cast<double>(elapsed.count()) / 1000.0));
   return line;

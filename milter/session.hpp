@@ -28,6 +28,8 @@
 #include "policy/content_fingerprint.hpp"
 #include "policy/message_facts.hpp"
 #include "policy/scoring.hpp"
+#include "quarantine/message_buffer.hpp"
+#include "quarantine/spool_store.hpp"
 #include "ratelimit/counter_store.hpp"
 
 namespace floodgate::milter {
@@ -65,19 +67,29 @@ struct Decision {
   std::vector<std::pair<std::string, std::string>> headers_to_add;
   std::optional<SmtpReply> reply;   // Tempfail and Reject only
   std::string quarantine_reason;    // Quarantine only
+  // Quarantine in spool mode: the entry is stored durably and the MTA is to
+  // discard the message. In hold mode the MTA's hold queue keeps it instead.
+  bool discard = false;
+  std::string quarantine_id;        // the spool entry written, if any
+  std::string quarantine_failure;   // why the quarantine became a tempfail
   std::string counter_state;        // "redis", "local-fallback", "unavailable", "none"
   std::string counter_failure;      // detail when the store failed, else empty
 };
 
 class MessageSession {
  public:
-  MessageSession(std::shared_ptr<const policy::Config> config, const ConnectionInfo& connection);
+  // `spill_directory`: where the message copy spills beyond the configured
+  // memory size; empty to keep no copy (hold mode, or no usable spool).
+  MessageSession(std::shared_ptr<const policy::Config> config, const ConnectionInfo& connection,
+                 const std::string& spill_directory = {});
 
   void set_sender(std::string_view sender);
   // `rejected_by_mta`: Postfix reports recipients it refused (unknown users)
   // to a milter that asks for them; they are counted, not delivered.
   void add_recipient(std::string_view recipient, bool rejected_by_mta);
   void set_macro(std::string_view name, std::string_view value);
+  // `value` as the MTA sends it; with SMFIP_HDR_LEADSPC it keeps the
+  // space after the colon, so the stored copy is the message as received.
   void add_header(std::string_view name, std::string_view value);
   void add_body_chunk(std::string_view chunk);
 
@@ -85,17 +97,35 @@ class MessageSession {
   // once, at end-of-message.
   Decision decide(ratelimit::CounterStore& counters, ratelimit::TimePoint now);
 
+  // For a Quarantine decision: records the entry in `spool` (the message too
+  // in spool mode, metadata only in hold mode) and returns the decision the
+  // MTA must get. In spool mode the message may be discarded only once it is
+  // stored; when that cannot be done (no usable spool, message over the size
+  // cap, write error) the decision becomes a tempfail so the MTA keeps it.
+  // `spool` may be null (the spool could not be opened). Other decisions
+  // pass through unchanged.
+  Decision quarantine(Decision decision, quarantine::SpoolStore* spool,
+                      std::chrono::system_clock::time_point now);
+
   const policy::MessageFacts& facts() const { return m_facts; }
   std::uint64_t recipient_count() const { return m_recipient_count; }
   const policy::Config& config() const { return *m_config; }
 
  private:
   Decision finish_verdict(Decision decision) const;
+  quarantine::QuarantineEntry quarantine_entry(const Decision& decision,
+                                              std::chrono::system_clock::time_point now) const;
+  void append_to_copy(std::string_view bytes);
 
   std::shared_ptr<const policy::Config> m_config;
   policy::MessageFacts m_facts;
   std::unique_ptr<policy::ContentFingerprinter> m_fingerprinter;
   std::uint64_t m_recipient_count = 0;
+  std::string m_subject;
+  // The message as received, for the spool; null when not kept (hold mode,
+  // or no spool to spill into).
+  std::unique_ptr<quarantine::MessageBuffer> m_copy;
+  bool m_body_started = false;
 };
 
 // The header names Floodgate adds to tagged mail.

@@ -18,13 +18,13 @@
 namespace {
 
 constexpr unsigned long k_no_reply_steps =
-    SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY;
+    SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY;
 
 sfsistat on_negotiate(SMFICTX*, unsigned long, unsigned long offered_steps, unsigned long, unsigned long,
                       unsigned long* actions, unsigned long* steps, unsigned long* reserved2,
                       unsigned long* reserved3) {
   *actions = 0;
-  *steps = (SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_RCPT_REJ | k_no_reply_steps) & offered_steps;
+  *steps = (SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_RCPT_REJ | SMFIP_HDR_LEADSPC | k_no_reply_steps) & offered_steps;
   *reserved2 = 0;
   *reserved3 = 0;
   return SMFIS_CONTINUE;
@@ -32,6 +32,7 @@ sfsistat on_negotiate(SMFICTX*, unsigned long, unsigned long offered_steps, unsi
 
 sfsistat no_reply_connect(SMFICTX*, char*, _SOCK_ADDR*) { return SMFIS_NOREPLY; }
 sfsistat no_reply_argv(SMFICTX*, char**) { return SMFIS_NOREPLY; }
+sfsistat no_reply_helo(SMFICTX*, char*) { return SMFIS_NOREPLY; }
 sfsistat no_reply_header(SMFICTX*, char*, char*) { return SMFIS_NOREPLY; }
 sfsistat no_reply_body(SMFICTX*, unsigned char*, size_t) { return SMFIS_NOREPLY; }
 sfsistat answer(SMFICTX*) { return SMFIS_CONTINUE; }
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
   description.xxfi_name = const_cast<char*>("noop");
   description.xxfi_version = SMFI_VERSION;
   description.xxfi_connect = no_reply_connect;
+  description.xxfi_helo = no_reply_helo;
   description.xxfi_envfrom = no_reply_argv;
   description.xxfi_envrcpt = no_reply_argv;
   description.xxfi_data = answer;
