@@ -4,8 +4,11 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <fstream>
 #include <mutex>
 #include <stdexcept>
@@ -149,7 +152,15 @@ int run_daemon(const DaemonOptions& options) {
   // Retention runs beside the milter threads; it stops with the daemon.
   std::jthread purger;
   if (spool && config->quarantine.retention.count() > 0) {
+    // libmilter handles SIGTERM/SIGINT/SIGHUP in a thread of its own and
+    // needs them blocked everywhere else; a thread started before
+    // smfi_main() inherits our mask, so block them while starting it.
+    sigset_t handled_by_libmilter, previous;
+    sigemptyset(&handled_by_libmilter);
+    for (const int signal : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&handled_by_libmilter, signal);
+    pthread_sigmask(SIG_BLOCK, &handled_by_libmilter, &previous);
     purger = std::jthread([&](std::stop_token stop) { purge_periodically(*spool, config->quarantine, stop); });
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   }
 
   MilterRuntime runtime(config, **counters, spool.get());
