@@ -24,7 +24,8 @@ using quarantine::QuarantineEntry;
 
 const CommandSpec k_release{
     "release",
-    "release (ID... | --all [--source S] [--sender A] [--since DURATION] [--reason R]) [--to ADDRESS] [--json]",
+    "release (ID... | --all [--source S] [--sender A] [--since DURATION] [--reason R]) [--to ADDRESS] "
+    "[--json]",
     "Re-injects quarantined messages over SMTP to the configured release target with\n"
     "their original envelope sender and recipients. An entry is removed once the\n"
     "target accepted the message for every recipient; recipients it refused are\n"
@@ -73,9 +74,11 @@ struct Selection {
 
 // An int instead of a Selection: the exit status after a usage error, a
 // malformed id or a session that could not be opened (all printed).
-std::variant<Selection, int> select(const CommandSpec& spec, const po::variables_map& values, CtlSession& session) {
+std::variant<Selection, int> select(const CommandSpec& spec, const po::variables_map& values,
+                                    CtlSession& session) {
   const bool all = values.count("all") > 0;
-  const auto ids = values.count("id") ? values["id"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  const auto ids =
+      values.count("id") ? values["id"].as<std::vector<std::string>>() : std::vector<std::string>{};
   if (all == !ids.empty()) return usage_error(spec, "give either IDs or --all", session);
   auto filter = read_filter(spec, values, session);
   if (!filter) return k_exit_usage;
@@ -101,11 +104,13 @@ std::variant<Selection, int> select(const CommandSpec& spec, const po::variables
   return selection;
 }
 
-po::options_description selection_options(const CommandSpec& spec, po::positional_options_description& positional) {
+po::options_description selection_options(const CommandSpec& spec,
+                                          po::positional_options_description& positional) {
   auto options = command_options(spec);
   options.add_options()("all", "every entry that passes the filters (all of them without filters)");
   add_filter_options(options, false);
-  options.add_options()("json", "print the outcome as JSON")("id", po::value<std::vector<std::string>>(), "entry ids");
+  options.add_options()("json", "print the outcome as JSON")("id", po::value<std::vector<std::string>>(),
+                                                             "entry ids");
   positional.add("id", -1);
   return options;
 }
@@ -128,7 +133,8 @@ nlohmann::json release_entry(const QuarantineEntry& entry, const std::optional<s
     if (copy_to) return fail("the message is in the MTA's hold queue; --to needs a spool entry");
     session.out().flush();  // postsuper writes to the same terminal
     std::string error;
-    if (!release_from_hold_queue(settings.postfix_config_directory, entry.queue_id, error)) return fail(error);
+    if (!release_from_hold_queue(settings.postfix_config_directory, entry.queue_id, error))
+      return fail(error);
     if (auto removed = session.store().remove(entry.id); !removed) {
       return fail("released from the hold queue (queue id " + entry.queue_id +
                   ") but the entry could not be removed: " + removed.error().message);
@@ -155,8 +161,8 @@ nlohmann::json release_entry(const QuarantineEntry& entry, const std::optional<s
   outcome["accepted"] = strings_to_json(result.accepted);
   outcome["refused"] = nlohmann::json::array();
   for (const auto& refused : result.refused) {
-    outcome["refused"].push_back(
-        {{"recipient", quarantine::bytes_to_json(refused.recipient)}, {"reply", quarantine::bytes_to_json(refused.reply)}});
+    outcome["refused"].push_back({{"recipient", quarantine::bytes_to_json(refused.recipient)},
+                                  {"reply", quarantine::bytes_to_json(refused.reply)}});
   }
   if (!result.final_reply.empty()) outcome["reply"] = quarantine::bytes_to_json(result.final_reply);
 
@@ -191,8 +197,8 @@ nlohmann::json release_entry(const QuarantineEntry& entry, const std::optional<s
     }
     outcome["released"] = true;
     if (!json_output) {
-      session.out() << "released " << entry.id << " to " << count_text(result.accepted.size(), "recipient") << " ("
-                    << escape_for_terminal(result.final_reply) << ")\n";
+      session.out() << "released " << entry.id << " to " << count_text(result.accepted.size(), "recipient")
+                    << " (" << escape_for_terminal(result.final_reply) << ")\n";
     }
     return outcome;
   }
@@ -222,11 +228,13 @@ int run_release(const std::vector<std::string>& args, CtlSession& session) {
   std::optional<std::string> copy_to;
   if (values.count("to")) {
     std::string address = values["to"].as<std::string>();
-    if (address.size() >= 2 && address.front() == '<' && address.back() == '>') address = address.substr(1, address.size() - 2);
-    const bool has_control = std::any_of(address.begin(), address.end(),
-                                         [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+    if (address.size() >= 2 && address.front() == '<' && address.back() == '>')
+      address = address.substr(1, address.size() - 2);
+    const bool has_control =
+        std::any_of(address.begin(), address.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
     if (address.empty() || has_control || address.find_first_of("<> ") != std::string::npos) {
-      return usage_error(k_release, "--to: '" + values["to"].as<std::string>() + "' is not an address", session);
+      return usage_error(k_release, "--to: '" + values["to"].as<std::string>() + "' is not an address",
+                         session);
     }
     copy_to = address;
   }
@@ -269,7 +277,8 @@ int run_delete(const std::vector<std::string>& args, CtlSession& session) {
     }
     deleted.push_back(entry.id);
     if (entry.mode == quarantine::EntryMode::Hold) {
-      session.err() << "floodgatectl: " << entry.id << ": the message stays in the MTA's hold queue (queue id "
+      session.err() << "floodgatectl: " << entry.id
+                    << ": the message stays in the MTA's hold queue (queue id "
                     << escape_for_terminal(entry.queue_id) << ")\n";
     }
   }
@@ -289,7 +298,9 @@ int run_purge(const std::vector<std::string>& args, CtlSession& session) {
   if (auto status = parse_command_line(k_purge, options, {}, args, values, session)) return *status;
   const auto& text = values["older-than"].as<std::string>();
   auto age = parse_duration(text);
-  if (!age) return usage_error(k_purge, "--older-than: '" + text + "' is not a duration such as 30s, 10m, 1h or 1d", session);
+  if (!age)
+    return usage_error(k_purge, "--older-than: '" + text + "' is not a duration such as 30s, 10m, 1h or 1d",
+                       session);
   if (!session.open()) return k_exit_error;
   auto purged = session.store().purge_older_than(session.now() - *age);
   if (!purged) {

@@ -7,8 +7,8 @@ namespace floodgate::ctl {
 namespace po = boost::program_options;
 
 po::options_description command_options(const CommandSpec& spec) {
-  po::options_description options("Usage: floodgatectl [--config FILE] " + spec.synopsis + "\n\n" + spec.summary +
-                                  "\n\nOptions");
+  po::options_description options("Usage: floodgatectl [--config FILE] " + spec.synopsis + "\n\n" +
+                                  spec.summary + "\n\nOptions");
   options.add_options()("help,h", "show this help");
   return options;
 }
@@ -37,14 +37,15 @@ std::optional<int> parse_command_line(const CommandSpec& spec, const po::options
 }
 
 void add_filter_options(po::options_description& options, bool with_limit) {
-  options.add_options()
-      ("source", po::value<std::string>()->value_name("S"), "client address, client name or SASL user")
-      ("sender", po::value<std::string>()->value_name("A"), "envelope sender (<> for the null sender)")
-      ("since", po::value<std::string>()->value_name("DURATION"),
-       "quarantined within the last DURATION (30s, 10m, 1h, 1d, 2w)")
-      ("reason", po::value<std::string>()->value_name("R"), "text found in any reason or the cause");
+  options.add_options()("source", po::value<std::string>()->value_name("S"),
+                        "client address, client name or SASL user")(
+      "sender", po::value<std::string>()->value_name("A"), "envelope sender (<> for the null sender)")(
+      "since", po::value<std::string>()->value_name("DURATION"),
+      "quarantined within the last DURATION (30s, 10m, 1h, 1d, 2w)")(
+      "reason", po::value<std::string>()->value_name("R"), "text found in any reason or the cause");
   if (with_limit) {
-    options.add_options()("limit", po::value<std::string>()->value_name("N"), "at most N entries, the most recent");
+    options.add_options()("limit", po::value<std::string>()->value_name("N"),
+                          "at most N entries, the most recent");
   }
 }
 
@@ -67,8 +68,10 @@ std::optional<EntryFilter> read_filter(const CommandSpec& spec, const po::variab
     std::size_t limit = 0;
     bool valid = !text.empty() && text.size() <= 9;
     for (char c : text) {
-      if (c < '0' || c > '9') valid = false;
-      else limit = limit * 10 + static_cast<std::size_t>(c - '0');
+      if (c < '0' || c > '9')
+        valid = false;
+      else
+        limit = limit * 10 + static_cast<std::size_t>(c - '0');
     }
     if (!valid || limit == 0) {
       usage_error(spec, "--limit: '" + text + "' is not a positive number", session);

@@ -27,11 +27,10 @@ boost::program_options::options_description command_options(const CommandSpec& s
 
 // Parses a subcommand's arguments. std::nullopt: go on; otherwise the exit
 // status to return (0 after --help, k_exit_usage after a printed usage error).
-std::optional<int> parse_command_line(const CommandSpec& spec,
-                                      const boost::program_options::options_description& options,
-                                      const boost::program_options::positional_options_description& positional,
-                                      const std::vector<std::string>& args,
-                                      boost::program_options::variables_map& values, CtlSession& session);
+std::optional<int> parse_command_line(
+    const CommandSpec& spec, const boost::program_options::options_description& options,
+    const boost::program_options::positional_options_description& positional,
+    const std::vector<std::string>& args, boost::program_options::variables_map& values, CtlSession& session);
 
 // Prints "floodgatectl <command>: <problem>" and the --help hint; returns k_exit_usage.
 int usage_error(const CommandSpec& spec, const std::string& problem, CtlSession& session);
@@ -39,7 +38,8 @@ int usage_error(const CommandSpec& spec, const std::string& problem, CtlSession&
 void add_filter_options(boost::program_options::options_description& options, bool with_limit);
 // The filter the options name; a malformed --since or --limit is a usage
 // error, printed, and gives std::nullopt.
-std::optional<EntryFilter> read_filter(const CommandSpec& spec, const boost::program_options::variables_map& values,
+std::optional<EntryFilter> read_filter(const CommandSpec& spec,
+                                       const boost::program_options::variables_map& values,
                                        CtlSession& session);
 
 }  // namespace floodgate::ctl

@@ -6,7 +6,10 @@
 namespace floodgate::ctl {
 
 CtlSession::CtlSession(std::string config_path, std::ostream& out, std::ostream& err)
-    : m_config_path(std::move(config_path)), m_out(out), m_err(err), m_now(std::chrono::system_clock::now()) {}
+    : m_config_path(std::move(config_path)),
+      m_out(out),
+      m_err(err),
+      m_now(std::chrono::system_clock::now()) {}
 
 bool CtlSession::open() {
   try {

@@ -9,7 +9,9 @@ namespace {
 
 using policy::lower_ascii;
 
-bool equal_ignoring_case(const std::string& a, const std::string& b) { return lower_ascii(a) == lower_ascii(b); }
+bool equal_ignoring_case(const std::string& a, const std::string& b) {
+  return lower_ascii(a) == lower_ascii(b);
+}
 
 }  // namespace
 

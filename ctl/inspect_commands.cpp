@@ -39,9 +39,7 @@ std::string first_reason(const QuarantineEntry& entry) {
 }
 
 // "rcpts_per_msg=200>50 (+10)" -> "rcpts_per_msg": what stats groups by.
-std::string reason_name(const std::string& reason) {
-  return reason.substr(0, reason.find_first_of("= ("));
-}
+std::string reason_name(const std::string& reason) { return reason.substr(0, reason.find_first_of("= (")); }
 
 std::string source_text(const QuarantineEntry& entry) {
   if (!entry.sasl_user.empty()) return "sasl:" + entry.sasl_user;
@@ -65,9 +63,10 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
   }
 }
 
-const CommandSpec k_list{"list", "list [--source S] [--sender A] [--since DURATION] [--reason R] [--limit N] [--json]",
-                         "Lists quarantined messages, oldest first: id, age, client, SASL user, sender,\n"
-                         "number of recipients, subject, score and the first reason."};
+const CommandSpec k_list{
+    "list", "list [--source S] [--sender A] [--since DURATION] [--reason R] [--limit N] [--json]",
+    "Lists quarantined messages, oldest first: id, age, client, SASL user, sender,\n"
+    "number of recipients, subject, score and the first reason."};
 
 const CommandSpec k_show{"show", "show ID [--raw] [--json]",
                          "Shows one quarantined message: its metadata and the message's headers.\n"
@@ -161,7 +160,8 @@ int run_list(const std::vector<std::string>& args, CtlSession& session) {
     rows.push_back({entry.id, format_age(session.now() - entry.time),
                     escape_for_terminal(client_text(entry), k_address_column),
                     entry.sasl_user.empty() ? "-" : escape_for_terminal(entry.sasl_user, k_user_column),
-                    escape_for_terminal(sender_text(entry), k_address_column), std::to_string(entry.recipients.size()),
+                    escape_for_terminal(sender_text(entry), k_address_column),
+                    std::to_string(entry.recipients.size()),
                     escape_for_terminal(entry.subject, k_subject_column), std::to_string(entry.score),
                     escape_for_terminal(first_reason(entry), k_reason_column)});
   }
@@ -180,7 +180,8 @@ int run_show(const std::vector<std::string>& args, CtlSession& session) {
   if (!values.count("id") || values["id"].as<std::vector<std::string>>().size() != 1) {
     return usage_error(k_show, "give exactly one ID", session);
   }
-  if (values.count("raw") && values.count("json")) return usage_error(k_show, "--raw and --json exclude each other", session);
+  if (values.count("raw") && values.count("json"))
+    return usage_error(k_show, "--raw and --json exclude each other", session);
   const std::string id = values["id"].as<std::vector<std::string>>().front();
   if (!check_ids({id}, session)) return k_exit_error;
   if (!session.open()) return k_exit_error;
@@ -301,15 +302,18 @@ int run_stats(const std::vector<std::string>& args, CtlSession& session) {
   out << "entries: " << totals.entries << "\n";
   out << "bytes:   " << totals.bytes << "\n";
   out << "oldest:  "
-      << (totals.oldest ? format_utc(*totals.oldest) + " (" + format_age(session.now() - *totals.oldest) + " ago)"
-                        : std::string("-"))
+      << (totals.oldest
+              ? format_utc(*totals.oldest) + " (" + format_age(session.now() - *totals.oldest) + " ago)"
+              : std::string("-"))
       << "\n";
   auto print_counts = [&](std::string_view title, const std::map<std::string, std::size_t>& counts) {
     out << title << ":\n";
     std::vector<std::pair<std::string, std::size_t>> sorted(counts.begin(), counts.end());
-    std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
-    for (const auto& [name, count] : sorted) out << "  " << std::setw(6) << std::right << count << "  "
-                                                 << escape_for_terminal(name, k_address_column) << "\n";
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    for (const auto& [name, count] : sorted)
+      out << "  " << std::setw(6) << std::right << count << "  "
+          << escape_for_terminal(name, k_address_column) << "\n";
   };
   print_counts("by reason", by_reason);
   print_counts("by source", by_source);

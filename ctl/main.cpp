@@ -34,8 +34,11 @@ constexpr Command k_commands[] = {
 void print_usage(std::ostream& out, const po::options_description& options) {
   out << "Usage: floodgatectl [--config FILE] COMMAND [options]\n\n"
          "Inspects and releases the mail Floodgate quarantined.\n\nCommands:\n";
-  for (const auto& command : k_commands) out << "  " << command.name << std::string(10 - std::string(command.name).size(), ' ') << command.summary << "\n";
-  out << "\n" << options << "\n"
+  for (const auto& command : k_commands)
+    out << "  " << command.name << std::string(10 - std::string(command.name).size(), ' ') << command.summary
+        << "\n";
+  out << "\n"
+      << options << "\n"
       << "'floodgatectl COMMAND --help' describes a command. Exit status: 0 done, 1 error, 2 usage.\n";
 }
 
@@ -43,11 +46,11 @@ void print_usage(std::ostream& out, const po::options_description& options) {
 
 int main(int argc, char** argv) {
   po::options_description options("Global options");
-  options.add_options()
-      ("help,h", "show this help")
-      ("config,c", po::value<std::string>()->default_value("/etc/floodgate/floodgate.yaml")->value_name("FILE"),
-       "the daemon's configuration file (spool directory, release target)")
-      ("version,V", "print the version and exit");
+  options.add_options()("help,h", "show this help")(
+      "config,c",
+      po::value<std::string>()->default_value("/etc/floodgate/floodgate.yaml")->value_name("FILE"),
+      "the daemon's configuration file (spool directory, release target)")("version,V",
+                                                                           "print the version and exit");
   // Global flags come before the command; everything after its name is the
   // command's own (so `list --help` is list's help).
   std::vector<std::string> global_args;

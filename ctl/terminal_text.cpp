@@ -38,7 +38,8 @@ std::size_t utf8_sequence_length(std::string_view text, std::size_t at, std::uin
     if ((byte(at + i) & 0xc0) != 0x80) return 0;
     code_point = (code_point << 6) | (byte(at + i) & 0x3f);
   }
-  if (code_point < minimum || code_point > 0x10ffff || (code_point >= 0xd800 && code_point <= 0xdfff)) return 0;
+  if (code_point < minimum || code_point > 0x10ffff || (code_point >= 0xd800 && code_point <= 0xdfff))
+    return 0;
   return length;
 }
 
@@ -73,7 +74,8 @@ std::string escape_for_terminal(std::string_view raw, std::size_t max_characters
       piece.assign(raw.substr(at, length));
     }
     const std::size_t width = code_point >= 0xa0 && piece.size() == length ? 1 : piece.size();
-    if (max_characters != 0 && !cut_seen && characters + width > (max_characters > 3 ? max_characters - 3 : 0)) {
+    if (max_characters != 0 && !cut_seen &&
+        characters + width > (max_characters > 3 ? max_characters - 3 : 0)) {
       cut_bytes = out.size();
       cut_seen = true;
     }
@@ -118,12 +120,23 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
   if (text.size() < 2) return std::nullopt;
   std::int64_t unit;
   switch (text.back()) {
-    case 's': unit = 1; break;
-    case 'm': unit = 60; break;
-    case 'h': unit = 3600; break;
-    case 'd': unit = 86400; break;
-    case 'w': unit = 7 * 86400; break;
-    default: return std::nullopt;
+    case 's':
+      unit = 1;
+      break;
+    case 'm':
+      unit = 60;
+      break;
+    case 'h':
+      unit = 3600;
+      break;
+    case 'd':
+      unit = 86400;
+      break;
+    case 'w':
+      unit = 7 * 86400;
+      break;
+    default:
+      return std::nullopt;
   }
   std::int64_t count = 0;
   // Years of seconds fit easily; refuse what would overflow time_point maths.

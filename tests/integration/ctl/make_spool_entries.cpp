@@ -28,7 +28,8 @@ std::string bytes_of(const nlohmann::json& value) {
   if (value.is_string()) return value.get<std::string>();
   const std::string hex = value.at("hex").get<std::string>();
   std::string bytes;
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) bytes += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+    bytes += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
   return bytes;
 }
 
@@ -52,17 +53,22 @@ int main(int argc, char** argv) {
       entry.id = floodgate::quarantine::make_entry_id(entry.time, random());
       entry.mode = item.value("mode", "spool") == "hold" ? floodgate::quarantine::EntryMode::Hold
                                                          : floodgate::quarantine::EntryMode::Spool;
-      for (auto [key, field] : {std::pair{"queue_id", &entry.queue_id}, {"client_address", &entry.client_address},
-                                {"client_name", &entry.client_name}, {"helo", &entry.helo},
-                                {"sasl_user", &entry.sasl_user}, {"sender", &entry.sender},
-                                {"subject", &entry.subject}, {"cause", &entry.cause},
+      for (auto [key, field] : {std::pair{"queue_id", &entry.queue_id},
+                                {"client_address", &entry.client_address},
+                                {"client_name", &entry.client_name},
+                                {"helo", &entry.helo},
+                                {"sasl_user", &entry.sasl_user},
+                                {"sender", &entry.sender},
+                                {"subject", &entry.subject},
+                                {"cause", &entry.cause},
                                 {"fingerprint", &entry.fingerprint}}) {
         if (item.contains(key)) *field = bytes_of(item[key]);
       }
       for (const auto& recipient : item.value("recipients", nlohmann::json::array())) {
         entry.recipients.push_back(bytes_of(recipient));
       }
-      for (const auto& reason : item.value("reasons", nlohmann::json::array())) entry.reasons.push_back(bytes_of(reason));
+      for (const auto& reason : item.value("reasons", nlohmann::json::array()))
+        entry.reasons.push_back(bytes_of(reason));
       entry.score = item.value("score", 0);
 
       const std::string message = item.contains("message") ? bytes_of(item["message"]) : std::string();

@@ -66,12 +66,19 @@ TEST(EntryFilter, SinceKeepsEntriesWithinTheDuration) {
 }
 
 TEST(SelectEntries, LimitKeepsTheMostRecentInOrder) {
-  std::vector<QuarantineEntry> entries{entry_aged(3h, "old"), entry_aged(2h, "middle"), entry_aged(1h, "new")};
+  std::vector<QuarantineEntry> entries{entry_aged(3h, "old"), entry_aged(2h, "middle"),
+                                       entry_aged(1h, "new")};
   auto selected = select_entries(entries, filter_where([&](EntryFilter& f) { f.limit = 2; }), k_now);
   ASSERT_EQ(selected.size(), 2u);
   EXPECT_EQ(selected[0].id, "middle");
   EXPECT_EQ(selected[1].id, "new");
-  EXPECT_EQ(select_entries(entries, filter_where([&](EntryFilter& f) { f.since = 90min; f.limit = 5; }), k_now).size(), 1u);
+  EXPECT_EQ(select_entries(entries, filter_where([&](EntryFilter& f) {
+                             f.since = 90min;
+                             f.limit = 5;
+                           }),
+                           k_now)
+                .size(),
+            1u);
   EXPECT_EQ(select_entries(entries, EntryFilter{}, k_now).size(), 3u);
 }
 

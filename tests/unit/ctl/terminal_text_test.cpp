@@ -22,8 +22,10 @@ TEST(EscapeForTerminal, EscapesEveryControlCharacterAndKeepsReadableText) {
       {"del\x7f", "del\\x7f"},
       {std::string("nul\0x", 5), "nul\\x00x"},
       {"caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac", "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac"},  // valid UTF-8 stays
-      {"c1 \xc2\x9b" "31m", "c1 \\xc2\\x9b31m"},                                    // CSI as a C1 control
-      {"latin1 caf\xe9", "latin1 caf\\xe9"},                                          // not UTF-8
+      {"c1 \xc2\x9b"
+       "31m",
+       "c1 \\xc2\\x9b31m"},                   // CSI as a C1 control
+      {"latin1 caf\xe9", "latin1 caf\\xe9"},  // not UTF-8
       {"overlong \xc0\xaf", "overlong \\xc0\\xaf"},
       {"surrogate \xed\xa0\x80", "surrogate \\xed\\xa0\\x80"},
       {"cut \xe6\x97", "cut \\xe6\\x97"},
@@ -36,7 +38,8 @@ TEST(EscapeForTerminal, CutsLongTextAtTheLimitWithoutSplittingAnEscapeOrACharact
   EXPECT_EQ(escape_for_terminal("0123456789", 10), "0123456789");
   EXPECT_EQ(escape_for_terminal("0123456789a", 10), "0123456...");
   EXPECT_EQ(escape_for_terminal("012345\x1b[1m", 10), "012345...");
-  EXPECT_EQ(escape_for_terminal("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 5), "\xc3\xa9\xc3\xa9...");
+  EXPECT_EQ(escape_for_terminal("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 5),
+            "\xc3\xa9\xc3\xa9...");
   EXPECT_EQ(display_width(escape_for_terminal(std::string(100, 'x'), 40)), 40u);
 }
 
@@ -58,7 +61,8 @@ TEST(ParseDuration, AcceptsANumberAndAUnit) {
 }
 
 TEST(ParseDuration, RefusesAnythingElse) {
-  for (const char* text : {"", "s", "10", "0s", "-5m", "5 m", "5M", "1.5h", "1h30m", "99999999999999999999d"}) {
+  for (const char* text :
+       {"", "s", "10", "0s", "-5m", "5 m", "5M", "1.5h", "1h30m", "99999999999999999999d"}) {
     EXPECT_EQ(parse_duration(text), std::nullopt) << text;
   }
 }

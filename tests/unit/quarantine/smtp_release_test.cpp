@@ -204,8 +204,8 @@ TEST(SmtpRelease, SendsTheOriginalEnvelopeAndTheMessageDotStuffedWithCrlfLineEnd
   // start, a CRLF split across pieces, 8-bit bytes, no final line end.
   auto message = pieces({"Subject: caf\xc3\xa9\n", "\n", "body\r", "\n.hidden\n", ".", ".two dots\r\n",
                          "lone cr\rnext\n", "last line"});
-  ReleaseResult result =
-      release_over_smtp(target_for(server), "alice@example.org", {"bob@example.net", "carol@example.net"}, message);
+  ReleaseResult result = release_over_smtp(target_for(server), "alice@example.org",
+                                           {"bob@example.net", "carol@example.net"}, message);
 
   EXPECT_TRUE(result.delivered) << result.error;
   EXPECT_EQ(result.error, "");
@@ -232,7 +232,8 @@ TEST(SmtpRelease, SendsTheOriginalEnvelopeAndTheMessageDotStuffedWithCrlfLineEnd
 
 TEST(SmtpRelease, SevenBitMessageIsNotDeclaredEightBit) {
   FakeSmtpServer server(obliging_target({"250 Ok"}));
-  ReleaseResult result = release_over_smtp(target_for(server), "", {"bob@example.net"}, pieces({"Subject: hi\n\nx\n"}));
+  ReleaseResult result =
+      release_over_smtp(target_for(server), "", {"bob@example.net"}, pieces({"Subject: hi\n\nx\n"}));
   EXPECT_TRUE(result.delivered) << result.error;
   EXPECT_NE(server.received().find("MAIL FROM:<>\r\n"), std::string::npos) << server.received();
 }
@@ -390,7 +391,8 @@ TEST(SmtpRelease, MultiLineEhloReplyIsReadWhole) {
   });
   ReleaseResult result = release_over_smtp(target_for(server), "a@x", {"b@y"}, pieces({"\xff\n"}));
   EXPECT_TRUE(result.delivered) << result.error;
-  EXPECT_NE(server.received().find("MAIL FROM:<a@x> BODY=8BITMIME\r\n"), std::string::npos) << server.received();
+  EXPECT_NE(server.received().find("MAIL FROM:<a@x> BODY=8BITMIME\r\n"), std::string::npos)
+      << server.received();
 }
 
 TEST(SmtpRelease, FallsBackToHeloWhenEhloIsRefused) {
@@ -414,7 +416,8 @@ TEST(SmtpRelease, FallsBackToHeloWhenEhloIsRefused) {
   ReleaseResult result = release_over_smtp(target_for(server), "a@x", {"b@y"}, pieces({"caf\xc3\xa9\n"}));
   EXPECT_TRUE(result.delivered) << result.error;
   std::string received = server.received();
-  EXPECT_EQ(received.rfind("EHLO release.test\r\nHELO release.test\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\n", 0), 0u)
+  EXPECT_EQ(
+      received.rfind("EHLO release.test\r\nHELO release.test\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\n", 0), 0u)
       << received;
 }
 
@@ -432,8 +435,8 @@ TEST(SmtpRelease, UnreadableMessageIsAbandonedWithoutTheFinalDot) {
 
 TEST(SmtpRelease, RecipientWithLineBreakIsNeverPutOnTheWire) {
   FakeSmtpServer server(obliging_target({"250 Ok"}));
-  ReleaseResult result = release_over_smtp(target_for(server), "a@x", {"evil@y>\r\nRCPT TO:<extra@z", "b@y"},
-                                           pieces({"x\n"}));
+  ReleaseResult result =
+      release_over_smtp(target_for(server), "a@x", {"evil@y>\r\nRCPT TO:<extra@z", "b@y"}, pieces({"x\n"}));
   EXPECT_TRUE(result.delivered) << result.error;
   ASSERT_EQ(result.refused.size(), 1u);
   EXPECT_EQ(result.refused[0].recipient, "evil@y>\r\nRCPT TO:<extra@z");
@@ -455,7 +458,8 @@ TEST(SmtpRelease, UnreachableTargetIsAnError) {
   target.timeout = 2s;
   ReleaseResult result = release_over_smtp(target, "a@x", {"b@y"}, pieces({"x\n"}));
   EXPECT_FALSE(result.delivered);
-  EXPECT_NE(result.error.find("cannot connect to 127.0.0.1:" + std::to_string(target.port)), std::string::npos)
+  EXPECT_NE(result.error.find("cannot connect to 127.0.0.1:" + std::to_string(target.port)),
+            std::string::npos)
       << result.error;
 }
 
