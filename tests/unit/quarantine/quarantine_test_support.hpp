@@ -67,6 +67,7 @@ class FaultySpoolFilesystem final : public SpoolFilesystem {
     m_fail_at = fail_at_call;
     m_error = error;
     m_sticky = sticky;
+    m_names.clear();
   }
   void disarm() { m_fail_at = 0; }
   int calls() const { return m_calls; }
