@@ -109,8 +109,7 @@ po::options_description selection_options(const CommandSpec& spec,
   auto options = command_options(spec);
   options.add_options()("all", "every entry that passes the filters (all of them without filters)");
   add_filter_options(options, false);
-  options.add_options()("json", "print the outcome as JSON")("id", po::value<std::vector<std::string>>(),
-                                                             "entry ids");
+  options.add_options()("json", "print the outcome as JSON");
   positional.add("id", -1);
   return options;
 }

@@ -23,8 +23,14 @@ std::optional<int> parse_command_line(const CommandSpec& spec, const po::options
                                       const po::positional_options_description& positional,
                                       const std::vector<std::string>& args, po::variables_map& values,
                                       CtlSession& session) {
+  // The ids a command takes positionally: kept out of --help, whose
+  // synopsis names them.
+  po::options_description hidden;
+  hidden.add_options()("id", po::value<std::vector<std::string>>());
+  po::options_description all;
+  all.add(options).add(hidden);
   try {
-    po::store(po::command_line_parser(args).options(options).positional(positional).run(), values);
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), values);
     if (values.count("help")) {
       session.out() << options << "\n";
       return k_exit_ok;

@@ -25,7 +25,8 @@ struct CommandSpec {
 // A description captioned with the command's usage, holding --help.
 boost::program_options::options_description command_options(const CommandSpec& spec);
 
-// Parses a subcommand's arguments. std::nullopt: go on; otherwise the exit
+// Parses a subcommand's arguments; positional arguments, if `positional`
+// takes them, are stored as "id" (a vector of strings). std::nullopt: go on; otherwise the exit
 // status to return (0 after --help, k_exit_usage after a printed usage error).
 std::optional<int> parse_command_line(
     const CommandSpec& spec, const boost::program_options::options_description& options,

@@ -171,8 +171,7 @@ int run_list(const std::vector<std::string>& args, CtlSession& session) {
 
 int run_show(const std::vector<std::string>& args, CtlSession& session) {
   auto options = command_options(k_show);
-  options.add_options()("raw", "write the stored message byte for byte")("json", "print the entry as JSON")(
-      "id", po::value<std::vector<std::string>>(), "the entry");
+  options.add_options()("raw", "write the stored message byte for byte")("json", "print the entry as JSON");
   po::positional_options_description positional;
   positional.add("id", -1);
   po::variables_map values;
