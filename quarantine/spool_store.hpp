@@ -41,7 +41,7 @@ struct StoreError {
 
 struct SpoolStats {
   std::size_t entries = 0;
-  std::uint64_t bytes = 0;
+  std::uint64_t bytes = 0;  // of the entry files on disk, metadata included
   std::optional<std::chrono::system_clock::time_point> oldest;
 };
 
@@ -58,7 +58,11 @@ class SpoolStore {
   std::string temporary_directory() const { return m_directory + "/tmp"; }
 
   // Durably stores `entry` with `message` (spool mode) or without (hold
-  // mode: pass nullptr). entry.id must be valid and new.
+  // mode: pass nullptr). entry.id must be valid and new. In spool mode the
+  // stored size_bytes is the message's size. An overflowed or failed
+  // buffer is refused. If fsyncing the directory fails after the rename,
+  // the store reports failure and takes the entry back (best effort): a
+  // duplicate after the MTA's retry is harmless, a lost message is not.
   tl::expected<void, StoreError> store(const QuarantineEntry& entry, MessageBuffer* message);
 
   // All complete entries' metadata, oldest first. Unreadable or malformed
@@ -76,7 +80,8 @@ class SpoolStore {
   tl::expected<void, StoreError> replace_recipients(const std::string& id,
                                                     const std::vector<std::string>& recipients);
   tl::expected<void, StoreError> remove(const std::string& id);
-  // Removes entries quarantined before `cutoff`; returns how many went.
+  // Removes entries quarantined before `cutoff` (by the metadata time);
+  // returns how many went. Files that do not parse are left alone.
   tl::expected<std::size_t, StoreError> purge_older_than(std::chrono::system_clock::time_point cutoff);
 
   SpoolStats stats() const;
