@@ -622,6 +622,31 @@ def with_quarantine_section(config_text: str, settings: dict[str, str]) -> str:
     return text + "\n# Set by the test harness (harness.py) for this world only.\nquarantine:\n" + section
 
 
+k_master_cf_snippet = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                                   "contrib", "postfix", "master.cf.snippet")
+
+
+def release_listener_options() -> dict[str, str]:
+    """The -o options of the release listener shipped in contrib/postfix/master.cf.snippet
+    (its first service, 127.0.0.1:10026), so the tests release through what ops install."""
+    options: dict[str, str] = {}
+    in_service = False
+    with open(k_master_cf_snippet, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("127.0.0.1:10026 "):
+                in_service = True
+            elif in_service and line.startswith((" ", "\t")) and line.strip().startswith("-o "):
+                name, _, value = line.strip()[3:].partition("=")
+                options[name] = value
+            elif in_service and line.strip() and not line.startswith((" ", "\t")):
+                break
+    if options.get("smtpd_milters", None) != "":
+        raise RuntimeError(f"{k_master_cf_snippet}: no release listener with -o smtpd_milters= found")
+    for name in ("syslog_name", "smtpd_milters"):  # the harness writes these for every service
+        options.pop(name, None)
+    return options
+
+
 def yaml_string(text: str) -> str:
     return json.dumps(text)  # a JSON string is a YAML double-quoted scalar
 
@@ -639,7 +664,8 @@ class PostfixWorld:
 
     Quarantine: quarantine_mode "hold" or "spool" (see the module comment);
     `quarantine` overrides keys of the generated section (e.g. max_message_bytes).
-    A "release" listener, always last, calls no milter: the release target.
+    A "release" listener, always last, calls no milter: the release target, with
+    the options of contrib/postfix/master.cf.snippet's release listener.
     release_options adds -o options to it (values with spaces via extra_main
     parameters). spool_tmpfs_bytes puts the spool on a tmpfs of that size
     (world.spool_mount, unmounted by close()) for disk-full tests.
@@ -672,7 +698,7 @@ class PostfixWorld:
             else:
                 self.spool_dir = os.path.join(self.dir, "spool")
             self.release_listener = Listener("release", free_port(), "",
-                                             {"non_smtpd_milters": "", **(release_options or {})})
+                                             {**release_listener_options(), **(release_options or {})})
             self.config_path = os.path.join(self.dir, "floodgate.yaml")
             settings = {
                 "mode": quarantine_mode,
