@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -257,6 +258,19 @@ sfsistat apply_decision(SMFICTX* ctx, const ConnectionState& state, const Decisi
   return SMFIS_CONTINUE;
 }
 
+// Degraded quarantine gets one warning when it starts failing and one line
+// when it works again, not one per message (each verdict line has the detail).
+void report_quarantine_health(const Decision& decision) {
+  static std::atomic<bool> failing{false};
+  if (decision.action == policy::Action::Tempfail && !decision.quarantine_failure.empty()) {
+    if (!failing.exchange(true))
+      spdlog::warn("quarantine failing, quarantine verdicts tempfail until it works: {}",
+                   escape_log_value(decision.quarantine_failure));
+  } else if (decision.discard && failing.exchange(false)) {
+    spdlog::info("quarantine working again");
+  }
+}
+
 sfsistat on_eom(SMFICTX* ctx) {
   ConnectionState* state = state_of(ctx);
   try {
@@ -279,6 +293,7 @@ sfsistat on_eom(SMFICTX* ctx) {
     const auto elapsed =
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
     spdlog::info("{}", format_decision_log(*state->message, decision, elapsed));
+    report_quarantine_health(decision);
     state->message.reset();
     return status;
   } catch (const std::exception& error) {

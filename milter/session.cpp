@@ -264,7 +264,7 @@ std::string format_decision_log(const MessageSession& session, const Decision& d
   line += ' ' + log_field("fp", facts.fingerprint.present
                                     ? facts.fingerprint.method + ":" + policy::to_hex(facts.fingerprint.digest).substr(0, 8)
                                     : std::string("none"));
-  line += ' ' + log_field("size", std::to_string(facts.size_bytes));
+  line += ' ' + log_field("body_size", std::to_string(facts.size_bytes));
   line += ' ' + log_field("counters", decision.counter_state);
   if (!decision.counter_failure.empty()) line += ' ' + log_field("counter_error", decision.counter_failure);
   if (!decision.quarantine_id.empty()) line += ' ' + log_field("quarantine_id", decision.quarantine_id);
