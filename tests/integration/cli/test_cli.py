@@ -1,6 +1,8 @@
 """The floodgate program's flags and exit statuses, run as a user would run it."""
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -148,6 +150,52 @@ class Daemon(unittest.TestCase):
                     daemon.kill()
         self.assertEqual(daemon.returncode, 1, output)
         self.assertIn(f"cannot listen on inet:{port}@127.0.0.1", output)
+
+
+class Retention(unittest.TestCase):
+    """The daemon purges quarantine entries older than `retention` by itself,
+    every `purge_interval`, and keeps the younger ones."""
+
+    def test_daemon_purges_entries_past_retention_while_running(self):
+        workdir = tempfile.mkdtemp(prefix="floodgate-retention-")
+        self.addCleanup(shutil.rmtree, workdir, True)
+        spool = os.path.join(workdir, "spool")
+        with open(k_config) as f:
+            text = f.read()
+        for old, new in (("  spool_directory: /var/spool/floodgate/quarantine\n", f"  spool_directory: {spool}\n"),
+                         ("  retention: 14d\n", "  retention: 1h\n"),
+                         ("  purge_interval: 1h\n", "  purge_interval: 1s\n")):
+            self.assertIn(old, text)
+            text = text.replace(old, new)
+        config = os.path.join(workdir, "floodgate.yaml")
+        with open(config, "w") as f:
+            f.write(text)
+
+        port = free_port()
+        daemon = subprocess.Popen([k_binary, "--config", config, "--socket", f"inet:{port}@127.0.0.1",
+                                   "--redis", f"redis://127.0.0.1:{free_port()}/0"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            Daemon.wait_listening(self, port)
+            # Written after start, so only the periodic purge can remove them.
+            entries = [{"sender": "old@example.com", "recipients": ["a@example.net"], "age_seconds": 7200,
+                        "message": "Subject: old\r\n\r\nold\r\n"},
+                       {"sender": "new@example.com", "recipients": ["b@example.net"], "age_seconds": 60,
+                        "message": "Subject: new\r\n\r\nnew\r\n"}]
+            made = subprocess.run([os.environ["MAKE_SPOOL_ENTRIES"], spool], input=json.dumps(entries),
+                                  capture_output=True, text=True, timeout=20)
+            self.assertEqual(made.returncode, 0, made.stderr)
+            old_id, new_id = made.stdout.split()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and os.path.exists(os.path.join(spool, old_id + ".fgq")):
+                time.sleep(0.1)
+            self.assertFalse(os.path.exists(os.path.join(spool, old_id + ".fgq")), "old entry not purged")
+            self.assertTrue(os.path.exists(os.path.join(spool, new_id + ".fgq")), "young entry purged")
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            output, _ = daemon.communicate(timeout=30)
+        self.assertEqual(daemon.returncode, 0, output)
+        self.assertIn("quarantine purged=1 older_than_s=3600", output)
 
 
 if __name__ == "__main__":
