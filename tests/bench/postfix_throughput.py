@@ -40,7 +40,6 @@ os.environ.setdefault("FG_DEADLINE", "7200")
 
 import harness  # noqa: E402
 
-k_smtp_source_bin = "/usr/sbin/smtp-source"
 
 
 def parse_args():
@@ -65,19 +64,6 @@ def parse_args():
     return p.parse_args()
 
 
-def smtp_source(port: int, messages: int, args, timeout: float) -> float:
-    """Runs smtp-source against 127.0.0.1:port; returns its wall time."""
-    cmd = [k_smtp_source_bin, "-A", "-s", str(args.sessions), "-m", str(messages),
-           "-r", str(args.recipients), "-l", str(args.length),
-           "-M", "bench.client.example", "-f", "sender@bench.example",
-           "-t", "rcpt@bench-dest.example", f"127.0.0.1:{port}"]
-    t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0 or proc.stderr.strip():
-        sys.stderr.write(f"smtp-source exited {proc.returncode}: {proc.stderr[-2000:]}\n")
-    return time.monotonic() - t0
-
-
 def run_phase(world, listener: int, messages: int, args, label: str, milter=None) -> dict:
     """Send `messages` through `listener` and wait until the sink has them all.
     `milter` is the daemon whose CPU this phase charges (None without a milter)."""
@@ -85,7 +71,8 @@ def run_phase(world, listener: int, messages: int, args, label: str, milter=None
     cpu0 = milter.cpu_seconds() if milter else 0.0
     rcpu0 = redis_cpu(redis)
     t0 = time.monotonic()
-    source_s = smtp_source(world.listener_port(listener), messages, args, args.timeout)
+    source_s = harness.run_smtp_source(world.listener_port(listener), args.sessions, messages, args.recipients,
+                                       args.length, args.timeout)
     # Listing the sink directory costs CPU on the same two cores; 0.1 s is
     # under 2% of a phase.
     harness.wait_for(lambda: world.sink.count() >= messages, args.timeout,

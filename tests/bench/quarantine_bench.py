@@ -44,7 +44,6 @@ os.environ.setdefault("FG_DEADLINE", "7200")  # the harness watchdog is sized fo
 
 import harness  # noqa: E402
 
-k_smtp_source_bin = "/usr/sbin/smtp-source"
 
 k_always_rule = """\
   # quarantine_bench.py: every message is quarantined.
@@ -89,17 +88,6 @@ def quarantine_everything_config(base_path: str, workdir: str) -> str:
     return path
 
 
-def smtp_source(port: int, sessions: int, messages: int, length: int, timeout: float) -> float:
-    cmd = [k_smtp_source_bin, "-A", "-s", str(sessions), "-m", str(messages), "-r", "1",
-           "-l", str(length), "-M", "bench.client.example", "-f", "sender@bench.example",
-           "-t", "rcpt@bench-dest.example", f"127.0.0.1:{port}"]
-    t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0 or proc.stderr.strip():
-        sys.stderr.write(f"smtp-source exited {proc.returncode}: {proc.stderr[-2000:]}\n")
-    return time.monotonic() - t0
-
-
 def spool_usage(spool_dir: str) -> tuple[int, int]:
     """(entries, bytes) of the complete entries (<id>.fgq) in the spool."""
     entries = size = 0
@@ -134,7 +122,7 @@ def run_phase(world, label: str, sessions: int, messages: int, length: int, time
     before_discards = discard_count(world.postfix.maillog_text())
     cpu0 = fg.cpu_seconds()
     t0 = time.monotonic()
-    source_s = smtp_source(world.listener_port(0), sessions, messages, length, timeout)
+    source_s = harness.run_smtp_source(world.listener_port(0), sessions, messages, 1, length, timeout)
     harness.wait_for(lambda: spool_entries(world.spool_dir) - before_entries >= messages, timeout,
                      f"{label}: {messages} entries in the spool", interval=0.1)
     elapsed = time.monotonic() - t0

@@ -978,3 +978,17 @@ def distinct_text(rng, words: int = 80) -> str:
     if line:
         lines.append(" ".join(line).capitalize() + ".")
     return "\n".join(lines) + "\n"
+
+
+def run_smtp_source(port: int, sessions: int, messages: int, recipients: int, length: int,
+                    timeout: float) -> float:
+    """Postfix's smtp-source against 127.0.0.1:port (-A: go on after non-2xx replies);
+    returns its wall time. Used by the benchmarks in tests/bench."""
+    cmd = ["/usr/sbin/smtp-source", "-A", "-s", str(sessions), "-m", str(messages), "-r", str(recipients),
+           "-l", str(length), "-M", "bench.client.example", "-f", "sender@bench.example",
+           "-t", "rcpt@bench-dest.example", f"127.0.0.1:{port}"]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0 or proc.stderr.strip():
+        sys.stderr.write(f"smtp-source exited {proc.returncode}: {proc.stderr[-2000:]}\n")
+    return time.monotonic() - t0
