@@ -180,6 +180,22 @@ struct QuarantineSettings {
   std::string postfix_config_directory;
 };
 
+// Containment: freezing the source that tripped a rule, so that its
+// following mail gets `action` until ops unfreeze it or `ttl` runs out.
+struct ContainmentSettings {
+  // Rules (indices into Config::rules) whose firing freezes the source named
+  // by that rule's identity for this message.
+  std::vector<std::size_t> rules;
+  // A score at or above this freezes the sources of every fired rule that has
+  // an identity; unset: no score-based freeze.
+  std::optional<int> min_score;
+  Action action = Action::Quarantine;  // Quarantine, Tempfail or Reject
+  std::chrono::seconds ttl{3600};
+  // How often each instance re-reads the freezes from Redis (freezes made by
+  // this instance apply at once).
+  std::chrono::milliseconds refresh_interval{1000};
+};
+
 struct ContentSettings {
   // How much decoded body text the fingerprinter reads; the rest is ignored.
   std::size_t max_text_bytes = 256 * 1024;
@@ -192,6 +208,7 @@ struct Config {
   RedisSettings redis;
   ContentSettings content;
   QuarantineSettings quarantine;
+  ContainmentSettings containment;
   OutboundScope outbound;
   std::vector<Exemption> exemptions;
   std::vector<IdentityDefinition> identities;

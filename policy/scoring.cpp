@@ -232,6 +232,7 @@ Verdict score(const Config& config, const CounterPlan& plan,
     }
     if (value <= rule.threshold) continue;
     verdict.score += rule.points;
+    verdict.fired_rules.push_back(i);
     verdict.reasons.push_back(rule.name + "=" + std::to_string(value) + ">" +
                               std::to_string(rule.threshold) + " (" + (rule.points >= 0 ? "+" : "") +
                               std::to_string(rule.points) + ")");

@@ -59,6 +59,8 @@ struct Verdict {
   int score = 0;
   // One per rule that fired, e.g. "rcpts_per_msg=200>50 (+10)".
   std::vector<std::string> reasons;
+  // Indices into Config::rules of the rules that fired, in the same order.
+  std::vector<std::size_t> fired_rules;
 };
 
 // `counter_values` holds one value per plan.requests entry (what the store
