@@ -81,7 +81,7 @@ class Loader : public detail::YamlReader {
     if (root.IsNull()) return;  // an empty file: all defaults
     auto fields = read_map(root, "", line_of(root, 1),
                            {"milter", "log", "redis", "content", "outbound", "exemptions",
-                            "identities", "rules", "actions", "replies", "quarantine"});
+                            "identities", "rules", "actions", "replies", "quarantine", "containment"});
     if (!fields) return;
     // Identities come before rules whatever the file order: rules refer to them.
     if (const Entry* e = fields->find("milter")) read_milter(*e, *config);
@@ -93,6 +93,8 @@ class Loader : public detail::YamlReader {
     if (const Entry* e = fields->find("exemptions")) read_exemptions(*e, *config);
     if (const Entry* e = fields->find("identities")) read_identities(*e, *config);
     if (const Entry* e = fields->find("rules")) read_rules(*e, *config);
+    // After rules: containment names them.
+    if (const Entry* e = fields->find("containment")) read_containment(*e, *config);
     if (const Entry* e = fields->find("actions")) read_actions(*e, config->bands);
     if (const Entry* e = fields->find("replies")) read_replies(*e, config->replies);
   }
@@ -237,6 +239,46 @@ class Loader : public detail::YamlReader {
     }
     if (const Entry* e = fields->find("postfix_config_directory")) {
       if (auto v = scalar(*e)) quarantine.postfix_config_directory = *v;
+    }
+  }
+
+  void read_containment(const Entry& section, Config& config) {
+    ContainmentSettings& containment = config.containment;
+    auto fields = read_map(section, {"rules", "min_score", "action", "ttl", "refresh_interval"});
+    if (!fields) return;
+    if (const Entry* e = fields->find("rules")) {
+      if (auto items = list_items(*e)) {
+        for (const auto& item : *items) {
+          auto name = non_empty_string(item);
+          if (!name) continue;
+          const auto rule = std::find_if(config.rules.begin(), config.rules.end(),
+                                         [&](const Rule& r) { return r.name == *name; });
+          if (rule == config.rules.end()) {
+            report(item, "no rule named " + in_quotes(*name));
+          } else if (!rule->identity) {
+            // A freeze names a source: a rule without an identity has none.
+            report(item, "rule " + in_quotes(*name) + " has no identity, so there is no source to freeze");
+          } else {
+            containment.rules.push_back(static_cast<std::size_t>(rule - config.rules.begin()));
+          }
+        }
+      }
+    }
+    if (const Entry* e = fields->find("min_score")) {
+      if (auto v = integer<int>(*e, 1, std::numeric_limits<int>::max(), "a score >= 1")) containment.min_score = *v;
+    }
+    if (const Entry* e = fields->find("action")) {
+      auto v = choice<Action>(*e, {{"quarantine", Action::Quarantine},
+                                   {"tempfail", Action::Tempfail},
+                                   {"reject", Action::Reject}});
+      if (v) containment.action = *v;
+    }
+    if (const Entry* e = fields->find("ttl")) {
+      if (auto v = positive_duration(*e))
+        containment.ttl = std::max(std::chrono::seconds(1), std::chrono::duration_cast<std::chrono::seconds>(*v));
+    }
+    if (const Entry* e = fields->find("refresh_interval")) {
+      if (auto v = positive_duration(*e)) containment.refresh_interval = *v;
     }
   }
 

@@ -195,6 +195,18 @@ TEST(ConfigLoader, ReadsHoldModeAndABracketedReleaseHost) {
   EXPECT_EQ(config->quarantine.postfix_config_directory, "/etc/postfix-out");
 }
 
+TEST(ConfigLoader, ShippedContainmentFreezesTheSameContentSourcesForAnHour) {
+  const auto config = load_config_file(k_shipped_config);
+  std::vector<std::string> names;
+  for (const std::size_t index : config->containment.rules) names.push_back(config->rules[index].name);
+  EXPECT_THAT(names, ElementsAre("same_content_rcpts_per_client", "same_content_rcpts_per_user",
+                                 "same_content_rcpts_per_script"));
+  EXPECT_FALSE(config->containment.min_score.has_value());
+  EXPECT_EQ(config->containment.action, Action::Quarantine);
+  EXPECT_EQ(config->containment.ttl, std::chrono::hours(1));
+  EXPECT_EQ(config->containment.refresh_interval, std::chrono::seconds(1));
+}
+
 TEST(ConfigLoader, ShippedBandsTagThenQuarantine) {
   const auto config = load_config_file(k_shipped_config);
   ASSERT_THAT(config->bands, SizeIs(2));
@@ -522,6 +534,14 @@ const ErrorCase k_error_cases[] = {
      "exemptions[0].headers.X-Mailer", "at least one value"},
     {"ExemptionMacroWithBadName", "exemptions:\n  - macros:\n      \"da-mon\": [a]\n", 3,
      "exemptions[0].macros.da-mon", "not a macro name"},
+    {"ContainmentUnknownRule",
+     "identities:\n  client: {parts: [client_address]}\ncontainment:\n  rules: [nope]\n", 4,
+     "containment.rules[0]", "no rule named \"nope\""},
+    {"ContainmentRuleWithoutIdentity",
+     "rules:\n  - {name: big, signal: recipients_per_message, threshold: 50, points: 10}\n"
+     "containment:\n  rules: [big]\n",
+     4, "containment.rules[0]", "no source to freeze"},
+    {"ContainmentBadAction", "containment:\n  action: tag\n", 2, "containment.action", "tag"},
     {"QuarantineBadMode", "quarantine:\n  mode: bin\n", 2, "quarantine.mode", "bin"},
     {"QuarantineRelativeSpool", "quarantine:\n  spool_directory: spool\n", 2,
      "quarantine.spool_directory", "absolute path"},
