@@ -1,6 +1,6 @@
 // floodgatectl's subcommands. Each takes the arguments after its name,
 // parses them (usage errors: exit 2), opens the session (configuration and
-// spool: exit 1 on failure) and returns the exit status: 0 when everything
+// spool or Redis: exit 1 on failure) and returns the exit status: 0 when everything
 // asked for was done, 1 when anything failed.
 //
 // SECURITY: ids from the command line are checked with is_valid_entry_id
@@ -24,6 +24,11 @@ int run_stats(const std::vector<std::string>& args, CtlSession& session);
 int run_release(const std::vector<std::string>& args, CtlSession& session);
 int run_delete(const std::vector<std::string>& args, CtlSession& session);
 int run_purge(const std::vector<std::string>& args, CtlSession& session);
+// Containment (ctl/freeze_commands.cpp): these open the Redis freeze store,
+// not the spool.
+int run_frozen(const std::vector<std::string>& args, CtlSession& session);
+int run_freeze(const std::vector<std::string>& args, CtlSession& session);
+int run_unfreeze(const std::vector<std::string>& args, CtlSession& session);
 
 // Shared by the commands that take ids.
 // Reports each malformed id ("X is not a quarantine id"); true if none was.

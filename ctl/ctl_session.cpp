@@ -1,7 +1,10 @@
 #include "ctl/ctl_session.hpp"
 
+#include <fstream>
+
 #include "ctl/terminal_text.hpp"
 #include "policy/config_loader.hpp"
+#include "ratelimit/redis_url.hpp"
 
 namespace floodgate::ctl {
 
@@ -11,7 +14,8 @@ CtlSession::CtlSession(std::string config_path, std::ostream& out, std::ostream&
       m_err(err),
       m_now(std::chrono::system_clock::now()) {}
 
-bool CtlSession::open() {
+bool CtlSession::open_config() {
+  if (m_config) return true;
   try {
     m_config = policy::load_config_file(m_config_path);
   } catch (const policy::ConfigError& error) {
@@ -21,12 +25,60 @@ bool CtlSession::open() {
     report_error(escape_for_terminal(error.what()));
     return false;
   }
+  return true;
+}
+
+bool CtlSession::open() {
+  if (!open_config()) return false;
   auto store = quarantine::SpoolStore::open_spool(m_config->quarantine.spool_directory);
   if (!store) {
     report_error("cannot open the quarantine spool: " + escape_for_terminal(store.error().message));
     return false;
   }
   m_store = std::move(*store);
+  return true;
+}
+
+bool CtlSession::open_freeze_store() {
+  if (!open_config()) return false;
+  const auto& settings = m_config->redis;
+  // Printed as the daemon prints its own configuration problems.
+  const auto config_issue = [&](const std::string& key, std::string message) {
+    const auto line = m_config->key_lines.find(key);
+    m_err << policy::ConfigIssue{m_config_path, line == m_config->key_lines.end() ? 0 : line->second, key,
+                                 std::move(message)}
+                 .to_string()
+          << "\n";
+    return false;
+  };
+  if (settings.url.empty()) {
+    return config_issue("redis.url",
+                        "is empty: freezes then live in each daemon's memory, out of floodgatectl's reach");
+  }
+  auto endpoint = ratelimit::parse_redis_url(settings.url);
+  if (!endpoint) return config_issue("redis.url", escape_for_terminal(endpoint.error()));
+
+  std::optional<std::string> password;
+  if (!settings.password_file.empty()) {
+    // As the daemon reads it: the first line, without trailing CR or blanks.
+    std::ifstream file(settings.password_file);
+    std::string line;
+    if (!file || !std::getline(file, line))
+      return config_issue("redis.password_file", "cannot read " + escape_for_terminal(settings.password_file));
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty())
+      return config_issue("redis.password_file", escape_for_terminal(settings.password_file) + " is empty");
+    password = std::move(line);
+  }
+
+  m_redis_name = "Redis at " + escape_for_terminal(ratelimit::describe(*endpoint));
+  m_freeze_store = ratelimit::make_redis_freeze_store(ratelimit::RedisFreezeStoreOptions{
+      .endpoint = std::move(*endpoint),
+      .password = std::move(password),
+      .connect_timeout = settings.connect_timeout,
+      .command_timeout = settings.command_timeout,
+      .key_prefix = settings.key_prefix,
+  });
   return true;
 }
 

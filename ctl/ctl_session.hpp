@@ -1,11 +1,16 @@
 // CtlSession: what every floodgatectl command shares once its command line
 // has been accepted: the configuration (the daemon's file, so both agree
-// on the spool and the release target), the spool store it names, the
-// output streams and one notion of "now".
+// on the spool, the release target and Redis), the spool store or the
+// freeze store it names, the output streams and one notion of "now".
 //
-// DIAGNOSTICS: open() prints configuration problems exactly as the daemon
-// does (one "file:line: key: message" per line) and other failures as
-// "floodgatectl: ...", then returns false; the caller exits 1.
+// DIAGNOSTICS: the open functions print configuration problems exactly as
+// the daemon does (one "file:line: key: message" per line) and other
+// failures as "floodgatectl: ...", then return false; the caller exits 1.
+//
+// The freeze store is always Redis, never a local fallback: a freeze that
+// only floodgatectl's own process knew would contain nothing. Opening it
+// does not connect; the first command does, and reports a Redis that is
+// down as a CounterFailure.
 #pragma once
 
 #include <chrono>
@@ -16,6 +21,7 @@
 
 #include "policy/config.hpp"
 #include "quarantine/spool_store.hpp"
+#include "ratelimit/freeze_store.hpp"
 
 namespace floodgate::ctl {
 
@@ -28,11 +34,21 @@ class CtlSession {
  public:
   CtlSession(std::string config_path, std::ostream& out, std::ostream& err);
 
+  // The configuration and the quarantine spool.
   bool open();
+  // The configuration and the Redis freeze store (redis.url, password_file,
+  // timeouts, key_prefix). Fails when redis.url is empty (local-only
+  // counters: each daemon's freezes live in its own memory).
+  bool open_freeze_store();
 
-  // Valid after open() returned true.
+  // Valid after open() (or open_freeze_store()) returned true.
   const policy::Config& config() const { return *m_config; }
+  // Valid after open() returned true.
   quarantine::SpoolStore& store() { return *m_store; }
+  // Valid after open_freeze_store() returned true.
+  ratelimit::FreezeStore& freeze_store() { return *m_freeze_store; }
+  // "Redis at 127.0.0.1:6379", for messages; never holds the password.
+  const std::string& redis_name() const { return m_redis_name; }
 
   std::ostream& out() { return m_out; }
   std::ostream& err() { return m_err; }
@@ -42,12 +58,16 @@ class CtlSession {
   void report_error(std::string_view message);
 
  private:
+  bool open_config();
+
   std::string m_config_path;
   std::ostream& m_out;
   std::ostream& m_err;
   std::chrono::system_clock::time_point m_now;
   std::shared_ptr<const policy::Config> m_config;
   std::unique_ptr<quarantine::SpoolStore> m_store;
+  std::unique_ptr<ratelimit::FreezeStore> m_freeze_store;
+  std::string m_redis_name;
 };
 
 }  // namespace floodgate::ctl

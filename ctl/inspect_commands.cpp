@@ -46,23 +46,6 @@ std::string source_text(const QuarantineEntry& entry) {
   return entry.client_address.empty() ? "local" : entry.client_address;
 }
 
-void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows,
-                 const std::vector<bool>& right_aligned) {
-  std::vector<std::size_t> widths(rows.front().size(), 0);
-  for (const auto& row : rows) {
-    for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], display_width(row[c]));
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t c = 0; c < row.size(); ++c) {
-      const std::string padding(widths[c] - display_width(row[c]), ' ');
-      if (c > 0) line += "  ";
-      line += right_aligned[c] ? padding + row[c] : row[c] + (c + 1 < row.size() ? padding : "");
-    }
-    out << line << "\n";
-  }
-}
-
 const CommandSpec k_list{
     "list", "list [--source S] [--sender A] [--since DURATION] [--reason R] [--limit N] [--json]",
     "Lists quarantined messages, oldest first: id, age, client, SASL user, sender,\n"

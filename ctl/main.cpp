@@ -1,4 +1,4 @@
-// floodgatectl: looks at and acts on what Floodgate quarantined. Parses the
+// floodgatectl: looks at and acts on what Floodgate quarantined and froze. Parses the
 // global flags and the subcommand's name, then hands over to the command
 // (ctl/commands.hpp).
 #include <boost/program_options.hpp>
@@ -29,11 +29,14 @@ constexpr Command k_commands[] = {
     {"delete", run_delete, "remove messages for good"},
     {"purge", run_purge, "remove messages older than --older-than DURATION"},
     {"stats", run_stats, "count entries and bytes, by reason and by source"},
+    {"frozen", run_frozen, "list the frozen sources: since, TTL left, action, rule, reason"},
+    {"freeze", run_freeze, "freeze a SOURCE (--ttl, --action, --reason) on every instance sharing Redis"},
+    {"unfreeze", run_unfreeze, "lift a SOURCE's freeze"},
 };
 
 void print_usage(std::ostream& out, const po::options_description& options) {
   out << "Usage: floodgatectl [--config FILE] COMMAND [options]\n\n"
-         "Inspects and releases the mail Floodgate quarantined.\n\nCommands:\n";
+         "Inspects and releases the mail Floodgate quarantined; freezes and unfreezes sources.\n\nCommands:\n";
   for (const auto& command : k_commands)
     out << "  " << command.name << std::string(10 - std::string(command.name).size(), ' ') << command.summary
         << "\n";
@@ -49,7 +52,7 @@ int main(int argc, char** argv) {
   options.add_options()("help,h", "show this help")(
       "config,c",
       po::value<std::string>()->default_value("/etc/floodgate/floodgate.yaml")->value_name("FILE"),
-      "the daemon's configuration file (spool directory, release target)")("version,V",
+      "the daemon's configuration file (spool directory, release target, Redis)")("version,V",
                                                                            "print the version and exit");
   // Global flags come before the command; everything after its name is the
   // command's own (so `list --help` is list's help).

@@ -1,5 +1,6 @@
 #include "ctl/terminal_text.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
@@ -97,6 +98,24 @@ std::size_t display_width(std::string_view text) {
     if ((c & 0xc0) != 0x80) ++width;  // count lead bytes only
   }
   return width;
+}
+
+void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows,
+                 const std::vector<bool>& right_aligned) {
+  if (rows.empty()) return;
+  std::vector<std::size_t> widths(rows.front().size(), 0);
+  for (const auto& row : rows) {
+    for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], display_width(row[c]));
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t c = 0; c < row.size(); ++c) {
+      const std::string padding(widths[c] - display_width(row[c]), ' ');
+      if (c > 0) line += "  ";
+      line += right_aligned[c] ? padding + row[c] : row[c] + (c + 1 < row.size() ? padding : "");
+    }
+    out << line << "\n";
+  }
 }
 
 std::string format_age(std::chrono::system_clock::duration age) {

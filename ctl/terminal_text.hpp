@@ -12,8 +12,10 @@
 #include <chrono>
 #include <cstddef>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace floodgate::ctl {
 
@@ -24,6 +26,11 @@ std::string escape_for_terminal(std::string_view raw, std::size_t max_characters
 // Characters (not bytes) `text` takes on the terminal, for table columns;
 // `text` is already escaped, so valid UTF-8.
 std::size_t display_width(std::string_view text);
+
+// Rows of already escaped cells, the first the heading, in columns two
+// spaces apart; a right-aligned column is padded on the left.
+void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows,
+                 const std::vector<bool>& right_aligned);
 
 // "45s", "5m", "2h", "3d": the largest whole unit, rounded down; a time in
 // the future shows as "0s".

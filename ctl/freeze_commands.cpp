@@ -1,0 +1,268 @@
+// frozen, freeze, unfreeze: the contained sources in the Redis freeze store
+// that every Floodgate instance reads.
+//
+// SECURITY: a source's values (header values, SASL names, addresses) are
+// text from the SMTP client, and so is a reason a rule wrote; both are
+// escaped for the terminal. The freeze store keys a freeze by the source's
+// digest, never by its text.
+//
+// DIAGNOSTICS: a SOURCE that does not parse is a usage error (exit 2) with
+// parse_source_spec's explanation; a Redis that cannot be reached or does
+// not answer in time is an error (exit 1) naming the Redis and saying that
+// nothing was changed.
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "ctl/command_line.hpp"
+#include "ctl/commands.hpp"
+#include "ctl/terminal_text.hpp"
+#include "policy/source_spec.hpp"
+#include "quarantine/entry_json.hpp"
+
+namespace floodgate::ctl {
+namespace {
+
+namespace po = boost::program_options;
+using ratelimit::Freeze;
+using ratelimit::TimePoint;
+
+// Widths of the table's free-text columns.
+constexpr std::size_t k_source_column = 60;
+constexpr std::size_t k_rule_column = 24;
+constexpr std::size_t k_reason_column = 40;
+
+constexpr std::string_view k_manual_rule = "manual";
+constexpr std::string_view k_manual_reason = "frozen by hand";
+
+const CommandSpec k_frozen{"frozen", "frozen [--json]",
+                           "Lists the frozen sources, oldest freeze first: source, since when, the time\n"
+                           "left before the freeze expires, its action, the rule that froze it and why."};
+
+const CommandSpec k_freeze{
+    "freeze",
+    "freeze SOURCE... [--ttl DURATION] [--action quarantine|tempfail|reject] [--reason TEXT] [--json]",
+    "Freezes a source for every Floodgate instance sharing the Redis: its mail gets\n"
+    "the action (default: containment.action) until the freeze expires (default:\n"
+    "containment.ttl) or is lifted with unfreeze. The SOURCE words together name one\n"
+    "source, e.g. client=10.1.2.3 header:X-PHP-Originating-Script=12:contact.php\n"
+    "(parts: client, network, client_name, sasl, sender, sender_domain,\n"
+    "header:NAME, macro:NAME). A source already frozen keeps its freeze."};
+
+const CommandSpec k_unfreeze{"unfreeze", "unfreeze SOURCE... [--json]",
+                             "Lifts the freeze of the source the SOURCE words name (as for freeze),\n"
+                             "whether a rule or a person made it. Exit status 1 if it was not frozen."};
+
+std::string dump(const nlohmann::json& json) {
+  return json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+TimePoint now_ms(const CtlSession& session) {
+  return std::chrono::time_point_cast<std::chrono::milliseconds>(session.now());
+}
+
+// "2026-11-27T10:15:00.123Z"
+std::string iso_utc(TimePoint time) {
+  const auto seconds = std::chrono::floor<std::chrono::seconds>(time);
+  const auto millis = (time - seconds).count();
+  const std::time_t t = std::chrono::system_clock::to_time_t(seconds);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char text[64];
+  const std::size_t length = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::snprintf(text + length, sizeof text - length, ".%03dZ", static_cast<int>(millis));
+  return text;
+}
+
+nlohmann::json freeze_to_json(const Freeze& freeze) {
+  return {
+      {"source", quarantine::bytes_to_json(freeze.source)},
+      {"source_digest", freeze.source_digest},
+      {"rule", quarantine::bytes_to_json(freeze.rule)},
+      {"reason", quarantine::bytes_to_json(freeze.reason)},
+      {"action", std::string(policy::to_string(freeze.action))},
+      {"since", iso_utc(freeze.since)},
+      {"since_ms", freeze.since.time_since_epoch().count()},
+      {"until", iso_utc(freeze.until)},
+      {"until_ms", freeze.until.time_since_epoch().count()},
+  };
+}
+
+std::optional<policy::Action> parse_action(std::string_view text) {
+  for (auto action : {policy::Action::Quarantine, policy::Action::Tempfail, policy::Action::Reject}) {
+    if (text == policy::to_string(action)) return action;
+  }
+  return std::nullopt;
+}
+
+// Prints why the store failed; returns k_exit_error.
+int store_failure(const ratelimit::CounterFailure& failure, std::string_view consequence, CtlSession& session) {
+  std::string what;
+  switch (failure.kind) {
+    case ratelimit::CounterFailure::Kind::Unavailable:
+      what = "cannot reach " + session.redis_name();
+      break;
+    case ratelimit::CounterFailure::Kind::Timeout:
+      what = session.redis_name() + " did not answer in time";
+      break;
+    case ratelimit::CounterFailure::Kind::Protocol:
+      what = session.redis_name() + " gave an unexpected answer";
+      break;
+  }
+  if (!failure.detail.empty()) what += " (" + escape_for_terminal(failure.detail) + ")";
+  session.report_error(what + std::string(consequence));
+  return k_exit_error;
+}
+
+// Options and SOURCE words shared by freeze and unfreeze. std::nullopt: go
+// on with `spec`; otherwise the exit status (help, usage error).
+std::optional<int> parse_source_command(const CommandSpec& spec, const po::options_description& options,
+                                        const std::vector<std::string>& args, po::variables_map& values,
+                                        policy::SourceSpec& source, CtlSession& session) {
+  po::positional_options_description positional;
+  positional.add("id", -1);
+  if (auto status = parse_command_line(spec, options, positional, args, values, session)) return status;
+  if (!values.count("id")) return usage_error(spec, "give the SOURCE, e.g. client=10.1.2.3", session);
+  std::string error;
+  auto parsed = policy::parse_source_spec(values["id"].as<std::vector<std::string>>(), error);
+  if (!parsed) return usage_error(spec, error.empty() ? "not a source" : error, session);
+  source = std::move(*parsed);
+  return std::nullopt;
+}
+
+std::optional<Freeze> find_freeze(const std::vector<Freeze>& freezes, std::string_view digest) {
+  auto found = std::find_if(freezes.begin(), freezes.end(),
+                            [&](const Freeze& freeze) { return freeze.source_digest == digest; });
+  if (found == freezes.end()) return std::nullopt;
+  return *found;
+}
+
+std::string until_text(const Freeze& freeze) {
+  return escape_for_terminal(freeze.source) + " until " + format_utc(freeze.until) + " (" +
+         std::string(policy::to_string(freeze.action)) + ")";
+}
+
+}  // namespace
+
+int run_frozen(const std::vector<std::string>& args, CtlSession& session) {
+  auto options = command_options(k_frozen);
+  options.add_options()("json", "print a JSON array of freezes (times as ISO-8601 UTC and unix ms)");
+  po::variables_map values;
+  if (auto status = parse_command_line(k_frozen, options, {}, args, values, session)) return *status;
+  if (!session.open_freeze_store()) return k_exit_error;
+
+  const TimePoint now = now_ms(session);
+  auto freezes = session.freeze_store().active(now);
+  if (!freezes) return store_failure(freezes.error(), "", session);
+  std::stable_sort(freezes->begin(), freezes->end(), [](const Freeze& a, const Freeze& b) {
+    return a.since != b.since ? a.since < b.since : a.source < b.source;
+  });
+
+  if (values.count("json")) {
+    auto array = nlohmann::json::array();
+    for (const auto& freeze : *freezes) array.push_back(freeze_to_json(freeze));
+    session.out() << dump(array) << "\n";
+    return k_exit_ok;
+  }
+  if (freezes->empty()) {
+    session.out() << "no frozen sources\n";
+    return k_exit_ok;
+  }
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"SOURCE", "SINCE", "TTL LEFT", "ACTION", "RULE", "REASON"});
+  for (const auto& freeze : *freezes) {
+    rows.push_back({escape_for_terminal(freeze.source, k_source_column), format_age(now - freeze.since),
+                    format_age(freeze.until - now), std::string(policy::to_string(freeze.action)),
+                    escape_for_terminal(freeze.rule, k_rule_column),
+                    escape_for_terminal(freeze.reason, k_reason_column)});
+  }
+  print_table(session.out(), rows, {false, true, true, false, false, false});
+  return k_exit_ok;
+}
+
+int run_freeze(const std::vector<std::string>& args, CtlSession& session) {
+  auto options = command_options(k_freeze);
+  options.add_options()("ttl", po::value<std::string>()->value_name("DURATION"),
+                        "how long the freeze lasts (30s, 10m, 1h, 1d, 2w; default containment.ttl)")(
+      "action", po::value<std::string>()->value_name("A"),
+      "quarantine, tempfail or reject (default containment.action)")(
+      "reason", po::value<std::string>()->value_name("TEXT"), "why, for the record (default \"frozen by hand\")")(
+      "json", "print the outcome as JSON");
+  po::variables_map values;
+  policy::SourceSpec source;
+  if (auto status = parse_source_command(k_freeze, options, args, values, source, session)) return *status;
+  std::optional<std::chrono::seconds> ttl;
+  if (values.count("ttl")) {
+    const auto& text = values["ttl"].as<std::string>();
+    ttl = parse_duration(text);
+    if (!ttl) return usage_error(k_freeze, "--ttl: '" + text + "' is not a duration such as 30s, 10m, 1h or 1d", session);
+  }
+  std::optional<policy::Action> action;
+  if (values.count("action")) {
+    const auto& text = values["action"].as<std::string>();
+    action = parse_action(text);
+    if (!action) return usage_error(k_freeze, "--action: '" + text + "' is not quarantine, tempfail or reject", session);
+  }
+  if (!session.open_freeze_store()) return k_exit_error;
+
+  const auto& containment = session.config().containment;
+  const TimePoint now = now_ms(session);
+  Freeze freeze{
+      .source = source.canonical(),
+      .source_digest = source.digest(),
+      .rule = std::string(k_manual_rule),
+      .reason = values.count("reason") ? values["reason"].as<std::string>() : std::string(k_manual_reason),
+      .action = action.value_or(containment.action),
+      .since = now,
+      .until = now + std::chrono::duration_cast<std::chrono::milliseconds>(ttl.value_or(containment.ttl)),
+  };
+  auto created = session.freeze_store().freeze(freeze, now);
+  if (!created) return store_failure(created.error(), "; nothing was frozen", session);
+
+  // An existing freeze stays as it was: show that one, not the one asked for.
+  Freeze shown = freeze;
+  if (!*created) {
+    if (auto freezes = session.freeze_store().active(now)) {
+      if (auto existing = find_freeze(*freezes, freeze.source_digest)) shown = std::move(*existing);
+    }
+  }
+  if (values.count("json")) {
+    session.out() << dump({{"frozen", *created}, {"freeze", freeze_to_json(shown)}}) << "\n";
+    return k_exit_ok;
+  }
+  if (*created) {
+    session.out() << "frozen: " << until_text(shown) << "\n";
+  } else {
+    session.out() << "already frozen: " << until_text(shown) << ", since " << format_utc(shown.since) << " by "
+                  << escape_for_terminal(shown.rule, k_rule_column) << "\n";
+  }
+  return k_exit_ok;
+}
+
+int run_unfreeze(const std::vector<std::string>& args, CtlSession& session) {
+  auto options = command_options(k_unfreeze);
+  options.add_options()("json", "print the outcome as JSON");
+  po::variables_map values;
+  policy::SourceSpec source;
+  if (auto status = parse_source_command(k_unfreeze, options, args, values, source, session)) return *status;
+  if (!session.open_freeze_store()) return k_exit_error;
+
+  const std::string canonical = source.canonical();
+  auto removed = session.freeze_store().unfreeze(source.digest());
+  if (!removed) return store_failure(removed.error(), "; nothing was unfrozen", session);
+  if (values.count("json")) {
+    session.out() << dump({{"unfrozen", *removed},
+                           {"source", quarantine::bytes_to_json(canonical)},
+                           {"source_digest", source.digest()}})
+                  << "\n";
+  } else if (*removed) {
+    session.out() << "unfrozen: " << escape_for_terminal(canonical) << "\n";
+  } else {
+    session.report_error("not frozen: " + escape_for_terminal(canonical));
+  }
+  return *removed ? k_exit_ok : k_exit_error;
+}
+
+}  // namespace floodgate::ctl
