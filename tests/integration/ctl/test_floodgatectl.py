@@ -1,7 +1,9 @@
 """floodgatectl run as ops run it, against spools written by the daemon's own
 SpoolStore (through make_spool_entries), a fake SMTP release target and a fake
-postsuper. No Postfix and no Redis needed."""
+postsuper; the freeze commands against a throwaway redis-server. No Postfix
+needed."""
 
+import calendar
 import json
 import os
 import re
@@ -190,7 +192,7 @@ class CtlTestCase(unittest.TestCase):
 
 class Usage(CtlTestCase):
     def test_every_command_has_help_and_exits_0(self):
-        for command in ["list", "show", "release", "delete", "purge", "stats"]:
+        for command in ["list", "show", "release", "delete", "purge", "stats", "frozen", "freeze", "unfreeze"]:
             with self.subTest(command=command):
                 proc = self.ctl(command, "--help")
                 self.assertEqual(proc.returncode, 0, proc.stderr)
@@ -199,7 +201,7 @@ class Usage(CtlTestCase):
     def test_global_help_names_every_command(self):
         proc = subprocess.run([k_ctl, "--help"], capture_output=True, timeout=10)
         self.assertEqual(proc.returncode, 0)
-        for command in ["list", "show", "release", "delete", "purge", "stats"]:
+        for command in ["list", "show", "release", "delete", "purge", "stats", "frozen", "freeze", "unfreeze"]:
             self.assertIn(f"\n  {command} ", proc.stdout.decode())
 
     def test_usage_errors_exit_2_with_a_hint(self):
@@ -222,6 +224,14 @@ class Usage(CtlTestCase):
             ["purge"],
             ["purge", "--older-than", "yesterday"],
             ["stats", "extra"],
+            ["frozen", "extra"],
+            ["freeze"],
+            ["freeze", "client=192.0.2.1", "--ttl", "soon"],
+            ["freeze", "client=192.0.2.1", "--ttl", "0s"],
+            ["freeze", "client=192.0.2.1", "--action", "accept"],
+            ["freeze", "client=192.0.2.1", "--bogus"],
+            ["unfreeze"],
+            ["unfreeze", "client=192.0.2.1", "--ttl", "1h"],
         ]
         for args in cases:
             with self.subTest(args=args):
@@ -531,6 +541,159 @@ class Release(CtlTestCase):
         with open(self.postsuper_log) as f:
             self.assertEqual(f.read().splitlines(), ["-H", "4AbCdEf123"])
         self.assertEqual(self.listed_ids(), [held, odd])
+
+
+class Freeze(CtlTestCase):
+    """freeze, frozen and unfreeze against a real redis-server of the test's own."""
+
+    def setUp(self):
+        super().setUp()
+        self.redis_port = self.unused_port()
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(self.stop_redis)
+        self.wait_for_redis()
+        self.use_redis(self.redis_port)
+
+    def stop_redis(self):
+        if self.redis.poll() is None:
+            self.redis.kill()
+        self.redis.wait(10)
+
+    def wait_for_redis(self):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.redis_port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.fail(f"redis-server did not answer on port {self.redis_port}")
+
+    def use_redis(self, port):
+        """The test's config with redis.url pointing at `port`."""
+        with open(self.config) as f:
+            text = f.read()
+        text, count = re.subn(r"(?m)^  url: .*$", f"  url: redis://127.0.0.1:{port}/0", text)
+        self.assertEqual(count, 1, "redis.url not found once in the shipped config")
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    def frozen(self):
+        return json.loads(self.ctl_ok("frozen", "--json"))
+
+    def test_freeze_list_refreeze_unfreeze(self):
+        before = int(time.time() * 1000)
+        out = self.ctl_ok("freeze", "client=192.0.2.7", "--ttl", "2h", "--action", "tempfail",
+                          "--reason", "abuse report #123")
+        self.assertRegex(out, r"^frozen: client_address=192\.0\.2\.7 until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC "
+                              r"\(tempfail\)\n$")
+
+        [listed] = self.frozen()
+        after = int(time.time() * 1000)
+        self.assertEqual(listed["source"], "client_address=192.0.2.7")
+        self.assertRegex(listed["source_digest"], r"^[0-9a-f]{16}$")
+        self.assertEqual(listed["rule"], "manual")
+        self.assertEqual(listed["reason"], "abuse report #123")
+        self.assertEqual(listed["action"], "tempfail")
+        self.assertTrue(before <= listed["since_ms"] <= after, (before, listed["since_ms"], after))
+        self.assertEqual(listed["until_ms"] - listed["since_ms"], 2 * 3600 * 1000)
+        for field in ["since", "until"]:
+            self.assertRegex(listed[field], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+            parsed = time.strptime(listed[field][:19], "%Y-%m-%dT%H:%M:%S")
+            seconds = calendar.timegm(parsed) + int(listed[field][20:23]) / 1000
+            self.assertEqual(round(seconds * 1000), listed[field + "_ms"])
+
+        lines = self.ctl_ok("frozen").splitlines()
+        self.assertEqual(len(lines), 2, lines)
+        self.assertEqual(lines[0].split(), ["SOURCE", "SINCE", "TTL", "LEFT", "ACTION", "RULE", "REASON"])
+        self.assertRegex(lines[1], r"^client_address=192\.0\.2\.7 +[0-9]s +1h  tempfail  manual  abuse report #123$")
+
+        out = self.ctl_ok("freeze", "client=192.0.2.7", "--ttl", "5m", "--reason", "second try")
+        self.assertTrue(out.startswith("already frozen: client_address=192.0.2.7 until "), out)
+        self.assertIn("(tempfail)", out)
+        self.assertEqual(self.frozen(), [listed])  # the first freeze stays as it was
+
+        self.assertEqual(self.ctl_ok("unfreeze", "client=192.0.2.7"), "unfrozen: client_address=192.0.2.7\n")
+        self.assertEqual(self.frozen(), [])
+        self.assertEqual(self.ctl_ok("frozen"), "no frozen sources\n")
+        proc = self.ctl("unfreeze", "client=192.0.2.7")
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stderr.decode(), "floodgatectl: not frozen: client_address=192.0.2.7\n")
+
+    def test_defaults_come_from_the_containment_section(self):
+        self.ctl_ok("freeze", "sasl=bob")
+        [listed] = self.frozen()
+        self.assertEqual(listed["action"], "quarantine")
+        self.assertEqual(listed["reason"], "frozen by hand")
+        self.assertEqual(listed["until_ms"] - listed["since_ms"], 3600 * 1000)  # shipped ttl: 1h
+
+    def test_the_same_source_in_another_spelling_is_one_freeze(self):
+        self.ctl_ok("freeze", "header:X-PHP-Originating-Script=12:contact.php", "client=192.0.2.8")
+        out = self.ctl_ok("freeze", "client_address=192.0.2.8", "header:x-php-originating-script=12:contact.php")
+        self.assertTrue(out.startswith("already frozen: "), out)
+        self.assertEqual(len(self.frozen()), 1)
+        self.assertTrue(self.ctl_ok("unfreeze", "client=192.0.2.8", "header:X-PHP-Originating-Script=12:contact.php")
+                        .startswith("unfrozen: "))
+
+    def test_a_short_ttl_expires(self):
+        self.ctl_ok("freeze", "client=192.0.2.9", "--ttl", "1s")
+        self.assertEqual(len(self.frozen()), 1)
+        time.sleep(2)
+        self.assertEqual(self.frozen(), [])
+        self.assertEqual(self.ctl_ok("frozen"), "no frozen sources\n")
+
+    def test_bad_sources_are_usage_errors_with_the_reason(self):
+        for words, named in [(["clinet=1.2.3.4"], "clinet"), (["client=999.1.1.1"], "999.1.1.1")]:
+            for command in ["freeze", "unfreeze"]:
+                with self.subTest(command=command, words=words):
+                    proc = self.ctl(command, *words)
+                    self.assertEqual(proc.returncode, 2, proc.stderr)
+                    self.assertEqual(proc.stdout, b"")
+                    stderr = proc.stderr.decode()
+                    self.assertTrue(stderr.startswith(f"floodgatectl {command}: "), stderr)
+                    self.assertIn(named, stderr)
+                    self.assertTrue(stderr.endswith(f"Try 'floodgatectl {command} --help'.\n"), stderr)
+        self.assertEqual(self.frozen(), [])
+
+    def test_hostile_values_are_printed_escaped(self):
+        value = "12:contact form\x1b[2J.php\nX-Forged: yes"
+        out = self.ctl_ok("freeze", f"header:X-PHP-Originating-Script={value}",
+                          "--reason", "bell\x07 and\r\nfake line")
+        self.assertEqual(out.count("\n"), 1, out)
+        self.assertNotIn("\x1b", out)
+        self.assertIn("contact form\\x1b[2J.php\\x0aX-Forged: yes", out)
+
+        table = self.ctl_ok("frozen")
+        self.assertEqual(len(table.splitlines()), 2, table)
+        for raw in ["\x1b", "\x07", "\r"]:
+            self.assertNotIn(raw, table)
+        self.assertIn("contact form\\x1b[2J", table)  # the source column is cut further on
+        self.assertIn("bell\\x07 and\\x0d\\x0afake line", table)
+
+        [listed] = self.frozen()
+        self.assertIn(value, listed["source"])
+        self.assertEqual(listed["reason"], "bell\x07 and\r\nfake line")
+        self.assertTrue(self.ctl_ok("unfreeze", f"header:X-PHP-Originating-Script={value}").startswith("unfrozen: "))
+
+    def test_redis_down_is_an_error_that_says_so(self):
+        self.stop_redis()
+        for args in [["frozen"], ["frozen", "--json"], ["freeze", "client=192.0.2.7"],
+                     ["unfreeze", "client=192.0.2.7"]]:
+            with self.subTest(args=args):
+                started = time.monotonic()
+                proc = self.ctl(*args)
+                self.assertEqual(proc.returncode, 1, proc.stderr)
+                self.assertLess(time.monotonic() - started, 10)
+                self.assertEqual(proc.stdout, b"")
+                self.assertIn(f"floodgatectl: cannot reach Redis at 127.0.0.1:{self.redis_port}",
+                              proc.stderr.decode())
+        proc = self.ctl("freeze", "client=192.0.2.7")
+        self.assertIn("nothing was frozen", proc.stderr.decode())
 
 
 if __name__ == "__main__":
