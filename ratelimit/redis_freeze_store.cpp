@@ -1,1 +1,469 @@
-// being written
+// RedisFreezeStore: the FreezeStore shared by every Floodgate instance on one
+// Redis, so a freeze made by one instance is enforced by all of them.
+//
+// SUMMARY
+// All freezes are one hash, `<key_prefix>:{freezes}:all` (one hash tag, so
+// a cluster keeps it on one node); field = source_digest, value = JSON
+//   {"source_hex": hex of the SourceSpec text, "rule": ..., "reason": ...,
+//    "action": "quarantine"|"tempfail"|"reject",
+//    "since_ms": ms since the epoch, "until_ms": ms since the epoch}
+// freeze()    one EVAL: keep an existing, well-formed, unexpired freeze
+//             (false), else HSET the new one (true). Atomic, so of two
+//             instances freezing one source at once exactly one gets true.
+// unfreeze()  HDEL; true if a field was removed.
+// active()    HGETALL; values that are expired or malformed are left out of
+//             the answer and removed with a compare-and-delete EVAL (only if
+//             unchanged, so a refreeze made meanwhile by another instance
+//             survives). The cleanup is best effort: if it fails the answer
+//             still stands and the next call tries again.
+//
+// Connections: one hiredis connection per call, opened with AUTH and SELECT
+// as configured and closed on return. Freezes are rare and active() is
+// polled about once a second per instance, so a pool is not worth its
+// stale-connection cases. Worst case for one call: connect_timeout +
+// 4 x command_timeout (AUTH, SELECT, and two commands for active()).
+//
+// DIAGNOSTICS
+// Every problem comes back as a CounterFailure, never an exception:
+//   Timeout      connect or reply slower than its timeout
+//   Unavailable  connection refused or closed, AUTH/SELECT refused, or any
+//                other error reply from Redis (quoted in `detail`)
+//   Protocol     a source_digest that is not 16 lowercase hex digits, an
+//                action other than quarantine/tempfail/reject, or a reply
+//                of an unexpected shape
+//
+// SECURITY
+// The source text is attacker-influenced (client names, SASL users, header
+// values) and may hold any bytes: it never becomes a key or a field (the
+// field is the digest, validated), and is stored as hex so the JSON is
+// plain ASCII and the round trip is exact. `rule` and `reason` are stored
+// as JSON strings; bytes that are not valid UTF-8 are replaced by U+FFFD
+// (nlohmann's error_handler_t::replace), so those two round-trip exactly
+// only for UTF-8 text -- they are for people, not for matching. The
+// password is not kept in any failure detail. SIGPIPE is set to ignored if
+// it still has its default action, as RedisCounterStore does.
+//
+// LIMITS
+// - The helpers that open a connection (timeouts, AUTH, SELECT) are a
+//   private copy of those in redis_counter_store.cpp: sharing them needs a
+//   new source in ratelimit/CMakeLists.txt.
+// - Lua numbers are doubles: times are exact up to 2^53 ms (year 287396).
+// - A hash has no per-field TTL before Redis 7.4: an expired freeze stays
+//   in Redis until some instance's active() or freeze() meets it.
+// - Host names are resolved by getaddrinfo(3), which the connect timeout
+//   does not bound: configure an address or a unix socket.
+//
+// THREAD SAFETY
+// Safe for concurrent use: calls share nothing but the options.
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <hiredis/hiredis.h>
+#include <nlohmann/json.hpp>
+#include <sys/time.h>
+
+#include "ratelimit/freeze_store.hpp"
+
+namespace floodgate::ratelimit {
+namespace {
+
+using ContextPtr = std::unique_ptr<redisContext, decltype(&redisFree)>;
+using ReplyPtr = std::unique_ptr<redisReply, decltype(&freeReplyObject)>;
+using Json = nlohmann::json;
+
+// Redis error texts are quoted in logs; keep them a sane length.
+constexpr std::size_t k_max_detail_chars = 200;
+constexpr std::size_t k_digest_chars = 16;
+
+// KEYS[1] the hash, ARGV[1] digest, ARGV[2] new value, ARGV[3] now (ms).
+// An existing value counts only if it has the shape active() accepts, so a
+// value active() would drop never blocks a new freeze.
+constexpr std::string_view k_freeze_script = R"lua(
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  local ok, old = pcall(cjson.decode, current)
+  if ok and type(old) == 'table'
+      and type(old.source_hex) == 'string' and type(old.rule) == 'string'
+      and type(old.reason) == 'string'
+      and (old.action == 'quarantine' or old.action == 'tempfail' or old.action == 'reject')
+      and type(old.since_ms) == 'number' and type(old.until_ms) == 'number'
+      and old.until_ms > tonumber(ARGV[3]) then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+)lua";
+
+// KEYS[1] the hash, ARGV pairs of (field, value read): delete each field
+// whose value is still the one read.
+constexpr std::string_view k_remove_unchanged_script = R"lua(
+local removed = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    removed = removed + redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return removed
+)lua";
+
+template <typename T>
+using Result = tl::expected<T, CounterFailure>;
+
+tl::unexpected<CounterFailure> fail(CounterFailure::Kind kind, std::string detail) {
+  return tl::unexpected{CounterFailure{kind, std::move(detail)}};
+}
+
+timeval to_timeval(std::chrono::milliseconds duration) {
+  const auto ms = std::max<std::chrono::milliseconds::rep>(duration.count(), 1);
+  return timeval{.tv_sec = static_cast<time_t>(ms / 1000),
+                 .tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000)};
+}
+
+// hiredis reports a read timeout (SO_RCVTIMEO) as an I/O error with EAGAIN
+// and a connect timeout with ETIMEDOUT.
+CounterFailure context_failure(const redisContext& context, int saved_errno,
+                               std::string_view doing) {
+  const std::string_view message = context.errstr;
+  const bool timed_out =
+      context.err == REDIS_ERR_IO &&
+      (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == ETIMEDOUT ||
+       message.find("timed out") != std::string_view::npos ||
+       message.find("temporarily unavailable") != std::string_view::npos);
+  std::string detail{doing};
+  detail += timed_out ? ": timed out (" : ": ";
+  detail += message.empty() ? "connection error" : message;
+  if (timed_out) detail += ")";
+  return CounterFailure{timed_out ? CounterFailure::Kind::Timeout
+                                  : CounterFailure::Kind::Unavailable,
+                        std::move(detail)};
+}
+
+std::string_view reply_text(const redisReply& reply) {
+  if (reply.str == nullptr) return {};
+  return std::string_view{reply.str, reply.len}.substr(0, k_max_detail_chars);
+}
+
+// One command, binary-safe; an error reply is a reply.
+Result<ReplyPtr> command(redisContext& context, const std::vector<std::string_view>& words,
+                         std::string_view doing) {
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lengths;
+  for (const std::string_view word : words) {
+    argv.push_back(word.data());
+    lengths.push_back(word.size());
+  }
+  errno = 0;
+  void* raw = redisCommandArgv(&context, static_cast<int>(argv.size()), argv.data(),
+                               lengths.data());
+  const int saved_errno = errno;
+  if (raw == nullptr) return tl::unexpected{context_failure(context, saved_errno, doing)};
+  return ReplyPtr{static_cast<redisReply*>(raw), freeReplyObject};
+}
+
+Result<void> expect_ok(Result<ReplyPtr> reply, std::string_view doing) {
+  if (!reply) return tl::unexpected{std::move(reply.error())};
+  const redisReply& r = **reply;
+  if (r.type == REDIS_REPLY_STATUS && reply_text(r) == "OK") return {};
+  return fail(CounterFailure::Kind::Unavailable,
+              std::string{doing} + " refused: " +
+                  (r.type == REDIS_REPLY_ERROR ? std::string{reply_text(r)}
+                                               : "unexpected reply"));
+}
+
+Result<ContextPtr> open_connection(const RedisFreezeStoreOptions& options) {
+  const RedisEndpoint& endpoint = options.endpoint;
+  const std::string where = describe(endpoint);
+  const timeval connect_timeout = to_timeval(options.connect_timeout);
+  errno = 0;
+  redisContext* raw =
+      endpoint.transport == RedisEndpoint::Transport::Unix
+          ? redisConnectUnixWithTimeout(endpoint.socket_path.c_str(), connect_timeout)
+          : redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, connect_timeout);
+  const int saved_errno = errno;
+  if (raw == nullptr) {
+    return fail(CounterFailure::Kind::Unavailable, "connect to " + where + ": out of memory");
+  }
+  ContextPtr context{raw, redisFree};
+  if (context->err != 0) {
+    return tl::unexpected{context_failure(*context, saved_errno, "connect to " + where)};
+  }
+  if (redisSetTimeout(context.get(), to_timeval(options.command_timeout)) != REDIS_OK) {
+    return tl::unexpected{context_failure(*context, errno, "set timeout on " + where)};
+  }
+  const std::optional<std::string>& password =
+      options.password ? options.password : endpoint.password;
+  if (password) {
+    auto reply = endpoint.username
+                     ? command(*context, {"AUTH", *endpoint.username, *password}, "AUTH")
+                     : command(*context, {"AUTH", *password}, "AUTH");
+    if (auto ok = expect_ok(std::move(reply), "AUTH to " + where); !ok) {
+      return tl::unexpected{std::move(ok.error())};
+    }
+  }
+  if (endpoint.db != 0) {
+    const std::string db = std::to_string(endpoint.db);
+    if (auto ok = expect_ok(command(*context, {"SELECT", db}, "SELECT"),
+                            "SELECT " + db + " on " + where);
+        !ok) {
+      return tl::unexpected{std::move(ok.error())};
+    }
+  }
+  return context;
+}
+
+// An integer reply, or why not.
+Result<long long> integer_reply(Result<ReplyPtr> reply, std::string_view doing) {
+  if (!reply) return tl::unexpected{std::move(reply.error())};
+  const redisReply& r = **reply;
+  if (r.type == REDIS_REPLY_INTEGER) return r.integer;
+  if (r.type == REDIS_REPLY_ERROR) {
+    return fail(CounterFailure::Kind::Unavailable,
+                std::string{doing} + " failed: " + std::string{reply_text(r)});
+  }
+  return fail(CounterFailure::Kind::Protocol,
+              std::string{doing} + ": expected an integer, got reply type " +
+                  std::to_string(r.type));
+}
+
+// ---- The stored form ------------------------------------------------------
+
+bool is_digest(std::string_view text) {
+  return text.size() == k_digest_chars && std::all_of(text.begin(), text.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+std::optional<std::string_view> action_name(policy::Action action) {
+  switch (action) {
+    case policy::Action::Quarantine: return "quarantine";
+    case policy::Action::Tempfail: return "tempfail";
+    case policy::Action::Reject: return "reject";
+    default: return std::nullopt;
+  }
+}
+
+std::optional<policy::Action> parse_action(std::string_view name) {
+  for (const policy::Action action :
+       {policy::Action::Quarantine, policy::Action::Tempfail, policy::Action::Reject}) {
+    if (action_name(action) == name) return action;
+  }
+  return std::nullopt;
+}
+
+std::string to_hex(std::string_view bytes) {
+  static constexpr char k_digits[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(bytes.size() * 2);
+  for (const char c : bytes) {
+    const auto byte = static_cast<unsigned char>(c);
+    hex.push_back(k_digits[byte >> 4]);
+    hex.push_back(k_digits[byte & 0x0f]);
+  }
+  return hex;
+}
+
+std::optional<std::string> from_hex(std::string_view hex) {
+  const auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  if (hex.size() % 2 != 0) return std::nullopt;
+  std::string bytes;
+  bytes.reserve(hex.size() / 2);
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    const int high = nibble(hex[i]);
+    const int low = nibble(hex[i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    bytes.push_back(static_cast<char>((high << 4) | low));
+  }
+  return bytes;
+}
+
+std::int64_t to_ms(TimePoint time) { return time.time_since_epoch().count(); }
+
+std::string encode(const Freeze& freeze, std::string_view action) {
+  const Json value = {{"source_hex", to_hex(freeze.source)},
+                      {"rule", freeze.rule},
+                      {"reason", freeze.reason},
+                      {"action", action},
+                      {"since_ms", to_ms(freeze.since)},
+                      {"until_ms", to_ms(freeze.until)}};
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::optional<std::string> string_member(const Json& object, const char* name) {
+  const auto it = object.find(name);
+  if (it == object.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+std::optional<TimePoint> time_member(const Json& object, const char* name) {
+  const auto it = object.find(name);
+  if (it == object.end() || !it->is_number_integer()) return std::nullopt;
+  if (it->is_number_unsigned() &&
+      it->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    return std::nullopt;
+  }
+  return TimePoint{std::chrono::milliseconds{it->get<std::int64_t>()}};
+}
+
+// A stored value back into a Freeze; nullopt for anything malformed.
+std::optional<Freeze> decode(std::string_view digest, std::string_view text) {
+  if (!is_digest(digest)) return std::nullopt;
+  const Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded() || !value.is_object()) return std::nullopt;
+  const auto source_hex = string_member(value, "source_hex");
+  const auto rule = string_member(value, "rule");
+  const auto reason = string_member(value, "reason");
+  const auto action_text = string_member(value, "action");
+  const auto since = time_member(value, "since_ms");
+  const auto until = time_member(value, "until_ms");
+  if (!source_hex || !rule || !reason || !action_text || !since || !until) return std::nullopt;
+  auto source = from_hex(*source_hex);
+  const auto action = parse_action(*action_text);
+  if (!source || !action) return std::nullopt;
+  return Freeze{.source = std::move(*source),
+                .source_digest = std::string{digest},
+                .rule = std::move(*rule),
+                .reason = std::move(*reason),
+                .action = *action,
+                .since = *since,
+                .until = *until};
+}
+
+// ---- The store ------------------------------------------------------------
+
+class RedisFreezeStore final : public FreezeStore {
+ public:
+  explicit RedisFreezeStore(RedisFreezeStoreOptions options)
+      : m_options{std::move(options)}, m_key{m_options.key_prefix + ":{freezes}:all"} {
+    struct sigaction current {};
+    if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+      std::signal(SIGPIPE, SIG_IGN);
+    }
+  }
+
+  Result<bool> freeze(const Freeze& freeze, TimePoint now) override {
+    return guarded([&]() -> Result<bool> {
+      if (!is_digest(freeze.source_digest)) {
+        return fail(CounterFailure::Kind::Protocol,
+                    "freeze: source digest is not 16 lowercase hex digits");
+      }
+      const auto action = action_name(freeze.action);
+      if (!action) {
+        return fail(CounterFailure::Kind::Protocol,
+                    "freeze: action must be quarantine, tempfail or reject");
+      }
+      const std::string value = encode(freeze, *action);
+      const std::string now_ms = std::to_string(to_ms(now));
+      auto context = open_connection(m_options);
+      if (!context) return tl::unexpected{std::move(context.error())};
+      auto created = integer_reply(command(**context,
+                                           {"EVAL", k_freeze_script, "1", m_key,
+                                            freeze.source_digest, value, now_ms},
+                                           "freeze script"),
+                                   "freeze script");
+      if (!created) return tl::unexpected{std::move(created.error())};
+      return *created == 1;
+    });
+  }
+
+  Result<bool> unfreeze(std::string_view source_digest) override {
+    return guarded([&]() -> Result<bool> {
+      if (!is_digest(source_digest)) {
+        return fail(CounterFailure::Kind::Protocol,
+                    "unfreeze: source digest is not 16 lowercase hex digits");
+      }
+      auto context = open_connection(m_options);
+      if (!context) return tl::unexpected{std::move(context.error())};
+      auto removed =
+          integer_reply(command(**context, {"HDEL", m_key, source_digest}, "HDEL"), "HDEL");
+      if (!removed) return tl::unexpected{std::move(removed.error())};
+      return *removed > 0;
+    });
+  }
+
+  Result<std::vector<Freeze>> active(TimePoint now) override {
+    return guarded([&]() -> Result<std::vector<Freeze>> {
+      auto context = open_connection(m_options);
+      if (!context) return tl::unexpected{std::move(context.error())};
+      auto reply = command(**context, {"HGETALL", m_key}, "HGETALL");
+      if (!reply) return tl::unexpected{std::move(reply.error())};
+      const redisReply& all = **reply;
+      if (all.type == REDIS_REPLY_ERROR) {
+        return fail(CounterFailure::Kind::Unavailable,
+                    "HGETALL failed: " + std::string{reply_text(all)});
+      }
+      if (all.type != REDIS_REPLY_ARRAY || all.elements % 2 != 0) {
+        return fail(CounterFailure::Kind::Protocol,
+                    "HGETALL: expected field/value pairs, got reply type " +
+                        std::to_string(all.type));
+      }
+      std::vector<Freeze> freezes;
+      std::vector<std::string_view> stale;  // field, value, field, value...
+      for (std::size_t i = 0; i < all.elements; i += 2) {
+        const redisReply& field = *all.element[i];
+        const redisReply& value = *all.element[i + 1];
+        if (field.type != REDIS_REPLY_STRING || value.type != REDIS_REPLY_STRING) {
+          return fail(CounterFailure::Kind::Protocol, "HGETALL: a field or value is not a string");
+        }
+        const std::string_view field_text{field.str, field.len};
+        const std::string_view value_text{value.str, value.len};
+        auto freeze = decode(field_text, value_text);
+        if (freeze && freeze->until > now) {
+          freezes.push_back(std::move(*freeze));
+        } else {
+          stale.push_back(field_text);
+          stale.push_back(value_text);
+        }
+      }
+      if (!stale.empty()) {
+        std::vector<std::string_view> words{"EVAL", k_remove_unchanged_script, "1", m_key};
+        words.insert(words.end(), stale.begin(), stale.end());
+        // Best effort: a failed cleanup does not change which freezes are in force.
+        (void)command(**context, words, "remove expired freezes");
+      }
+      std::sort(freezes.begin(), freezes.end(), [](const Freeze& a, const Freeze& b) {
+        return a.since != b.since ? a.since < b.since : a.source_digest < b.source_digest;
+      });
+      return freezes;
+    });
+  }
+
+ private:
+  // Keeps the promise of no exceptions (bad_alloc, a JSON surprise).
+  template <typename F>
+  static auto guarded(F&& body) -> decltype(body()) {
+    try {
+      return body();
+    } catch (const std::exception& error) {
+      return fail(CounterFailure::Kind::Protocol,
+                  std::string{"redis freeze store: "} + error.what());
+    } catch (...) {
+      return fail(CounterFailure::Kind::Protocol, "redis freeze store: unknown exception");
+    }
+  }
+
+  RedisFreezeStoreOptions m_options;
+  std::string m_key;
+};
+
+}  // namespace
+
+std::unique_ptr<FreezeStore> make_redis_freeze_store(RedisFreezeStoreOptions options) {
+  return std::make_unique<RedisFreezeStore>(std::move(options));
+}
+
+}  // namespace floodgate::ratelimit
