@@ -93,8 +93,6 @@ class MemoryFreezeStore final : public FreezeStore {
 
 }  // namespace
 
-std::unique_ptr<FreezeStore> make_memory_freeze_store() {
-  return std::make_unique<MemoryFreezeStore>();
-}
+std::unique_ptr<FreezeStore> make_memory_freeze_store() { return std::make_unique<MemoryFreezeStore>(); }
 
 }  // namespace floodgate::ratelimit

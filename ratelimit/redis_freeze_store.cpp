@@ -69,8 +69,8 @@
 #include <vector>
 
 #include <hiredis/hiredis.h>
-#include <nlohmann/json.hpp>
 #include <sys/time.h>
+#include <nlohmann/json.hpp>
 
 #include "ratelimit/freeze_store.hpp"
 
@@ -132,20 +132,17 @@ timeval to_timeval(std::chrono::milliseconds duration) {
 
 // hiredis reports a read timeout (SO_RCVTIMEO) as an I/O error with EAGAIN
 // and a connect timeout with ETIMEDOUT.
-CounterFailure context_failure(const redisContext& context, int saved_errno,
-                               std::string_view doing) {
+CounterFailure context_failure(const redisContext& context, int saved_errno, std::string_view doing) {
   const std::string_view message = context.errstr;
-  const bool timed_out =
-      context.err == REDIS_ERR_IO &&
-      (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == ETIMEDOUT ||
-       message.find("timed out") != std::string_view::npos ||
-       message.find("temporarily unavailable") != std::string_view::npos);
+  const bool timed_out = context.err == REDIS_ERR_IO &&
+                         (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == ETIMEDOUT ||
+                          message.find("timed out") != std::string_view::npos ||
+                          message.find("temporarily unavailable") != std::string_view::npos);
   std::string detail{doing};
   detail += timed_out ? ": timed out (" : ": ";
   detail += message.empty() ? "connection error" : message;
   if (timed_out) detail += ")";
-  return CounterFailure{timed_out ? CounterFailure::Kind::Timeout
-                                  : CounterFailure::Kind::Unavailable,
+  return CounterFailure{timed_out ? CounterFailure::Kind::Timeout : CounterFailure::Kind::Unavailable,
                         std::move(detail)};
 }
 
@@ -164,8 +161,7 @@ Result<ReplyPtr> command(redisContext& context, const std::vector<std::string_vi
     lengths.push_back(word.size());
   }
   errno = 0;
-  void* raw = redisCommandArgv(&context, static_cast<int>(argv.size()), argv.data(),
-                               lengths.data());
+  void* raw = redisCommandArgv(&context, static_cast<int>(argv.size()), argv.data(), lengths.data());
   const int saved_errno = errno;
   if (raw == nullptr) return tl::unexpected{context_failure(context, saved_errno, doing)};
   return ReplyPtr{static_cast<redisReply*>(raw), freeReplyObject};
@@ -177,8 +173,7 @@ Result<void> expect_ok(Result<ReplyPtr> reply, std::string_view doing) {
   if (r.type == REDIS_REPLY_STATUS && reply_text(r) == "OK") return {};
   return fail(CounterFailure::Kind::Unavailable,
               std::string{doing} + " refused: " +
-                  (r.type == REDIS_REPLY_ERROR ? std::string{reply_text(r)}
-                                               : "unexpected reply"));
+                  (r.type == REDIS_REPLY_ERROR ? std::string{reply_text(r)} : "unexpected reply"));
 }
 
 Result<ContextPtr> open_connection(const RedisFreezeStoreOptions& options) {
@@ -186,10 +181,9 @@ Result<ContextPtr> open_connection(const RedisFreezeStoreOptions& options) {
   const std::string where = describe(endpoint);
   const timeval connect_timeout = to_timeval(options.connect_timeout);
   errno = 0;
-  redisContext* raw =
-      endpoint.transport == RedisEndpoint::Transport::Unix
-          ? redisConnectUnixWithTimeout(endpoint.socket_path.c_str(), connect_timeout)
-          : redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, connect_timeout);
+  redisContext* raw = endpoint.transport == RedisEndpoint::Transport::Unix
+                          ? redisConnectUnixWithTimeout(endpoint.socket_path.c_str(), connect_timeout)
+                          : redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, connect_timeout);
   const int saved_errno = errno;
   if (raw == nullptr) {
     return fail(CounterFailure::Kind::Unavailable, "connect to " + where + ": out of memory");
@@ -201,20 +195,17 @@ Result<ContextPtr> open_connection(const RedisFreezeStoreOptions& options) {
   if (redisSetTimeout(context.get(), to_timeval(options.command_timeout)) != REDIS_OK) {
     return tl::unexpected{context_failure(*context, errno, "set timeout on " + where)};
   }
-  const std::optional<std::string>& password =
-      options.password ? options.password : endpoint.password;
+  const std::optional<std::string>& password = options.password ? options.password : endpoint.password;
   if (password) {
-    auto reply = endpoint.username
-                     ? command(*context, {"AUTH", *endpoint.username, *password}, "AUTH")
-                     : command(*context, {"AUTH", *password}, "AUTH");
+    auto reply = endpoint.username ? command(*context, {"AUTH", *endpoint.username, *password}, "AUTH")
+                                   : command(*context, {"AUTH", *password}, "AUTH");
     if (auto ok = expect_ok(std::move(reply), "AUTH to " + where); !ok) {
       return tl::unexpected{std::move(ok.error())};
     }
   }
   if (endpoint.db != 0) {
     const std::string db = std::to_string(endpoint.db);
-    if (auto ok = expect_ok(command(*context, {"SELECT", db}, "SELECT"),
-                            "SELECT " + db + " on " + where);
+    if (auto ok = expect_ok(command(*context, {"SELECT", db}, "SELECT"), "SELECT " + db + " on " + where);
         !ok) {
       return tl::unexpected{std::move(ok.error())};
     }
@@ -232,8 +223,7 @@ Result<long long> integer_reply(Result<ReplyPtr> reply, std::string_view doing) 
                 std::string{doing} + " failed: " + std::string{reply_text(r)});
   }
   return fail(CounterFailure::Kind::Protocol,
-              std::string{doing} + ": expected an integer, got reply type " +
-                  std::to_string(r.type));
+              std::string{doing} + ": expected an integer, got reply type " + std::to_string(r.type));
 }
 
 // ---- The stored form ------------------------------------------------------
@@ -246,10 +236,14 @@ bool is_digest(std::string_view text) {
 
 std::optional<std::string_view> action_name(policy::Action action) {
   switch (action) {
-    case policy::Action::Quarantine: return "quarantine";
-    case policy::Action::Tempfail: return "tempfail";
-    case policy::Action::Reject: return "reject";
-    default: return std::nullopt;
+    case policy::Action::Quarantine:
+      return "quarantine";
+    case policy::Action::Tempfail:
+      return "tempfail";
+    case policy::Action::Reject:
+      return "reject";
+    default:
+      return std::nullopt;
   }
 }
 
@@ -358,23 +352,20 @@ class RedisFreezeStore final : public FreezeStore {
   Result<bool> freeze(const Freeze& freeze, TimePoint now) override {
     return guarded([&]() -> Result<bool> {
       if (!is_digest(freeze.source_digest)) {
-        return fail(CounterFailure::Kind::Protocol,
-                    "freeze: source digest is not 16 lowercase hex digits");
+        return fail(CounterFailure::Kind::Protocol, "freeze: source digest is not 16 lowercase hex digits");
       }
       const auto action = action_name(freeze.action);
       if (!action) {
-        return fail(CounterFailure::Kind::Protocol,
-                    "freeze: action must be quarantine, tempfail or reject");
+        return fail(CounterFailure::Kind::Protocol, "freeze: action must be quarantine, tempfail or reject");
       }
       const std::string value = encode(freeze, *action);
       const std::string now_ms = std::to_string(to_ms(now));
       auto context = open_connection(m_options);
       if (!context) return tl::unexpected{std::move(context.error())};
-      auto created = integer_reply(command(**context,
-                                           {"EVAL", k_freeze_script, "1", m_key,
-                                            freeze.source_digest, value, now_ms},
-                                           "freeze script"),
-                                   "freeze script");
+      auto created = integer_reply(
+          command(**context, {"EVAL", k_freeze_script, "1", m_key, freeze.source_digest, value, now_ms},
+                  "freeze script"),
+          "freeze script");
       if (!created) return tl::unexpected{std::move(created.error())};
       return *created == 1;
     });
@@ -383,13 +374,11 @@ class RedisFreezeStore final : public FreezeStore {
   Result<bool> unfreeze(std::string_view source_digest) override {
     return guarded([&]() -> Result<bool> {
       if (!is_digest(source_digest)) {
-        return fail(CounterFailure::Kind::Protocol,
-                    "unfreeze: source digest is not 16 lowercase hex digits");
+        return fail(CounterFailure::Kind::Protocol, "unfreeze: source digest is not 16 lowercase hex digits");
       }
       auto context = open_connection(m_options);
       if (!context) return tl::unexpected{std::move(context.error())};
-      auto removed =
-          integer_reply(command(**context, {"HDEL", m_key, source_digest}, "HDEL"), "HDEL");
+      auto removed = integer_reply(command(**context, {"HDEL", m_key, source_digest}, "HDEL"), "HDEL");
       if (!removed) return tl::unexpected{std::move(removed.error())};
       return *removed > 0;
     });
@@ -403,13 +392,11 @@ class RedisFreezeStore final : public FreezeStore {
       if (!reply) return tl::unexpected{std::move(reply.error())};
       const redisReply& all = **reply;
       if (all.type == REDIS_REPLY_ERROR) {
-        return fail(CounterFailure::Kind::Unavailable,
-                    "HGETALL failed: " + std::string{reply_text(all)});
+        return fail(CounterFailure::Kind::Unavailable, "HGETALL failed: " + std::string{reply_text(all)});
       }
       if (all.type != REDIS_REPLY_ARRAY || all.elements % 2 != 0) {
         return fail(CounterFailure::Kind::Protocol,
-                    "HGETALL: expected field/value pairs, got reply type " +
-                        std::to_string(all.type));
+                    "HGETALL: expected field/value pairs, got reply type " + std::to_string(all.type));
       }
       std::vector<Freeze> freezes;
       std::vector<std::string_view> stale;  // field, value, field, value...
@@ -449,8 +436,7 @@ class RedisFreezeStore final : public FreezeStore {
     try {
       return body();
     } catch (const std::exception& error) {
-      return fail(CounterFailure::Kind::Protocol,
-                  std::string{"redis freeze store: "} + error.what());
+      return fail(CounterFailure::Kind::Protocol, std::string{"redis freeze store: "} + error.what());
     } catch (...) {
       return fail(CounterFailure::Kind::Protocol, "redis freeze store: unknown exception");
     }

@@ -58,8 +58,9 @@ TEST(RedisFreezeStore, RoundTripsAHostileSourceExactly) {
   auto store = make_redis_freeze_store(options_for(server.url()));
   Freeze freeze = make_freeze("0123456789abcdef", k_t0, k_t0 + 600'000);
   using namespace std::string_literals;  // "\0" inside ""s literals is a real NUL byte
-  freeze.source = "client=10.1.2.3 sasl=bob the builder header:X-PHP-Originating-Script="
-                  "12:a=b\r\nX-Injected: 1\n\x80\xff\xc3( \0nul\0 \"}{\\"s;
+  freeze.source =
+      "client=10.1.2.3 sasl=bob the builder header:X-PHP-Originating-Script="
+      "12:a=b\r\nX-Injected: 1\n\x80\xff\xc3( \0nul\0 \"}{\\"s;
   ASSERT_EQ(freeze.source.size(), 106u);
   freeze.rule = "manual";
   freeze.reason = "ops: \"spam\" wave\n\ttab \\ back \0 nul üñí"s;
@@ -87,8 +88,7 @@ TEST(RedisFreezeStore, StoresOneJsonValuePerDigestInTheSharedHash) {
   const auto value = RedisServer::run(*raw, {"HGET", k_hash, "0123456789abcdef"});
   ASSERT_EQ(value->type, REDIS_REPLY_STRING);
   const std::string text{value->str, value->len};
-  EXPECT_NE(text.find(R"("source_hex":"636c69656e743d31302e312e322e33")"), std::string::npos)
-      << text;
+  EXPECT_NE(text.find(R"("source_hex":"636c69656e743d31302e312e322e33")"), std::string::npos) << text;
   EXPECT_NE(text.find(R"("action":"tempfail")"), std::string::npos) << text;
   EXPECT_NE(text.find(R"("since_ms":1700000000000)"), std::string::npos) << text;
   EXPECT_NE(text.find(R"("until_ms":1700000600000)"), std::string::npos) << text;
@@ -144,8 +144,7 @@ TEST(RedisFreezeStore, ExpiredFreezesAreDroppedAndRemovedFromRedis) {
 TEST(RedisFreezeStore, ExpiredFreezeIsReplacedByANewOne) {
   RedisServer server;
   auto store = make_redis_freeze_store(options_for(server.url()));
-  ASSERT_EQ(store->freeze(make_freeze("0123456789abcdef", k_t0, k_t0 + 1'000, "old"), at_ms(k_t0)),
-            true);
+  ASSERT_EQ(store->freeze(make_freeze("0123456789abcdef", k_t0, k_t0 + 1'000, "old"), at_ms(k_t0)), true);
   // Not cleaned up yet: nobody called active() since it expired.
   const Freeze again = make_freeze("0123456789abcdef", k_t0 + 1'000, k_t0 + 5'000, "again");
   EXPECT_EQ(store->freeze(again, at_ms(k_t0 + 1'000)), true);
@@ -209,16 +208,19 @@ TEST(RedisFreezeStore, SkipsAndRemovesMalformedValues) {
   const Freeze good = make_freeze("0123456789abcdef", k_t0, k_t0 + 60'000);
   ASSERT_EQ(store->freeze(good, at_ms(k_t0)), true);
   auto raw = server.raw();
-  const std::string well_formed =
-      R"({"source_hex":"61","rule":"r","reason":"x","action":"reject","since_ms":1,"until_ms":9000000000000})";
+  // A well-formed value, and ones with one member wrong.
+  const auto value = [](std::string_view source_hex, std::string_view action, std::string_view since_ms) {
+    return R"({"source_hex":")" + std::string{source_hex} + R"(","rule":"r","reason":"x",)" +
+           R"("action":")" + std::string{action} + R"(","since_ms":)" + std::string{since_ms} +
+           R"(,"until_ms":9000000000000})";
+  };
+  const std::string well_formed = value("61", "reject", "1");
   RedisServer::run(*raw, {"HSET", k_hash, "1111111111111111", "not json"});
   RedisServer::run(*raw, {"HSET", k_hash, "2222222222222222", "[1,2]"});
-  RedisServer::run(*raw, {"HSET", k_hash, "3333333333333333",
-                          R"({"source_hex":"zz","rule":"r","reason":"x","action":"reject","since_ms":1,"until_ms":9000000000000})"});
-  RedisServer::run(*raw, {"HSET", k_hash, "4444444444444444",
-                          R"({"source_hex":"61","rule":"r","reason":"x","action":"accept","since_ms":1,"until_ms":9000000000000})"});
-  RedisServer::run(*raw, {"HSET", k_hash, "5555555555555555",
-                          R"({"source_hex":"61","rule":"r","reason":"x","action":"reject","since_ms":"1","until_ms":9000000000000})"});
+  RedisServer::run(*raw, {"HSET", k_hash, "3333333333333333", value("zz", "reject", "1")});
+  RedisServer::run(*raw, {"HSET", k_hash, "4444444444444444", value("61", "accept", "1")});
+  RedisServer::run(*raw, {"HSET", k_hash, "5555555555555555", value("61", "reject", "\"1\"")});
+  RedisServer::run(*raw, {"HSET", k_hash, "6666666666666666", value("61", "reject", "1.5")});
   RedisServer::run(*raw, {"HSET", k_hash, "NOT-A-DIGEST", well_formed});
 
   const auto active = store->active(at_ms(k_t0 + 1));
@@ -230,19 +232,16 @@ TEST(RedisFreezeStore, SkipsAndRemovesMalformedValues) {
   // A malformed value never blocks a new freeze of that digest.
   RedisServer::run(*raw, {"HSET", k_hash, "1111111111111111",
                           R"({"source_hex":"61","action":"reject","until_ms":9000000000000})"});
-  EXPECT_EQ(store->freeze(make_freeze("1111111111111111", k_t0, k_t0 + 60'000), at_ms(k_t0)),
-            true);
+  EXPECT_EQ(store->freeze(make_freeze("1111111111111111", k_t0, k_t0 + 60'000), at_ms(k_t0)), true);
 }
 
 TEST(RedisFreezeStore, KeepsFreezesOfOtherPrefixesApart) {
   RedisServer server;
   auto production = make_redis_freeze_store(options_for(server.url(), "fg"));
   auto staging = make_redis_freeze_store(options_for(server.url(), "fg-staging"));
-  ASSERT_EQ(production->freeze(make_freeze("0123456789abcdef", k_t0, k_t0 + 60'000), at_ms(k_t0)),
-            true);
+  ASSERT_EQ(production->freeze(make_freeze("0123456789abcdef", k_t0, k_t0 + 60'000), at_ms(k_t0)), true);
   EXPECT_TRUE(staging->active(at_ms(k_t0))->empty());
-  EXPECT_EQ(staging->freeze(make_freeze("0123456789abcdef", k_t0, k_t0 + 60'000), at_ms(k_t0)),
-            true);
+  EXPECT_EQ(staging->freeze(make_freeze("0123456789abcdef", k_t0, k_t0 + 60'000), at_ms(k_t0)), true);
 }
 
 TEST(RedisFreezeStore, KeepsReasonTextThatIsNotUtf8AsReplacementCharacters) {
@@ -266,8 +265,7 @@ TEST(RedisFreezeStore, ConcurrentFreezesFromManyInstancesMakeExactlyOneNewFreeze
     threads.emplace_back([&, i] {
       auto store = make_redis_freeze_store(options_for(server.url()));
       const auto result = store->freeze(
-          make_freeze("0123456789abcdef", k_t0 + i, k_t0 + 60'000, std::to_string(i)),
-          at_ms(k_t0 + i));
+          make_freeze("0123456789abcdef", k_t0 + i, k_t0 + 60'000, std::to_string(i)), at_ms(k_t0 + i));
       if (!result) {
         ++failed;
       } else if (*result) {
@@ -283,8 +281,7 @@ TEST(RedisFreezeStore, ConcurrentFreezesFromManyInstancesMakeExactlyOneNewFreeze
 TEST(RedisFreezeStore, AuthenticatesWithPassword) {
   RedisServer server{RedisServerOptions{.password = "s3cret-pw", .unix_socket = false}};
   auto from_url = make_redis_freeze_store(options_for(server.url(3)));
-  ASSERT_EQ(from_url->freeze(make_freeze("0123456789abcdef", k_t0, k_t0 + 60'000), at_ms(k_t0)),
-            true);
+  ASSERT_EQ(from_url->freeze(make_freeze("0123456789abcdef", k_t0, k_t0 + 60'000), at_ms(k_t0)), true);
   auto options = options_for(server.url(3));
   options.endpoint.password.reset();
   options.password = "s3cret-pw";
@@ -333,9 +330,11 @@ TEST(RedisFreezeStore, TimesOutWhenRedisHangs) {
   for (const bool freezing : {true, false}) {
     const auto start = steady_clock::now();
     const auto result =
-        freezing ? store->freeze(make_freeze("0123456789abcdef", k_t0, k_t0 + 60'000), at_ms(k_t0))
-                       .map([](bool) { return 0; })
-                 : store->active(at_ms(k_t0)).map([](const auto&) { return 0; });
+        freezing
+            ? store->freeze(make_freeze("0123456789abcdef", k_t0, k_t0 + 60'000), at_ms(k_t0)).map([](bool) {
+                return 0;
+              })
+            : store->active(at_ms(k_t0)).map([](const auto&) { return 0; });
     const auto elapsed = steady_clock::now() - start;
     ASSERT_FALSE(result.has_value());
     EXPECT_EQ(result.error().kind, CounterFailure::Kind::Timeout) << result.error().detail;

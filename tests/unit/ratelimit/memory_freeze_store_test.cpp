@@ -56,8 +56,7 @@ TEST(MemoryFreezeStore, RefreezeKeepsTheFirstFreeze) {
   const auto active = store->active(at_ms(k_t0 + 20));
   ASSERT_TRUE(active.has_value());
   ASSERT_EQ(active->size(), 1u);
-  EXPECT_EQ(active->front(), first) << "got reason " << active->front().reason
-                                     << ", want first";
+  EXPECT_EQ(active->front(), first) << "got reason " << active->front().reason << ", want first";
 }
 
 TEST(MemoryFreezeStore, ExpiredFreezeIsDroppedAndMayBeReplaced) {
@@ -74,8 +73,7 @@ TEST(MemoryFreezeStore, ExpiredFreezeIsDroppedAndMayBeReplaced) {
 
 TEST(MemoryFreezeStore, ExpiredButNotYetCleanedFreezeIsReplaced) {
   auto store = make_memory_freeze_store();
-  ASSERT_EQ(store->freeze(make_freeze("0123456789abcdef", k_t0, k_t0 + 1'000), at_ms(k_t0)),
-            true);
+  ASSERT_EQ(store->freeze(make_freeze("0123456789abcdef", k_t0, k_t0 + 1'000), at_ms(k_t0)), true);
   const Freeze again = make_freeze("0123456789abcdef", k_t0 + 1'000, k_t0 + 5'000, "again");
   EXPECT_EQ(store->freeze(again, at_ms(k_t0 + 1'000)), true);
   EXPECT_EQ(store->active(at_ms(k_t0 + 1'001))->front(), again);
@@ -83,8 +81,7 @@ TEST(MemoryFreezeStore, ExpiredButNotYetCleanedFreezeIsReplaced) {
 
 TEST(MemoryFreezeStore, UnfreezeRemovesOnlyWhatIsFrozen) {
   auto store = make_memory_freeze_store();
-  ASSERT_EQ(store->freeze(make_freeze("0123456789abcdef", k_t0, k_t0 + 60'000), at_ms(k_t0)),
-            true);
+  ASSERT_EQ(store->freeze(make_freeze("0123456789abcdef", k_t0, k_t0 + 60'000), at_ms(k_t0)), true);
   EXPECT_EQ(store->unfreeze("fedcba9876543210"), false);
   EXPECT_EQ(store->unfreeze("0123456789abcdef"), true);
   EXPECT_EQ(store->unfreeze("0123456789abcdef"), false);
@@ -99,9 +96,8 @@ TEST(MemoryFreezeStore, ActiveIsSortedBySince) {
   ASSERT_TRUE(store->freeze(make_freeze("0000000000000000", k_t0 + 20, k_t0 + 60'000), at_ms(k_t0)));
   const auto active = store->active(at_ms(k_t0 + 100));
   ASSERT_TRUE(active.has_value());
-  EXPECT_EQ(digests(*active),
-            (std::vector<std::string>{"bbbbbbbbbbbbbbbb", "0000000000000000", "aaaaaaaaaaaaaaaa",
-                                      "cccccccccccccccc"}));
+  EXPECT_EQ(digests(*active), (std::vector<std::string>{"bbbbbbbbbbbbbbbb", "0000000000000000",
+                                                        "aaaaaaaaaaaaaaaa", "cccccccccccccccc"}));
 }
 
 TEST(MemoryFreezeStore, RefusesWhatTheRedisStoreRefuses) {
@@ -136,8 +132,7 @@ TEST(MemoryFreezeStore, ConcurrentFreezesOfOneSourceMakeExactlyOneNewFreeze) {
     threads.emplace_back([&, i] {
       while (!go.load()) std::this_thread::yield();
       const auto result = store->freeze(
-          make_freeze("0123456789abcdef", k_t0 + i, k_t0 + 60'000, std::to_string(i)),
-          at_ms(k_t0 + i));
+          make_freeze("0123456789abcdef", k_t0 + i, k_t0 + 60'000, std::to_string(i)), at_ms(k_t0 + i));
       if (!result) {
         ++failed;
       } else if (*result) {
