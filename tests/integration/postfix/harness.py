@@ -16,7 +16,8 @@ SUMMARY
     private instance. Parallel tests thus never share /var/spool/floodgate.
     quarantine_mode "hold" (the default, what the older tests assert: Postfix's hold
     queue) or "spool" (the shipped default: Floodgate's own spool, then DISCARD).
-    floodgatectl() runs the CLI against that same config.
+    floodgatectl() runs the CLI against that same config, whose redis.url is the
+    world's Redis (the daemons also get it as --redis).
 
     All ports are picked at runtime, so tests may run in parallel (ctest -j).
     Everything is torn down by close() (Postfix stopped, processes killed, the
@@ -622,6 +623,30 @@ def with_quarantine_section(config_text: str, settings: dict[str, str]) -> str:
     return text + "\n# Set by the test harness (harness.py) for this world only.\nquarantine:\n" + section
 
 
+def with_redis_url(config_text: str, url: str) -> str:
+    """config_text with `url:` of its top-level `redis:` section set to `url`, so that
+    floodgatectl (which has no --redis flag) talks to the world's Redis like the
+    daemons (which also get it as --redis). Adds the key, or the section, if missing."""
+    lines = config_text.splitlines(keepends=True)
+    entry = f"  url: {yaml_string(url)}  # set by the test harness\n"
+    for i, line in enumerate(lines):
+        if not line.startswith("redis:"):
+            continue
+        for j in range(i + 1, len(lines)):
+            if lines[j][:1] not in (" ", "\t", "\n", "\r", ""):
+                break  # the next top-level key: the section has no url
+            if lines[j].lstrip().startswith("url:") and lines[j].startswith("  ") \
+                    and not lines[j].startswith("   "):
+                lines[j] = entry
+                return "".join(lines)
+        lines.insert(i + 1, entry)
+        return "".join(lines)
+    text = "".join(lines)
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + "\n# Set by the test harness (harness.py) for this world only.\nredis:\n" + entry
+
+
 k_master_cf_snippet = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
                                    "contrib", "postfix", "master.cf.snippet")
 
@@ -707,16 +732,16 @@ class PostfixWorld:
                 "postfix_config_directory": yaml_string(os.path.join(self.dir, "etc")),
             }
             settings.update(quarantine or {})
-            with open(config or floodgate_config(), encoding="utf-8") as f:
-                text = with_quarantine_section(f.read(), settings)
-            with open(self.config_path, "w", encoding="utf-8") as f:
-                f.write(text)
             if redis:
                 self.redis = Redis(self.dir)
                 self.daemons.append(self.redis)
                 redis_url = self.redis.url
             else:
                 redis_url = f"redis://127.0.0.1:{free_port()}/0"  # nobody listens there
+            with open(config or floodgate_config(), encoding="utf-8") as f:
+                text = with_redis_url(with_quarantine_section(f.read(), settings), redis_url)
+            with open(self.config_path, "w", encoding="utf-8") as f:
+                f.write(text)
             self.sink = Sink(self.dir)
             self.daemons.append(self.sink)
             for i in range(floodgates):
