@@ -17,7 +17,9 @@
 
 #include "milter/milter_callbacks.hpp"
 #include "policy/config_loader.hpp"
+#include "milter/freeze_cache.hpp"
 #include "quarantine/spool_store.hpp"
+#include "ratelimit/freeze_store.hpp"
 #include "ratelimit/counter_store_factory.hpp"
 #include "ratelimit/redis_url.hpp"
 
@@ -57,6 +59,34 @@ void probe_counters(ratelimit::CounterStore& counters, const policy::Config& con
                       : (result && state == "redis") ? "reachable"
                                                      : "unreachable";
   spdlog::info("counters={} redis={}", state, redis);
+}
+
+// libmilter handles SIGTERM/SIGINT/SIGHUP in a thread of its own and needs
+// them blocked everywhere else; a thread started before smfi_main() inherits
+// our mask, so they are blocked while it starts.
+template <typename Body>
+std::jthread start_background_thread(Body&& body) {
+  sigset_t handled_by_libmilter, previous;
+  sigemptyset(&handled_by_libmilter);
+  for (const int signal : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&handled_by_libmilter, signal);
+  pthread_sigmask(SIG_BLOCK, &handled_by_libmilter, &previous);
+  std::jthread thread(std::forward<Body>(body));
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  return thread;
+}
+
+// Freezes are shared through Redis; with no Redis configured they are this
+// node's alone.
+std::unique_ptr<ratelimit::FreezeStore> make_freeze_store(const policy::Config& config,
+                                                          const std::optional<std::string>& password) {
+  if (config.redis.url.empty()) return ratelimit::make_memory_freeze_store();
+  ratelimit::RedisFreezeStoreOptions options;
+  options.endpoint = *ratelimit::parse_redis_url(config.redis.url);  // validated by load_daemon_config
+  options.password = password;
+  options.connect_timeout = config.redis.connect_timeout;
+  options.command_timeout = config.redis.command_timeout;
+  options.key_prefix = config.redis.key_prefix;
+  return ratelimit::make_redis_freeze_store(std::move(options));
 }
 
 // The spool, or null when it cannot be used: the daemon still runs (accept,
@@ -152,18 +182,18 @@ int run_daemon(const DaemonOptions& options) {
   // Retention runs beside the milter threads; it stops with the daemon.
   std::jthread purger;
   if (spool && config->quarantine.retention.count() > 0) {
-    // libmilter handles SIGTERM/SIGINT/SIGHUP in a thread of its own and
-    // needs them blocked everywhere else; a thread started before
-    // smfi_main() inherits our mask, so block them while starting it.
-    sigset_t handled_by_libmilter, previous;
-    sigemptyset(&handled_by_libmilter);
-    for (const int signal : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&handled_by_libmilter, signal);
-    pthread_sigmask(SIG_BLOCK, &handled_by_libmilter, &previous);
-    purger = std::jthread([&](std::stop_token stop) { purge_periodically(*spool, config->quarantine, stop); });
-    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    purger = start_background_thread(
+        [&](std::stop_token stop) { purge_periodically(*spool, config->quarantine, stop); });
   }
 
-  MilterRuntime runtime(config, **counters, spool.get());
+  const std::unique_ptr<ratelimit::FreezeStore> freeze_store = make_freeze_store(*config, password);
+  FreezeCache freezes(*freeze_store);
+  freezes.refresh(std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now()));
+  const std::jthread freeze_refresher = start_background_thread([&](std::stop_token stop) {
+    freezes.refresh_periodically(config->containment.refresh_interval, stop);
+  });
+
+  MilterRuntime runtime(config, **counters, spool.get(), &freezes);
   install_runtime(&runtime);
 
   smfiDesc description = filter_description();

@@ -202,9 +202,34 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
   });
 }
 
+ratelimit::TimePoint milliseconds_now() {
+  return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+}
+
 // Answered on purpose (see k_no_reply_steps): the reply carries the ACK that
-// keeps the MTA's next packet from waiting under Nagle.
-sfsistat on_data(SMFICTX*) { return SMFIS_CONTINUE; }
+// keeps the MTA's next packet from waiting under Nagle. It is also the
+// earliest answer we give, so a frozen source whose freeze refuses mail is
+// refused here, before its body is sent.
+sfsistat on_data(SMFICTX* ctx) {
+  ConnectionState* state = state_of(ctx);
+  try {
+    if (state == nullptr || !state->message || g_runtime->freezes() == nullptr) return SMFIS_CONTINUE;
+    const auto now = milliseconds_now();
+    const auto freeze = state->message->frozen_before_headers(*g_runtime->freezes()->snapshot(), now);
+    if (!freeze || freeze->freeze.action == policy::Action::Quarantine) return SMFIS_CONTINUE;
+    state->message->set_macro("i", macro_value(ctx, "i").value_or("-"));
+    const Decision decision = state->message->refuse_frozen(*freeze);
+    smfi_setreply(ctx, const_cast<char*>(decision.reply->code.c_str()),
+                  const_cast<char*>(decision.reply->status.c_str()), const_cast<char*>(decision.reply->text.c_str()));
+    spdlog::info("{} stage=data", format_decision_log(*state->message, decision, std::chrono::microseconds(0)));
+    state->message.reset();
+    return decision.action == policy::Action::Reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
+  } catch (const std::exception& error) {
+    spdlog::error("stage=data error={}", escape_log_value(error.what()));
+    if (state) state->message_broken = true;
+  }
+  return SMFIS_CONTINUE;
+}
 
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
   return guarded(ctx, "header", SMFIP_NR_HDR, [&] {
@@ -287,8 +312,9 @@ sfsistat on_eom(SMFICTX* ctx) {
     }
     const auto started = std::chrono::steady_clock::now();
     const auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
-    const Decision decision =
-        state->message->quarantine(state->message->decide(g_runtime->counters(), now), g_runtime->spool(), now);
+    Decision decision = state->message->decide(g_runtime->counters(), now);
+    decision = state->message->contain(std::move(decision), g_runtime->freezes(), now);
+    decision = state->message->quarantine(std::move(decision), g_runtime->spool(), now);
     const sfsistat status = apply_decision(ctx, *state, decision);
     const auto elapsed =
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
@@ -322,8 +348,8 @@ sfsistat on_close(SMFICTX* ctx) {
 }  // namespace
 
 MilterRuntime::MilterRuntime(std::shared_ptr<const policy::Config> config, ratelimit::CounterStore& counters,
-                             quarantine::SpoolStore* spool)
-    : m_config(std::move(config)), m_counters(counters), m_spool(spool) {}
+                             quarantine::SpoolStore* spool, FreezeCache* freezes)
+    : m_config(std::move(config)), m_counters(counters), m_spool(spool), m_freezes(freezes) {}
 
 std::shared_ptr<const policy::Config> MilterRuntime::config() const {
   std::lock_guard lock(m_mutex);

@@ -17,6 +17,7 @@
 
 #include <libmilter/mfapi.h>
 
+#include "milter/freeze_cache.hpp"
 #include "policy/config.hpp"
 #include "quarantine/spool_store.hpp"
 #include "ratelimit/counter_store.hpp"
@@ -26,20 +27,23 @@ namespace floodgate::milter {
 class MilterRuntime {
  public:
   // `spool` may be null: no usable quarantine spool (quarantines tempfail).
+  // `freezes` may be null: no containment.
   MilterRuntime(std::shared_ptr<const policy::Config> config, ratelimit::CounterStore& counters,
-                quarantine::SpoolStore* spool);
+                quarantine::SpoolStore* spool, FreezeCache* freezes);
 
   // The snapshot new connections start with; messages in flight keep theirs.
   std::shared_ptr<const policy::Config> config() const;
   void replace_config(std::shared_ptr<const policy::Config> config);
   ratelimit::CounterStore& counters() { return m_counters; }
   quarantine::SpoolStore* spool() { return m_spool; }
+  FreezeCache* freezes() { return m_freezes; }
 
  private:
   mutable std::mutex m_mutex;
   std::shared_ptr<const policy::Config> m_config;
   ratelimit::CounterStore& m_counters;
   quarantine::SpoolStore* m_spool;
+  FreezeCache* m_freezes;
 };
 
 // Installs the runtime the callbacks use. Must outlive smfi_main().

@@ -5,8 +5,10 @@
 
 #include "milter/log_escape.hpp"
 #include "policy/digest.hpp"
+#include "policy/containment.hpp"
 #include "policy/identity.hpp"
 #include "quarantine/entry.hpp"
+#include <spdlog/spdlog.h>
 
 namespace floodgate::milter {
 namespace {
@@ -147,6 +149,62 @@ Decision MessageSession::decide(ratelimit::CounterStore& counters, ratelimit::Ti
   return finish_verdict(std::move(decision));
 }
 
+Decision MessageSession::redo_verdict(Decision decision) const {
+  decision.headers_to_add.clear();
+  decision.reply.reset();
+  decision.quarantine_reason.clear();
+  return finish_verdict(std::move(decision));
+}
+
+Decision MessageSession::contain(Decision decision, FreezeCache* freezes, ratelimit::TimePoint now) {
+  if (freezes == nullptr || decision.scope != policy::Scope::Outbound) return decision;
+  if (auto active = find_freeze(*freezes->snapshot(), m_facts, /*headers_known=*/true, now)) {
+    decision.frozen_source = active->freeze.source;
+    decision.verdict = policy::contain(*m_config, std::move(decision.verdict), active->freeze.rule);
+    return redo_verdict(std::move(decision));
+  }
+  const auto requests = policy::sources_to_freeze(*m_config, decision.verdict, m_facts);
+  if (requests.empty()) return decision;
+  for (const auto& request : requests) {
+    ratelimit::Freeze freeze;
+    freeze.source = request.source.canonical();
+    freeze.source_digest = request.source.digest();
+    freeze.rule = m_config->rules[request.rule].name;
+    freeze.reason = request.reason;
+    freeze.action = m_config->containment.action;
+    freeze.since = now;
+    freeze.until = now + m_config->containment.ttl;
+    std::string store_error;
+    const bool created = freezes->freeze(freeze, request.source, now, store_error);
+    // Rare and important: a line of its own, at warn, besides the verdict.
+    spdlog::warn("freeze {} {} {} ttl_s={} new={}{}", log_field("source", freeze.source, 512),
+                 log_field("rule", freeze.rule), log_field("action", policy::to_string(freeze.action)),
+                 m_config->containment.ttl.count(), created ? 1 : 0,
+                 store_error.empty() ? std::string() : " " + log_field("store_error", store_error));
+    decision.freezes_made.push_back(freeze.source);
+  }
+  decision.frozen_source = decision.freezes_made.front();
+  decision.verdict =
+      policy::contain(*m_config, std::move(decision.verdict), m_config->rules[requests.front().rule].name);
+  return redo_verdict(std::move(decision));
+}
+
+std::optional<ActiveFreeze> MessageSession::frozen_before_headers(const FreezeList& freezes,
+                                                                  ratelimit::TimePoint now) const {
+  if (m_facts.local_submission) return std::nullopt;  // no early refusal for sendmail(1) mail
+  if (policy::classify(*m_config, m_facts) != policy::Scope::Outbound) return std::nullopt;
+  return find_freeze(freezes, m_facts, /*headers_known=*/false, now);
+}
+
+Decision MessageSession::refuse_frozen(const ActiveFreeze& freeze) const {
+  Decision decision;
+  decision.scope = policy::Scope::Outbound;
+  decision.counter_state = "none";
+  decision.frozen_source = freeze.freeze.source;
+  decision.verdict = policy::contain(*m_config, policy::Verdict{}, freeze.freeze.rule);
+  return finish_verdict(std::move(decision));
+}
+
 Decision MessageSession::finish_verdict(Decision decision) const {
   decision.action = decision.verdict.action;
   const std::string reasons = policy::join_reasons(decision.verdict.reasons);
@@ -270,6 +328,7 @@ std::string format_decision_log(const MessageSession& session, const Decision& d
   if (!decision.quarantine_id.empty()) line += ' ' + log_field("quarantine_id", decision.quarantine_id);
   if (!decision.quarantine_failure.empty())
     line += ' ' + log_field("quarantine_error", decision.quarantine_failure);
+  if (!decision.frozen_source.empty()) line += ' ' + log_field("frozen_source", decision.frozen_source, 512);
   line += ' ' + log_field("reasons", policy::join_reasons(decision.verdict.reasons), 1024);
   line += ' ' + log_field("ms", std::to_string(static_cast<double>(elapsed.count()) / 1000.0));
   return line;

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "milter/freeze_cache.hpp"
 #include "policy/config.hpp"
 #include "policy/content_fingerprint.hpp"
 #include "policy/message_facts.hpp"
@@ -72,6 +73,10 @@ struct Decision {
   bool discard = false;
   std::string quarantine_id;        // the spool entry written, if any
   std::string quarantine_failure;   // why the quarantine became a tempfail
+  // Containment: the source this message was frozen by (canonical text), and
+  // the sources this message froze.
+  std::string frozen_source;
+  std::vector<std::string> freezes_made;
   std::string counter_state;        // "redis", "local-fallback", "unavailable", "none"
   std::string counter_failure;      // detail when the store failed, else empty
 };
@@ -97,6 +102,19 @@ class MessageSession {
   // once, at end-of-message.
   Decision decide(ratelimit::CounterStore& counters, ratelimit::TimePoint now);
 
+  // Containment, after decide(): a message from a frozen source gets the
+  // containment action; a verdict that fires a containment rule freezes the
+  // source it names (in `freezes`, so every instance enforces it) and the
+  // message gets the containment action too. Null `freezes`: no containment.
+  Decision contain(Decision decision, FreezeCache* freezes, ratelimit::TimePoint now);
+
+  // Before the headers arrive (at DATA): the freeze, if any, that already
+  // decides this message, so a tempfail/reject freeze can refuse it before
+  // the body is sent. Local submissions are never refused this early.
+  std::optional<ActiveFreeze> frozen_before_headers(const FreezeList& freezes, ratelimit::TimePoint now) const;
+  // The decision for a message refused at DATA by `freeze`.
+  Decision refuse_frozen(const ActiveFreeze& freeze) const;
+
   // For a Quarantine decision: records the entry in `spool` (the message too
   // in spool mode, metadata only in hold mode) and returns the decision the
   // MTA must get. In spool mode the message may be discarded only once it is
@@ -113,6 +131,8 @@ class MessageSession {
 
  private:
   Decision finish_verdict(Decision decision) const;
+  // finish_verdict() again after the verdict's action changed.
+  Decision redo_verdict(Decision decision) const;
   quarantine::QuarantineEntry quarantine_entry(const Decision& decision,
                                               std::chrono::system_clock::time_point now) const;
   void append_to_copy(std::string_view bytes);

@@ -39,6 +39,7 @@ struct IdentityPart {
   unsigned ipv4_prefix = 24;  // ClientNetwork only
   unsigned ipv6_prefix = 64;  // ClientNetwork only
   std::string name;           // Header (lower-case) or Macro (without braces)
+  friend bool operator==(const IdentityPart&, const IdentityPart&) = default;
 };
 
 // What a rule does when a part of its identity is missing for a message

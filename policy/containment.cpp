@@ -1,0 +1,34 @@
+#include "policy/containment.hpp"
+
+#include <algorithm>
+
+namespace floodgate::policy {
+
+std::vector<FreezeRequest> sources_to_freeze(const Config& config, const Verdict& verdict,
+                                             const MessageFacts& facts) {
+  const ContainmentSettings& containment = config.containment;
+  const bool by_score = containment.min_score && verdict.score >= *containment.min_score;
+  std::vector<FreezeRequest> requests;
+  for (std::size_t i = 0; i < verdict.fired_rules.size(); ++i) {
+    const std::size_t rule_index = verdict.fired_rules[i];
+    const Rule& rule = config.rules[rule_index];
+    const bool named = std::find(containment.rules.begin(), containment.rules.end(), rule_index) !=
+                       containment.rules.end();
+    if (!rule.identity || !(named || by_score)) continue;
+    auto source = source_of(config.identities[*rule.identity], facts);
+    if (!source) continue;
+    // Two rules on one identity freeze one source.
+    const bool already = std::any_of(requests.begin(), requests.end(),
+                                     [&](const FreezeRequest& r) { return r.source == *source; });
+    if (!already) requests.push_back({rule_index, std::move(*source), verdict.reasons[i]});
+  }
+  return requests;
+}
+
+Verdict contain(const Config& config, Verdict verdict, const std::string& rule_name) {
+  verdict.action = config.containment.action;
+  verdict.reasons.push_back("frozen(" + rule_name + ")");
+  return verdict;
+}
+
+}  // namespace floodgate::policy
