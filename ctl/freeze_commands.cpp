@@ -52,8 +52,10 @@ const CommandSpec k_freeze{
     "header:NAME, macro:NAME). A source already frozen keeps its freeze."};
 
 const CommandSpec k_unfreeze{"unfreeze", "unfreeze SOURCE... [--json]",
-                             "Lifts the freeze of the source the SOURCE words name (as for freeze),\n"
-                             "whether a rule or a person made it. Exit status 1 if it was not frozen."};
+                             "Lifts the freeze of the source the SOURCE words name, whether a rule or a\n"
+                             "person made it. SOURCE is typed as for freeze, or copied as frozen prints it\n"
+                             "(the canonical spelling, where %XX stands for a space, '=', '%' or a control\n"
+                             "or 8-bit byte). Exit status 1 if it was not frozen."};
 
 std::string dump(const nlohmann::json& json) {
   return json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -118,17 +120,25 @@ int store_failure(const ratelimit::CounterFailure& failure, std::string_view con
 
 // Options and SOURCE words shared by freeze and unfreeze. std::nullopt: go
 // on with `spec`; otherwise the exit status (help, usage error).
+// `printed` is the SOURCE words read as frozen prints a source (canonical,
+// percent-encoded), when they are that and name another spec than `source`.
 std::optional<int> parse_source_command(const CommandSpec& spec, const po::options_description& options,
                                         const std::vector<std::string>& args, po::variables_map& values,
-                                        policy::SourceSpec& source, CtlSession& session) {
+                                        policy::SourceSpec& source, std::optional<policy::SourceSpec>& printed,
+                                        CtlSession& session) {
   po::positional_options_description positional;
   positional.add("id", -1);
   if (auto status = parse_command_line(spec, options, positional, args, values, session)) return status;
   if (!values.count("id")) return usage_error(spec, "give the SOURCE, e.g. client=10.1.2.3", session);
+  const auto& words = values["id"].as<std::vector<std::string>>();
   std::string error;
-  auto parsed = policy::parse_source_spec(values["id"].as<std::vector<std::string>>(), error);
+  auto parsed = policy::parse_source_spec(words, error);
   if (!parsed) return usage_error(spec, error.empty() ? "not a source" : error, session);
   source = std::move(*parsed);
+  std::string joined;
+  for (const auto& word : words) joined += (joined.empty() ? "" : " ") + word;
+  printed = policy::parse_canonical_source(joined);
+  if (printed && printed->digest() == source.digest()) printed.reset();
   return std::nullopt;
 }
 
@@ -192,7 +202,11 @@ int run_freeze(const std::vector<std::string>& args, CtlSession& session) {
       "json", "print the outcome as JSON");
   po::variables_map values;
   policy::SourceSpec source;
-  if (auto status = parse_source_command(k_freeze, options, args, values, source, session)) return *status;
+  // Freezing takes the words as typed only: a value containing "%20" means
+  // those three characters, as it does in a header.
+  std::optional<policy::SourceSpec> printed;
+  if (auto status = parse_source_command(k_freeze, options, args, values, source, printed, session))
+    return *status;
   std::optional<std::chrono::seconds> ttl;
   if (values.count("ttl")) {
     const auto& text = values["ttl"].as<std::string>();
@@ -235,7 +249,7 @@ int run_freeze(const std::vector<std::string>& args, CtlSession& session) {
   if (*created) {
     session.out() << "frozen: " << until_text(shown) << "\n";
   } else {
-    session.out() << "already frozen: " << until_text(shown) << ", since " << format_utc(shown.since) << " by "
+    session.out() << "already frozen: " << until_text(shown) << ", since " << format_utc(shown.since) << " by rule "
                   << escape_for_terminal(shown.rule, k_rule_column) << "\n";
   }
   return k_exit_ok;
@@ -246,12 +260,20 @@ int run_unfreeze(const std::vector<std::string>& args, CtlSession& session) {
   options.add_options()("json", "print the outcome as JSON");
   po::variables_map values;
   policy::SourceSpec source;
-  if (auto status = parse_source_command(k_unfreeze, options, args, values, source, session)) return *status;
+  std::optional<policy::SourceSpec> printed;
+  if (auto status = parse_source_command(k_unfreeze, options, args, values, source, printed, session))
+    return *status;
   if (!session.open_freeze_store()) return k_exit_error;
 
-  const std::string canonical = source.canonical();
+  // The words as typed first; else, if they are a source as frozen printed
+  // it, that one. Trying a source that is not frozen changes nothing.
   auto removed = session.freeze_store().unfreeze(source.digest());
+  if (removed && !*removed && printed) {
+    removed = session.freeze_store().unfreeze(printed->digest());
+    if (removed && *removed) source = std::move(*printed);
+  }
   if (!removed) return store_failure(removed.error(), "; nothing was unfrozen", session);
+  const std::string canonical = source.canonical();
   if (values.count("json")) {
     session.out() << dump({{"unfrozen", *removed},
                            {"source", quarantine::bytes_to_json(canonical)},
