@@ -221,6 +221,19 @@ int run_freeze(const std::vector<std::string>& args, CtlSession& session) {
   }
   if (!session.open_freeze_store()) return k_exit_error;
 
+  // The milter keeps only the headers the config names (identities,
+  // exemptions): a freeze on any other header could never match a message.
+  const auto& collected = session.config().headers_of_interest;
+  for (const auto& part : source.parts) {
+    if (part.part.kind == policy::IdentityPart::Kind::Header &&
+        std::find(collected.begin(), collected.end(), part.part.name) == collected.end()) {
+      session.report_error("Floodgate does not read the header " + escape_for_terminal(part.part.name) +
+                           ": name it in an identity of " + escape_for_terminal(session.config().source_file) +
+                           " (and restart floodgate) before freezing on it");
+      return k_exit_error;
+    }
+  }
+
   const auto& containment = session.config().containment;
   const TimePoint now = now_ms(session);
   Freeze freeze{

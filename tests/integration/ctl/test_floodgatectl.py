@@ -625,6 +625,12 @@ class Freeze(CtlTestCase):
         self.assertEqual(proc.returncode, 1)
         self.assertEqual(proc.stderr.decode(), "floodgatectl: not frozen: client_address=192.0.2.7\n")
 
+    def test_a_header_floodgate_does_not_read_cannot_be_frozen_on(self):
+        proc = self.ctl("freeze", "client=192.0.2.9", "header:X-Mailer=spamtool")
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("floodgatectl: Floodgate does not read the header x-mailer", proc.stderr.decode())
+        self.assertEqual(self.frozen(), [])
+
     def test_defaults_come_from_the_containment_section(self):
         self.ctl_ok("freeze", "sasl=bob")
         [listed] = self.frozen()
