@@ -252,7 +252,13 @@ quarantine::QuarantineEntry MessageSession::quarantine_entry(const Decision& dec
   entry.size_bytes = m_copy && entry.mode == quarantine::EntryMode::Spool ? m_copy->size() : m_facts.size_bytes;
   entry.score = decision.verdict.score;
   entry.reasons = decision.verdict.reasons;
+  // "freeze:<rule>" when containment stopped it, else the score band did.
   entry.cause = "score";
+  const std::string frozen_prefix = "frozen(";
+  for (const auto& reason : decision.verdict.reasons) {
+    if (reason.starts_with(frozen_prefix) && reason.ends_with(")"))
+      entry.cause = "freeze:" + reason.substr(frozen_prefix.size(), reason.size() - frozen_prefix.size() - 1);
+  }
   if (m_facts.fingerprint.present)
     entry.fingerprint = m_facts.fingerprint.method + ":" + policy::to_hex(m_facts.fingerprint.digest);
   return entry;

@@ -118,6 +118,7 @@ struct Exemption {
 
 // ---- Verdicts ---------------------------------------------------------------
 
+// From mildest to hardest: containment relies on this order.
 enum class Action { Accept, Tag, Quarantine, Tempfail, Reject };
 
 // A score band: messages scoring >= min_score get `action` unless a band

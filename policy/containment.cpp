@@ -26,7 +26,9 @@ std::vector<FreezeRequest> sources_to_freeze(const Config& config, const Verdict
 }
 
 Verdict contain(const Config& config, Verdict verdict, const std::string& rule_name) {
-  verdict.action = config.containment.action;
+  // A freeze never softens what the message earned by itself: the Action
+  // enumerators go from mildest to hardest.
+  verdict.action = std::max(verdict.action, config.containment.action);
   verdict.reasons.push_back("frozen(" + rule_name + ")");
   return verdict;
 }

@@ -6,8 +6,9 @@
 // the fired rules' identities. The milter stores them (ratelimit/
 // freeze_store.hpp) and every instance then enforces them.
 // contain(): turns a verdict into the containment action for a message that
-// comes from a frozen source, keeping the score and adding the reason
-// "frozen(<rule>)".
+// comes from a frozen source (or froze it), keeping the score and adding the
+// reason "frozen(<rule>)"; a harder action the message earned by itself
+// (tempfail, reject) stays.
 #pragma once
 
 #include <string>

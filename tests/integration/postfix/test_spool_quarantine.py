@@ -119,8 +119,11 @@ class SpoolBurst(SpoolTestCase):
                 "recipients": [rcpts[i]],
                 "subject": "You won",
                 "score": 20,
-                "reasons": [f"same_content_rcpts_per_client={i + 1}>100 (+20)"],
-                "cause": "score",
+                # The 101st trips the rule, which also freezes the client
+                # (shipped containment): each entry says so.
+                "reasons": [f"same_content_rcpts_per_client={i + 1}>100 (+20)",
+                            "frozen(same_content_rcpts_per_client)"],
+                "cause": "freeze:same_content_rcpts_per_client",
                 "mode": "spool",
             }
             got = {k: e.get(k) for k in want}
@@ -335,7 +338,9 @@ class HoldMode(SpoolTestCase):
         self.assertEqual(entry["sender"], k_sender)
         self.assertEqual(entry["score"], 50)
         self.assertEqual(entry["reasons"], ["rcpts_per_msg=200>50 (+10)", "rcpts_per_msg_high=200>150 (+20)",
-                                            "same_content_rcpts_per_client=200>100 (+20)"])
+                                            "same_content_rcpts_per_client=200>100 (+20)",
+                                            "frozen(same_content_rcpts_per_client)"])
+        self.assertEqual(entry["cause"], "freeze:same_content_rcpts_per_client")
 
         proc = world.floodgatectl("release", entry["id"])
         self.assert_ctl(proc, 0, "release of a held message")

@@ -90,5 +90,17 @@ TEST(Contain, GivesTheContainmentActionAndSaysWhichRuleFroze) {
   EXPECT_EQ(contained.reasons, std::vector<std::string>{"frozen(rcpts_per_client)"});
 }
 
+TEST(Contain, NeverSoftensWhatTheMessageEarnedByItself) {
+  Config config = config_with_two_identity_rules();
+  config.containment.action = Action::Quarantine;
+  Verdict verdict = fired({1}, 80);
+  for (const auto& [earned, want] : {std::pair{Action::Accept, Action::Quarantine}, std::pair{Action::Tag, Action::Quarantine},
+                                    std::pair{Action::Quarantine, Action::Quarantine},
+                                    std::pair{Action::Tempfail, Action::Tempfail}, std::pair{Action::Reject, Action::Reject}}) {
+    verdict.action = earned;
+    EXPECT_EQ(contain(config, verdict, "rcpts_per_client").action, want) << "earned " << to_string(earned);
+  }
+}
+
 }  // namespace
 }  // namespace floodgate::policy
