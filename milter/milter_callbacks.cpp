@@ -219,6 +219,7 @@ sfsistat on_data(SMFICTX* ctx) {
     if (!freeze || freeze->freeze.action == policy::Action::Quarantine) return SMFIS_CONTINUE;
     state->message->set_macro("i", macro_value(ctx, "i").value_or("-"));
     const Decision decision = state->message->refuse_frozen(*freeze);
+    if (!decision.reply) return SMFIS_CONTINUE;  // not a refusal after all: decide at end-of-message
     smfi_setreply(ctx, const_cast<char*>(decision.reply->code.c_str()),
                   const_cast<char*>(decision.reply->status.c_str()), const_cast<char*>(decision.reply->text.c_str()));
     spdlog::info("{} stage=data", format_decision_log(*state->message, decision, std::chrono::microseconds(0)));

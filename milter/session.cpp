@@ -160,7 +160,7 @@ Decision MessageSession::contain(Decision decision, FreezeCache* freezes, rateli
   if (freezes == nullptr || decision.scope != policy::Scope::Outbound) return decision;
   if (auto active = find_freeze(*freezes->snapshot(), m_facts, /*headers_known=*/true, now)) {
     decision.frozen_source = active->freeze.source;
-    decision.verdict = policy::contain(*m_config, std::move(decision.verdict), active->freeze.rule);
+    decision.verdict = policy::contain(std::move(decision.verdict), active->freeze.action, active->freeze.rule);
     return redo_verdict(std::move(decision));
   }
   const auto requests = policy::sources_to_freeze(*m_config, decision.verdict, m_facts);
@@ -184,8 +184,8 @@ Decision MessageSession::contain(Decision decision, FreezeCache* freezes, rateli
     decision.freezes_made.push_back(freeze.source);
   }
   decision.frozen_source = decision.freezes_made.front();
-  decision.verdict =
-      policy::contain(*m_config, std::move(decision.verdict), m_config->rules[requests.front().rule].name);
+  decision.verdict = policy::contain(std::move(decision.verdict), m_config->containment.action,
+                                     m_config->rules[requests.front().rule].name);
   return redo_verdict(std::move(decision));
 }
 
@@ -201,7 +201,7 @@ Decision MessageSession::refuse_frozen(const ActiveFreeze& freeze) const {
   decision.scope = policy::Scope::Outbound;
   decision.counter_state = "none";
   decision.frozen_source = freeze.freeze.source;
-  decision.verdict = policy::contain(*m_config, policy::Verdict{}, freeze.freeze.rule);
+  decision.verdict = policy::contain(policy::Verdict{}, freeze.freeze.action, freeze.freeze.rule);
   return finish_verdict(std::move(decision));
 }
 

@@ -25,10 +25,10 @@ std::vector<FreezeRequest> sources_to_freeze(const Config& config, const Verdict
   return requests;
 }
 
-Verdict contain(const Config& config, Verdict verdict, const std::string& rule_name) {
+Verdict contain(Verdict verdict, Action freeze_action, const std::string& rule_name) {
   // A freeze never softens what the message earned by itself: the Action
   // enumerators go from mildest to hardest.
-  verdict.action = std::max(verdict.action, config.containment.action);
+  verdict.action = std::max(verdict.action, freeze_action);
   verdict.reasons.push_back("frozen(" + rule_name + ")");
   return verdict;
 }

@@ -30,7 +30,9 @@ struct FreezeRequest {
 std::vector<FreezeRequest> sources_to_freeze(const Config& config, const Verdict& verdict,
                                              const MessageFacts& facts);
 
-// The verdict a message from a source frozen by `rule_name` gets.
-Verdict contain(const Config& config, Verdict verdict, const std::string& rule_name);
+// The verdict a message from a source frozen (by `rule_name`, with the
+// freeze's own `action`: a manual freeze may choose another than the
+// config's) gets.
+Verdict contain(Verdict verdict, Action freeze_action, const std::string& rule_name);
 
 }  // namespace floodgate::policy

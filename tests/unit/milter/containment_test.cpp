@@ -134,6 +134,32 @@ actions: {quarantine: 20}
   EXPECT_EQ(other_script.decision.action, Action::Accept);
 }
 
+// Regression: the freeze's own action used to be replaced by the config's,
+// so a manual `--action reject` freeze gave a generic 451 at DATA.
+TEST_F(ContainmentTest, ManualFreezeKeepsItsOwnAction) {
+  const auto config = containment_config("quarantine");
+  ratelimit::Freeze freeze;
+  freeze.source = "client_address=10.3.3.3";
+  const auto source = *policy::parse_canonical_source(freeze.source);
+  freeze.source_digest = source.digest();
+  freeze.rule = "manual";
+  freeze.action = Action::Reject;
+  freeze.since = k_start;
+  freeze.until = k_start + 1h;
+  std::string error;
+  m_cache.freeze(freeze, source, k_start, error);
+
+  const Sent next = send(config, "10.3.3.3", 1, k_start + 1s);
+  ASSERT_TRUE(next.early);
+  ConnectionInfo connection;
+  connection.client_address = "10.3.3.3";
+  const Decision refused = MessageSession(config, connection).refuse_frozen(*next.early);
+  EXPECT_EQ(refused.action, Action::Reject);
+  ASSERT_TRUE(refused.reply);
+  EXPECT_EQ(refused.reply->code, "550");
+  EXPECT_EQ(next.decision.action, Action::Reject);  // and at end-of-message alike
+}
+
 TEST_F(ContainmentTest, LocalSubmissionIsNeverRefusedBeforeTheHeaders) {
   const auto config = containment_config("reject");
   send(config, "127.0.0.1", 6, k_start, {}, /*local=*/true);

@@ -84,7 +84,7 @@ TEST(Contain, GivesTheContainmentActionAndSaysWhichRuleFroze) {
   config.containment.action = Action::Tempfail;
   Verdict verdict = fired({}, 0);
   verdict.action = Action::Accept;
-  const Verdict contained = contain(config, verdict, "rcpts_per_client");
+  const Verdict contained = contain(verdict, config.containment.action, "rcpts_per_client");
   EXPECT_EQ(contained.action, Action::Tempfail);
   EXPECT_EQ(contained.score, 0);
   EXPECT_EQ(contained.reasons, std::vector<std::string>{"frozen(rcpts_per_client)"});
@@ -98,7 +98,8 @@ TEST(Contain, NeverSoftensWhatTheMessageEarnedByItself) {
                                     std::pair{Action::Quarantine, Action::Quarantine},
                                     std::pair{Action::Tempfail, Action::Tempfail}, std::pair{Action::Reject, Action::Reject}}) {
     verdict.action = earned;
-    EXPECT_EQ(contain(config, verdict, "rcpts_per_client").action, want) << "earned " << to_string(earned);
+    EXPECT_EQ(contain(verdict, config.containment.action, "rcpts_per_client").action, want)
+        << "earned " << to_string(earned);
   }
 }
 
