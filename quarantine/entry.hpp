@@ -45,6 +45,10 @@ struct QuarantineEntry {
   // "freeze:<rule>" later.
   std::string cause = "score";
   std::string fingerprint;              // "exact:1a2b3c4d5e6f7a8b" or ""
+  // The freeze that stopped it: the source's canonical spelling
+  // (policy::SourceSpec::canonical(), which holds the client's values), ""
+  // when the score band did. `unfreeze --release-quarantined` matches on it.
+  std::string frozen_source;
 };
 
 // "20261127T101500Z-0123456789abcdef": UTC time of quarantine, then 64

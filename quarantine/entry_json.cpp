@@ -158,6 +158,11 @@ class Reader {
     m_error = std::string(key) + ": expected an integer in range";
   }
 
+  // For a key older writers did not know: missing leaves `out` as it is.
+  void optional_bytes(std::string_view key, std::string& out) {
+    if (m_error.empty() && m_object.contains(key)) bytes(key, out);
+  }
+
   const std::string& error() const { return m_error; }
 
  private:
@@ -231,6 +236,7 @@ nlohmann::json entry_to_json(const QuarantineEntry& entry) {
       {"reasons", list(entry.reasons)},
       {"cause", bytes_to_json(entry.cause)},
       {"fingerprint", bytes_to_json(entry.fingerprint)},
+      {"frozen_source", bytes_to_json(entry.frozen_source)},
   };
 }
 
@@ -256,6 +262,8 @@ tl::expected<QuarantineEntry, std::string> entry_from_json(const nlohmann::json&
   read.byte_list("reasons", entry.reasons);
   read.bytes("cause", entry.cause);
   read.bytes("fingerprint", entry.fingerprint);
+  // Entries written before containment have none: the score band stopped them.
+  read.optional_bytes("frozen_source", entry.frozen_source);
   if (!read.error().empty()) return tl::unexpected(read.error());
 
   if (!is_valid_entry_id(entry.id)) return tl::unexpected(std::string("id: not a valid entry id"));

@@ -73,6 +73,7 @@ TEST(EntryJson, RoundTripsEveryField) {
   entry.size_bytes = 18446744073709551615ULL;
   entry.score = -7;
   entry.cause = "freeze:burst";
+  entry.frozen_source = "client_address=192.0.2.7 header:x-php-originating-script=12:contact.php";
   const auto json = entry_to_json(entry);
   auto back = entry_from_json(nlohmann::json::parse(json.dump()));
   ASSERT_TRUE(back) << back.error();
@@ -92,6 +93,55 @@ TEST(EntryJson, RoundTripsEveryField) {
   EXPECT_EQ(back->reasons, entry.reasons);
   EXPECT_EQ(back->cause, entry.cause);
   EXPECT_EQ(back->fingerprint, entry.fingerprint);
+  EXPECT_EQ(back->frozen_source, entry.frozen_source);
+}
+
+// The canonical spelling percent-encodes, but the field holds whatever the
+// milter put there: a header value with NULs, line breaks, terminal escapes
+// and 8-bit bytes must come back byte for byte.
+TEST(EntryJson, FrozenSourceWithHostileBytesRoundTrips) {
+  const std::vector<std::string> hostile = {
+      "header:x-php-originating-script=a\0b\r\nX-Forged: yes\x1b[2J"s,
+      "sasl_user=\xff\xfe\xc0\xaf \"quoted\" {\"base64\": \"QQ==\"}"s,
+      "client_name=\0"s,
+      std::string(1, '\x80'),
+  };
+  for (const auto& source : hostile) {
+    QuarantineEntry entry = sample_entry(sample_time(), 1);
+    entry.cause = "freeze:web_form";
+    entry.frozen_source = source;
+    std::string text;
+    ASSERT_NO_THROW(text = entry_to_json(entry).dump()) << ::testing::PrintToString(source);
+    auto back = entry_from_json(nlohmann::json::parse(text));
+    ASSERT_TRUE(back) << back.error();
+    EXPECT_EQ(back->frozen_source, source) << "got " << ::testing::PrintToString(back->frozen_source) << ", want "
+                                           << ::testing::PrintToString(source);
+  }
+  QuarantineEntry entry = sample_entry(sample_time(), 1);
+  entry.frozen_source = "sasl_user=\xff";
+  EXPECT_EQ(entry_to_json(entry)["frozen_source"], nlohmann::json({{"base64", "c2FzbF91c2VyPf8="}}));
+}
+
+TEST(EntryJson, ScoreBandEntryHasAnEmptyFrozenSource) {
+  const auto json = entry_to_json(sample_entry(sample_time(), 1));
+  EXPECT_EQ(json["frozen_source"], "");
+}
+
+// Written by a version without containment: no "frozen_source" key. Spools
+// survive upgrades, so it must still read, as stopped by the score band.
+TEST(EntryJson, EntryWithoutFrozenSourceFromAnOlderVersionReadsBackWithItEmpty) {
+  const auto old = nlohmann::json::parse(R"json({
+    "id": "20261127T101500Z-0123456789abcdef", "time": "2026-11-27T10:15:00Z",
+    "time_unix_ns": 1795774500000000000, "mode": "spool", "queue_id": "4AbCdEf123",
+    "client_address": "192.0.2.10", "client_name": "web1.example.org", "helo": "web1.example.org",
+    "sasl_user": "", "sender": "alice@example.org", "recipients": ["bob@example.net"],
+    "subject": "quarterly report", "size_bytes": 120, "score": 30,
+    "reasons": ["rcpts_per_msg=200>50 (+30)"], "cause": "score", "fingerprint": ""})json");
+  auto back = entry_from_json(old);
+  ASSERT_TRUE(back) << back.error();
+  EXPECT_EQ(back->frozen_source, "");
+  EXPECT_EQ(back->id, "20261127T101500Z-0123456789abcdef");
+  EXPECT_EQ(back->sender, "alice@example.org");
 }
 
 TEST(EntryJson, ShowsTimeForPeopleAndValidUtf8AsPlainStrings) {
@@ -184,6 +234,10 @@ TEST(EntryJson, RefusesMalformedMetadataNamingTheKey) {
       {"mode", "queue", "mode:"},
       {"id", "../../etc/passwd", "id:"},
       {"time_unix_ns", 1.5, "time_unix_ns:"},
+      // Optional, but not any type when present.
+      {"frozen_source", 7, "frozen_source:"},
+      {"frozen_source", nullptr, "frozen_source:"},
+      {"frozen_source", nlohmann::json{{"base64", "QR=="}}, "frozen_source:"},
   };
   for (const auto& c : cases) {
     auto json = good;
