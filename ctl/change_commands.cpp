@@ -12,6 +12,7 @@
 #include "ctl/command_line.hpp"
 #include "ctl/commands.hpp"
 #include "ctl/postsuper.hpp"
+#include "ctl/release_entry.hpp"
 #include "ctl/terminal_text.hpp"
 #include "quarantine/entry_json.hpp"
 #include "quarantine/smtp_release.hpp"
@@ -51,17 +52,6 @@ nlohmann::json strings_to_json(const std::vector<std::string>& strings) {
   auto array = nlohmann::json::array();
   for (const auto& text : strings) array.push_back(quarantine::bytes_to_json(text));
   return array;
-}
-
-// "1 entry", "3 entries", "2 recipients".
-std::string count_text(std::size_t count, std::string_view noun) {
-  std::string text = std::to_string(count) + " " + std::string(noun);
-  if (count == 1) return text;
-  if (text.back() == 'y') {
-    text.back() = 'i';
-    return text + "es";
-  }
-  return text + "s";
 }
 
 // The entries a release or delete applies to: the ids given (each checked,
@@ -114,8 +104,8 @@ po::options_description selection_options(const CommandSpec& spec,
   return options;
 }
 
-// One entry's release; prints its outcome and returns it as JSON ("released":
-// true only when the entry is done with).
+}  // namespace
+
 nlohmann::json release_entry(const QuarantineEntry& entry, const std::optional<std::string>& copy_to,
                              bool json_output, CtlSession& session) {
   nlohmann::json outcome;
@@ -214,8 +204,6 @@ nlohmann::json release_entry(const QuarantineEntry& entry, const std::optional<s
   return fail("delivered to " + count_text(result.accepted.size(), "recipient") + "; " +
               count_text(still_owed.size(), "refused recipient") + " kept in the entry");
 }
-
-}  // namespace
 
 int run_release(const std::vector<std::string>& args, CtlSession& session) {
   po::positional_options_description positional;

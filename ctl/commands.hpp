@@ -25,7 +25,7 @@ int run_release(const std::vector<std::string>& args, CtlSession& session);
 int run_delete(const std::vector<std::string>& args, CtlSession& session);
 int run_purge(const std::vector<std::string>& args, CtlSession& session);
 // Containment (ctl/freeze_commands.cpp): these open the Redis freeze store,
-// not the spool.
+// not the spool (except unfreeze --release-quarantined, which opens both).
 int run_frozen(const std::vector<std::string>& args, CtlSession& session);
 int run_freeze(const std::vector<std::string>& args, CtlSession& session);
 int run_unfreeze(const std::vector<std::string>& args, CtlSession& session);

@@ -1,5 +1,7 @@
 // frozen, freeze, unfreeze: the contained sources in the Redis freeze store
-// that every Floodgate instance reads.
+// that every Floodgate instance reads. unfreeze --release-quarantined also
+// releases the entries whose frozen_source is the source's canonical
+// spelling, one by one as release does (ctl/release_entry.hpp).
 //
 // SECURITY: a source's values (header values, SASL names, addresses) are
 // text from the SMTP client, and so is a reason a rule wrote; both are
@@ -13,11 +15,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 
 #include "ctl/command_line.hpp"
 #include "ctl/commands.hpp"
+#include "ctl/release_entry.hpp"
 #include "ctl/terminal_text.hpp"
 #include "policy/source_spec.hpp"
 #include "quarantine/entry_json.hpp"
@@ -51,11 +55,20 @@ const CommandSpec k_freeze{
     "(parts: client, network, client_name, sasl, sender, sender_domain,\n"
     "header:NAME, macro:NAME). A source already frozen keeps its freeze."};
 
-const CommandSpec k_unfreeze{"unfreeze", "unfreeze SOURCE... [--json]",
-                             "Lifts the freeze of the source the SOURCE words name, whether a rule or a\n"
-                             "person made it. SOURCE is typed as for freeze, or copied as frozen prints it\n"
-                             "(the canonical spelling, where %XX stands for a space, '=', '%' or a control\n"
-                             "or 8-bit byte). Exit status 1 if it was not frozen."};
+const CommandSpec k_unfreeze{
+    "unfreeze", "unfreeze SOURCE... [--release-quarantined] [--json]",
+    "Lifts the freeze of the source the SOURCE words name, whether a rule or a\n"
+    "person made it. SOURCE is typed as for freeze, or copied as frozen prints it\n"
+    "(the canonical spelling, where %XX stands for a space, '=', '%' or a control\n"
+    "or 8-bit byte). Exit status 1 if it was not frozen.\n"
+    "With --release-quarantined (a false positive), also releases, as release does,\n"
+    "every quarantined message that this source's freeze stopped (not those its\n"
+    "score stopped): over SMTP to the release target, or with postsuper -H for\n"
+    "hold-mode entries. A source no longer frozen is said so and its mail released\n"
+    "all the same; the exit status is then 1 only if a message was not released\n"
+    "to all its recipients (those refused stay in the entry). A daemon may\n"
+    "quarantine for up to containment.refresh_interval after the unfreeze: run\n"
+    "it again to release such stragglers."};
 
 std::string dump(const nlohmann::json& json) {
   return json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -270,12 +283,19 @@ int run_freeze(const std::vector<std::string>& args, CtlSession& session) {
 
 int run_unfreeze(const std::vector<std::string>& args, CtlSession& session) {
   auto options = command_options(k_unfreeze);
-  options.add_options()("json", "print the outcome as JSON");
+  options.add_options()("release-quarantined",
+                        "also release the mail this source's freeze quarantined")(
+      "json", "print the outcome as JSON");
   po::variables_map values;
   policy::SourceSpec source;
   std::optional<policy::SourceSpec> printed;
   if (auto status = parse_source_command(k_unfreeze, options, args, values, source, printed, session))
     return *status;
+  const bool release = values.count("release-quarantined") > 0;
+  const bool json_output = values.count("json") > 0;
+  // A spool that cannot be opened stops the command before the freeze is
+  // lifted: ops asked for both or neither.
+  if (release && !session.open()) return k_exit_error;
   if (!session.open_freeze_store()) return k_exit_error;
 
   // The words as typed first; else, if they are a source as frozen printed
@@ -286,18 +306,77 @@ int run_unfreeze(const std::vector<std::string>& args, CtlSession& session) {
     if (removed && *removed) source = std::move(*printed);
   }
   if (!removed) return store_failure(removed.error(), "; nothing was unfrozen", session);
+
+  std::vector<quarantine::QuarantineEntry> stopped;
+  if (release) {
+    std::vector<std::string> problems;
+    const auto entries = session.store().list(&problems);
+    for (const auto& problem : problems) session.report_error("skipped: " + escape_for_terminal(problem));
+    auto stopped_by = [&](const policy::SourceSpec& spec) {
+      const std::string canonical = spec.canonical();
+      std::vector<quarantine::QuarantineEntry> found;
+      std::copy_if(entries.begin(), entries.end(), std::back_inserter(found),
+                   [&](const quarantine::QuarantineEntry& entry) { return entry.frozen_source == canonical; });
+      return found;
+    };
+    stopped = stopped_by(source);
+    // Unfrozen before (or expired) under neither spelling: the entries say
+    // which one the words meant.
+    if (!*removed && stopped.empty() && printed) {
+      stopped = stopped_by(*printed);
+      if (!stopped.empty()) source = std::move(*printed);
+    }
+  }
+
   const std::string canonical = source.canonical();
-  if (values.count("json")) {
+  if (!json_output) {
+    if (*removed) {
+      session.out() << "unfrozen: " << escape_for_terminal(canonical) << "\n";
+    } else if (release) {
+      session.out() << "not frozen (any more): " << escape_for_terminal(canonical)
+                    << "; releasing its quarantined mail all the same\n";
+    } else {
+      session.report_error("not frozen: " + escape_for_terminal(canonical));
+    }
+  }
+  if (!release) {
+    if (json_output) {
+      session.out() << dump({{"unfrozen", *removed},
+                             {"source", quarantine::bytes_to_json(canonical)},
+                             {"source_digest", source.digest()}})
+                    << "\n";
+    }
+    return *removed ? k_exit_ok : k_exit_error;
+  }
+
+  auto outcomes = nlohmann::json::array();
+  std::vector<std::string> released;
+  std::vector<std::string> not_released;
+  for (const auto& entry : stopped) {
+    auto outcome = release_entry(entry, std::nullopt, json_output, session);
+    (outcome["released"].get<bool>() ? released : not_released).push_back(entry.id);
+    outcomes.push_back(std::move(outcome));
+  }
+  if (json_output) {
     session.out() << dump({{"unfrozen", *removed},
                            {"source", quarantine::bytes_to_json(canonical)},
-                           {"source_digest", source.digest()}})
+                           {"source_digest", source.digest()},
+                           {"released", released},
+                           {"not_released", not_released},
+                           {"outcomes", std::move(outcomes)}})
                   << "\n";
-  } else if (*removed) {
-    session.out() << "unfrozen: " << escape_for_terminal(canonical) << "\n";
+  } else if (stopped.empty()) {
+    session.out() << "no quarantined mail from " << escape_for_terminal(canonical) << "\n";
   } else {
-    session.report_error("not frozen: " + escape_for_terminal(canonical));
+    session.out() << "released " << released.size() << " of " << count_text(stopped.size(), "entry")
+                  << " quarantined from " << escape_for_terminal(canonical) << "\n";
   }
-  return *removed ? k_exit_ok : k_exit_error;
+  if (!not_released.empty()) {
+    std::string ids;
+    for (const auto& id : not_released) ids += " " + id;
+    session.report_error(count_text(not_released.size(), "entry") + " not released:" + ids);
+  }
+  return not_released.empty() ? k_exit_ok : k_exit_error;
 }
 
 }  // namespace floodgate::ctl

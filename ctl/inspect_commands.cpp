@@ -217,6 +217,7 @@ int run_show(const std::vector<std::string>& args, CtlSession& session) {
   field("size", std::to_string(entry->size_bytes) + " bytes");
   field("score", std::to_string(entry->score));
   field("cause", escape_for_terminal(entry->cause));
+  if (!entry->frozen_source.empty()) field("frozen by", escape_for_terminal(entry->frozen_source));
   field("reasons", std::to_string(entry->reasons.size()));
   for (const auto& reason : entry->reasons) out << "  " << escape_for_terminal(reason) << "\n";
   field("fingerprint", escape_for_terminal(entry->fingerprint));

@@ -31,7 +31,7 @@ constexpr Command k_commands[] = {
     {"stats", run_stats, "count entries and bytes, by reason and by source"},
     {"frozen", run_frozen, "list the frozen sources: since, TTL left, action, rule, reason"},
     {"freeze", run_freeze, "freeze a SOURCE (--ttl, --action, --reason) on every instance sharing Redis"},
-    {"unfreeze", run_unfreeze, "lift a SOURCE's freeze"},
+    {"unfreeze", run_unfreeze, "lift a SOURCE's freeze (--release-quarantined: and release its mail)"},
 };
 
 void print_usage(std::ostream& out, const po::options_description& options) {

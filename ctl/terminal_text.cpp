@@ -126,6 +126,16 @@ std::string format_age(std::chrono::system_clock::duration age) {
   return std::to_string(seconds / 86400) + "d";
 }
 
+std::string count_text(std::size_t count, std::string_view noun) {
+  std::string text = std::to_string(count) + " " + std::string(noun);
+  if (count == 1) return text;
+  if (text.back() == 'y') {
+    text.back() = 'i';
+    return text + "es";
+  }
+  return text + "s";
+}
+
 std::string format_utc(std::chrono::system_clock::time_point time) {
   const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::floor<std::chrono::seconds>(time));
   std::tm utc{};

@@ -36,6 +36,9 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
 // the future shows as "0s".
 std::string format_age(std::chrono::system_clock::duration age);
 
+// "1 entry", "3 entries", "2 recipients": `noun` is a plain English noun.
+std::string count_text(std::size_t count, std::string_view noun);
+
 // "2026-11-27 10:15:00 UTC"
 std::string format_utc(std::chrono::system_clock::time_point time);
 

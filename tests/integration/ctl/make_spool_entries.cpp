@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
                                 {"sender", &entry.sender},
                                 {"subject", &entry.subject},
                                 {"cause", &entry.cause},
-                                {"fingerprint", &entry.fingerprint}}) {
+                                {"fingerprint", &entry.fingerprint},
+                                {"frozen_source", &entry.frozen_source}}) {
         if (item.contains(key)) *field = bytes_of(item[key]);
       }
       for (const auto& recipient : item.value("recipients", nlohmann::json::array())) {

@@ -183,6 +183,18 @@ class CtlTestCase(unittest.TestCase):
         self.assertEqual(proc.returncode, 0, f"floodgatectl {' '.join(args)}: {proc.stderr.decode()}")
         return proc.stdout.decode()
 
+    def fake_postsuper(self, exit_status):
+        """A postsuper on PATH that records its arguments."""
+        bin_dir = os.path.join(self.directory, "bin")
+        os.makedirs(bin_dir, exist_ok=True)
+        self.postsuper_log = os.path.join(self.directory, "postsuper.args")
+        script = os.path.join(bin_dir, "postsuper")
+        with open(script, "w") as f:
+            f.write(f"#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > '{self.postsuper_log}'\n"
+                    f"exit {exit_status}\n")
+        os.chmod(script, 0o755)
+        return dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+
     def listed(self, *args):
         return json.loads(self.ctl_ok("list", "--json", *args))
 
@@ -506,18 +518,6 @@ class Release(CtlTestCase):
         self.assertIn(f"floodgatectl: {only}: not released: cannot connect to 127.0.0.1:", proc.stderr.decode())
         self.assertEqual(self.listed_ids(), [only])
 
-    def fake_postsuper(self, exit_status):
-        """A postsuper on PATH that records its arguments."""
-        bin_dir = os.path.join(self.directory, "bin")
-        os.makedirs(bin_dir, exist_ok=True)
-        self.postsuper_log = os.path.join(self.directory, "postsuper.args")
-        script = os.path.join(bin_dir, "postsuper")
-        with open(script, "w") as f:
-            f.write(f"#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > '{self.postsuper_log}'\n"
-                    f"exit {exit_status}\n")
-        os.chmod(script, 0o755)
-        return dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
-
     def test_hold_entry_is_released_with_postsuper_and_removed(self):
         self.use_config(release_port=self.unused_port(), mode="hold", postfix_config_directory="/etc/postfix-out")
         [held] = self.add_entries(entry(mode="hold", message="", queue_id="4XyZ12AbC"))
@@ -694,6 +694,135 @@ class Freeze(CtlTestCase):
         printed = self.frozen()[0]["source"]
         self.assertEqual(self.ctl_ok("unfreeze", *printed.split(" ")), f"unfrozen: {printed}\n")
         self.assertEqual(self.frozen(), [])
+
+    # unfreeze --release-quarantined: a false positive's mail goes out.
+    def start_target(self, refused=()):
+        """A FakeReleaseTarget as the release target; the config keeps this
+        test's Redis."""
+        target = FakeReleaseTarget(refused)
+        self.addCleanup(target.stop)
+        self.use_config(release_port=target.port)
+        self.use_redis(self.redis_port)
+        return target
+
+    def test_unfreeze_release_quarantined_releases_exactly_the_sources_entries(self):
+        target = self.start_target()
+        self.ctl_ok("freeze", "client=192.0.2.7")
+        ids = self.add_entries(
+            entry(client_address="192.0.2.7", sender="form@example.org", recipients=["a@example.net"],
+                  cause="freeze:manual", frozen_source="client_address=192.0.2.7"),
+            entry(client_address="192.0.2.8", sasl_user="bob", sender="bob@example.org",
+                  recipients=["x@example.net"], cause="freeze:manual", frozen_source="sasl_user=bob"),
+            # The same client, stopped by its score: not the freeze's doing.
+            entry(client_address="192.0.2.7", sender="score@example.org", recipients=["s@example.net"]),
+            # A freeze of a narrower source that includes the client.
+            entry(client_address="192.0.2.7", sasl_user="bob", sender="both@example.org",
+                  recipients=["y@example.net"], cause="freeze:manual",
+                  frozen_source="client_address=192.0.2.7 sasl_user=bob"),
+            entry(client_address="192.0.2.7", sender="form@example.org",
+                  recipients=["b@example.net", "c@example.net"], cause="freeze:manual",
+                  frozen_source="client_address=192.0.2.7"))
+        proc = self.ctl("unfreeze", "client=192.0.2.7", "--release-quarantined")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(proc.stderr, b"")
+        lines = proc.stdout.decode().splitlines()
+        self.assertEqual(lines[0], "unfrozen: client_address=192.0.2.7")
+        self.assertEqual(lines[1], f"released {ids[0]} to 1 recipient (250 2.0.0 Ok: queued as FAKE1)")
+        self.assertEqual(lines[2], f"released {ids[4]} to 2 recipients (250 2.0.0 Ok: queued as FAKE1)")
+        self.assertEqual(lines[3], "released 2 of 2 entries quarantined from client_address=192.0.2.7")
+        self.assertEqual(len(lines), 4, lines)
+
+        expected = k_message.replace(b"\n", b"\r\n").replace(b"\r\n.a line", b"\r\n..a line")
+        self.assertEqual(target.deliveries, [("form@example.org", ["a@example.net"], expected),
+                                             ("form@example.org", ["b@example.net", "c@example.net"], expected)])
+        self.assertEqual(self.listed_ids(), [ids[1], ids[2], ids[3]])
+        self.assertEqual(self.frozen(), [])
+        # Nothing left of it: a second run says so and releases nothing more.
+        out = self.ctl_ok("unfreeze", "client=192.0.2.7", "--release-quarantined")
+        self.assertEqual(out, "not frozen (any more): client_address=192.0.2.7; releasing its quarantined mail "
+                              "all the same\nno quarantined mail from client_address=192.0.2.7\n")
+        self.assertEqual(len(target.deliveries), 2)
+
+    def test_without_release_quarantined_the_entries_stay(self):
+        target = self.start_target()
+        self.ctl_ok("freeze", "sasl=bob")
+        ids = self.add_entries(entry(sasl_user="bob", frozen_source="sasl_user=bob"))
+        self.assertEqual(self.ctl_ok("unfreeze", "sasl=bob"), "unfrozen: sasl_user=bob\n")
+        self.assertEqual(self.listed_ids(), ids)
+        self.assertEqual(target.deliveries, [])
+        self.assertIn("--release-quarantined", self.ctl_ok("unfreeze", "--help"))
+
+    def test_a_source_no_longer_frozen_is_said_so_and_its_mail_released_with_json_ids(self):
+        target = self.start_target()
+        ids = self.add_entries(entry(sasl_user="bob", sender="bob@example.org", frozen_source="sasl_user=bob"),
+                               entry(sasl_user="bob", sender="bob@example.org"),
+                               entry(sasl_user="bob", sender="bob@example.org", frozen_source="sasl_user=bob"))
+        proc = self.ctl("unfreeze", "sasl=bob", "--release-quarantined", "--json")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        outcome = json.loads(proc.stdout)
+        self.assertEqual(outcome["unfrozen"], False)
+        self.assertEqual(outcome["source"], "sasl_user=bob")
+        self.assertEqual(outcome["released"], [ids[0], ids[2]])
+        self.assertEqual(outcome["not_released"], [])
+        self.assertEqual([o["id"] for o in outcome["outcomes"]], [ids[0], ids[2]])
+        self.assertEqual([(s, r) for s, r, _ in target.deliveries],
+                         [("bob@example.org", ["bob@example.net"])] * 2)
+        self.assertEqual(self.listed_ids(), [ids[1]])
+
+    def test_the_printed_spelling_finds_the_entries_after_the_freeze_is_gone(self):
+        target = self.start_target()
+        # As frozen prints it: %20 is a space, so typed words would mean "a%20b".
+        source = "header:x-php-originating-script=12:contact%20form.php"
+        [only] = self.add_entries(entry(frozen_source=source))
+        self.assertIn(f"\nfrozen by:   {source}\n", self.ctl_ok("show", only))
+        out = self.ctl_ok("unfreeze", source, "--release-quarantined")
+        self.assertIn(f"released 1 of 1 entry quarantined from {source}\n", out)
+        self.assertEqual(len(target.deliveries), 1)
+        self.assertEqual(self.listed_ids(), [])
+
+    def test_refused_recipients_stay_in_the_entry_and_the_exit_status_is_1(self):
+        target = self.start_target(refused={"gone@example.net"})
+        self.ctl_ok("freeze", "client=192.0.2.7")
+        ids = self.add_entries(
+            entry(recipients=["ok@example.net", "gone@example.net"], frozen_source="client_address=192.0.2.7"),
+            entry(recipients=["fine@example.net"], frozen_source="client_address=192.0.2.7"))
+        proc = self.ctl("unfreeze", "client=192.0.2.7", "--release-quarantined")
+        self.assertEqual(proc.returncode, 1)
+        stdout, stderr = proc.stdout.decode(), proc.stderr.decode()
+        self.assertTrue(stdout.startswith("unfrozen: client_address=192.0.2.7\n"), stdout)
+        self.assertIn("released 1 of 2 entries quarantined from client_address=192.0.2.7\n", stdout)
+        self.assertIn(f"floodgatectl: {ids[0]}: refused <gone@example.net>: 550 5.1.1", stderr)
+        self.assertIn("1 refused recipient kept in the entry", stderr)
+        self.assertTrue(stderr.endswith(f"floodgatectl: 1 entry not released: {ids[0]}\n"), stderr)
+        self.assertEqual([r for _, r, _ in target.deliveries], [["ok@example.net"], ["fine@example.net"]])
+        [kept] = self.listed()
+        self.assertEqual((kept["id"], kept["recipients"]), (ids[0], ["gone@example.net"]))
+        self.assertEqual(self.frozen(), [])
+
+    def test_hold_mode_entries_are_released_with_postsuper(self):
+        self.use_config(release_port=self.unused_port(), mode="hold", postfix_config_directory="/etc/postfix-out")
+        self.use_redis(self.redis_port)
+        self.ctl_ok("freeze", "client=192.0.2.7")
+        [held, other] = self.add_entries(
+            entry(mode="hold", message="", queue_id="4XyZ12AbC", frozen_source="client_address=192.0.2.7"),
+            entry(mode="hold", message="", queue_id="5XyZ12AbC"))
+        proc = self.ctl("unfreeze", "client=192.0.2.7", "--release-quarantined", env=self.fake_postsuper(0))
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(self.postsuper_log) as f:
+            self.assertEqual(f.read().splitlines(), ["-c", "/etc/postfix-out", "-H", "4XyZ12AbC"])
+        self.assertIn(f"released {held} from the hold queue (queue id 4XyZ12AbC)\n", proc.stdout.decode())
+        self.assertEqual(self.listed_ids(), [other])
+
+    def test_redis_down_releases_nothing(self):
+        target = self.start_target()
+        ids = self.add_entries(entry(frozen_source="client_address=192.0.2.7"))
+        self.stop_redis()
+        proc = self.ctl("unfreeze", "client=192.0.2.7", "--release-quarantined")
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("nothing was unfrozen", proc.stderr.decode())
+        self.assertEqual(proc.stdout, b"")
+        self.assertEqual(target.deliveries, [])
+        self.assertEqual(self.listed_ids(), ids)
 
     def test_redis_down_is_an_error_that_says_so(self):
         self.stop_redis()
