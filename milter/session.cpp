@@ -252,6 +252,7 @@ quarantine::QuarantineEntry MessageSession::quarantine_entry(const Decision& dec
   entry.size_bytes = m_copy && entry.mode == quarantine::EntryMode::Spool ? m_copy->size() : m_facts.size_bytes;
   entry.score = decision.verdict.score;
   entry.reasons = decision.verdict.reasons;
+  entry.frozen_source = decision.frozen_source;
   // "freeze:<rule>" when containment stopped it, else the score band did.
   entry.cause = "score";
   const std::string frozen_prefix = "frozen(";

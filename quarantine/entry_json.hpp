@@ -10,7 +10,8 @@
 // The time is written twice: "time" (UTC, whole seconds, for people) and
 // "time_unix_ns" (exact, what is read back). Unknown keys are ignored when
 // reading (a newer writer may add some); a missing or mistyped key is an
-// error naming the key. Nothing throws.
+// error naming the key, except "frozen_source", added later, which older
+// entries lack (read as ""). Nothing throws.
 #pragma once
 
 #include <string>

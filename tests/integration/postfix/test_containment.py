@@ -356,5 +356,37 @@ class TempfailFreeze(ContainmentTestCase):
         self.assert_alive(world)
 
 
+class UnfreezeReleasesQuarantined(ContainmentTestCase):
+    def test_unfreeze_release_quarantined_delivers_the_frozen_sources_mail(self):
+        # A false positive: the form is frozen, ops lift the freeze and release
+        # what it quarantined in one step.
+        world = self.make_containment_world(quarantine_mode="spool")
+        sent = self.trip_form_rule(world)
+        tripped_at = time.monotonic()
+        for seq in range(sent, sent + 3):  # stopped by the freeze
+            self.send_form(world, seq, rcpt_list(3, f"r{seq:03d}-"))
+        world.wait_settled()
+        delivered_before = world.sink.count()
+        seqs_before = set(self.sink_seqs(world))
+        entries = world.quarantine_list()
+        frozen_entries = [e for e in entries if e.get("frozen_source") == k_form_source]
+        self.assertEqual(len(frozen_entries), 4, f"want the tripping message and 3 more: {entries}")
+        self.wait_freeze_propagated(tripped_at)
+
+        proc = world.floodgatectl("unfreeze", f"client={k_form_client}",
+                                  f"header:X-PHP-Originating-Script={k_form_script}", "--release-quarantined")
+        self.assert_ctl(proc, 0, "unfreeze --release-quarantined")
+        self.assertIn("released 4 of 4", proc.stdout)
+        world.wait_settled(expect_sink=delivered_before + 4)
+
+        released = [m for m in world.sink.messages() if m.header("X-Test-Seq") not in seqs_before]
+        self.assertEqual(sorted(m.header("X-Test-Seq") for m in released),
+                         sorted(f"form-{seq}" for seq in range(sent - 1, sent + 3)))
+        for m in released:
+            self.assertEqual(len(m.rcpts), 3, m.rcpts)
+        self.assertEqual(world.quarantine_list(), [], "entries left after the release")
+        self.assertEqual(self.frozen(world), [], "the freeze is still listed")
+
+
 if __name__ == "__main__":
     unittest.main()
