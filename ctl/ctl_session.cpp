@@ -60,15 +60,9 @@ bool CtlSession::open_freeze_store() {
 
   std::optional<std::string> password;
   if (!settings.password_file.empty()) {
-    // As the daemon reads it: the first line, without trailing CR or blanks.
-    std::ifstream file(settings.password_file);
-    std::string line;
-    if (!file || !std::getline(file, line))
-      return config_issue("redis.password_file", "cannot read " + escape_for_terminal(settings.password_file));
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    if (line.empty())
-      return config_issue("redis.password_file", escape_for_terminal(settings.password_file) + " is empty");
-    password = std::move(line);
+    auto read = ratelimit::read_redis_password_file(settings.password_file);
+    if (!read) return config_issue("redis.password_file", escape_for_terminal(read.error()));
+    password = std::move(*read);
   }
 
   m_redis_name = "Redis at " + escape_for_terminal(ratelimit::describe(*endpoint));

@@ -123,16 +123,6 @@ void purge_periodically(quarantine::SpoolStore& spool, const policy::QuarantineS
 
 }  // namespace
 
-std::string read_password_file(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) throw std::runtime_error("cannot read password file " + path);
-  std::string password;
-  std::getline(file, password);
-  while (!password.empty() && (password.back() == '\r' || password.back() == ' ')) password.pop_back();
-  if (password.empty()) throw std::runtime_error("password file " + path + " is empty");
-  return password;
-}
-
 std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& options) {
   auto loaded = policy::load_config_file(options.config_path);
   auto config = std::make_shared<policy::Config>(*loaded);
@@ -155,11 +145,8 @@ std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& op
       issue("redis.url", options.redis_override ? "--redis" : nullptr, endpoint.error());
   }
   if (!config->redis.password_file.empty()) {
-    try {
-      read_password_file(config->redis.password_file);
-    } catch (const std::exception& error) {
-      issue("redis.password_file", nullptr, error.what());
-    }
+    if (auto password = ratelimit::read_redis_password_file(config->redis.password_file); !password)
+      issue("redis.password_file", nullptr, password.error());
   }
   if (!issues.empty()) throw policy::ConfigError(std::move(issues));
   return config;
@@ -170,7 +157,14 @@ int run_daemon(const DaemonOptions& options) {
   setup_logging(config->log_level);
 
   std::optional<std::string> password;
-  if (!config->redis.password_file.empty()) password = read_password_file(config->redis.password_file);
+  if (!config->redis.password_file.empty()) {
+    auto read = ratelimit::read_redis_password_file(config->redis.password_file);
+    if (!read) {
+      spdlog::critical("redis: {}", read.error());
+      return 1;
+    }
+    password = std::move(*read);
+  }
   auto counters = ratelimit::make_counter_store(config->redis, password);
   if (!counters) {
     spdlog::critical("redis: {}", counters.error());

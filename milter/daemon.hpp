@@ -26,10 +26,6 @@ struct DaemonOptions {
 // the daemon checks (Redis URL, password file, socket spec).
 std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& options);
 
-// Reads the first line of a password file; throws std::runtime_error naming
-// the file on failure.
-std::string read_password_file(const std::string& path);
-
 int run_daemon(const DaemonOptions& options);
 
 }  // namespace floodgate::milter

@@ -1,5 +1,7 @@
 #include "ratelimit/redis_url.hpp"
 
+#include <fstream>
+
 #include <charconv>
 
 namespace floodgate::ratelimit {
@@ -137,6 +139,15 @@ std::string describe(const RedisEndpoint& endpoint) {
   }
   if (endpoint.db != 0) text += " db " + std::to_string(endpoint.db);
   return text;
+}
+
+tl::expected<std::string, std::string> read_redis_password_file(const std::string& path) {
+  std::ifstream file(path);
+  std::string password;
+  if (!file || !std::getline(file, password)) return tl::unexpected("cannot read password file " + path);
+  while (!password.empty() && (password.back() == '\r' || password.back() == ' ')) password.pop_back();
+  if (password.empty()) return tl::unexpected("password file " + path + " is empty");
+  return password;
 }
 
 }  // namespace floodgate::ratelimit

@@ -46,4 +46,8 @@ tl::expected<RedisEndpoint, std::string> parse_redis_url(std::string_view url);
 // "host:port" or "unix:/path", for logs; never includes the password.
 std::string describe(const RedisEndpoint& endpoint);
 
+// The Redis password kept in a file (redis.password_file): its first line,
+// without a trailing CR or blanks. The error names the file, never its content.
+tl::expected<std::string, std::string> read_redis_password_file(const std::string& path);
+
 }  // namespace floodgate::ratelimit
