@@ -1,6 +1,6 @@
 #include "ratelimit/redis_counter_store.hpp"
 
-#include <cerrno>
+#include <algorithm>
 #include <csignal>
 #include <condition_variable>
 #include <cstring>
@@ -11,136 +11,15 @@
 #include <utility>
 #include <vector>
 
-#include <hiredis/hiredis.h>
-#include <sys/time.h>
-
 #include "ratelimit/counter_script.hpp"
+#include "ratelimit/redis_connection.hpp"
 #include "ratelimit/sliding_window.hpp"
 
 namespace floodgate::ratelimit {
 namespace {
 
-using ContextPtr = std::unique_ptr<redisContext, decltype(&redisFree)>;
-using ReplyPtr = std::unique_ptr<redisReply, decltype(&freeReplyObject)>;
-
-// Redis error texts are quoted in logs; keep them a sane length.
-constexpr std::size_t k_max_detail_chars = 200;
-
-timeval to_timeval(std::chrono::milliseconds duration) {
-  const auto ms = std::max<std::chrono::milliseconds::rep>(duration.count(), 1);
-  return timeval{.tv_sec = static_cast<time_t>(ms / 1000),
-                 .tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000)};
-}
-
 CounterResult fail(CounterFailure::Kind kind, std::string detail) {
   return tl::unexpected{CounterFailure{kind, std::move(detail)}};
-}
-
-// What went wrong on a context whose last call failed. `saved_errno` is
-// errno right after the failing call: hiredis reports a read timeout
-// (SO_RCVTIMEO) as an I/O error with EAGAIN and a connect timeout with
-// ETIMEDOUT.
-CounterFailure context_failure(const redisContext& context, int saved_errno,
-                               std::string_view doing) {
-  const std::string_view message = context.errstr;
-  const bool timed_out =
-      context.err == REDIS_ERR_IO &&
-      (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == ETIMEDOUT ||
-       message.find("timed out") != std::string_view::npos ||
-       message.find("temporarily unavailable") != std::string_view::npos);
-  std::string detail{doing};
-  detail += timed_out ? ": timed out (" : ": ";
-  detail += message.empty() ? "connection error" : message;
-  if (timed_out) detail += ")";
-  return CounterFailure{timed_out ? CounterFailure::Kind::Timeout
-                                  : CounterFailure::Kind::Unavailable,
-                        std::move(detail)};
-}
-
-std::string_view reply_text(const redisReply& reply) {
-  if (reply.str == nullptr) return {};
-  return std::string_view{reply.str, reply.len}.substr(0, k_max_detail_chars);
-}
-
-// Sends one command and returns its reply, or why there is none. An error
-// reply is a reply: the caller decides what it means.
-tl::expected<ReplyPtr, CounterFailure> command(redisContext& context,
-                                               std::vector<const char*>& argv,
-                                               const std::vector<std::size_t>& lengths,
-                                               std::string_view doing) {
-  errno = 0;
-  void* raw = redisCommandArgv(&context, static_cast<int>(argv.size()), argv.data(),
-                               lengths.data());
-  const int saved_errno = errno;
-  if (raw == nullptr) return tl::unexpected{context_failure(context, saved_errno, doing)};
-  return ReplyPtr{static_cast<redisReply*>(raw), freeReplyObject};
-}
-
-tl::expected<ReplyPtr, CounterFailure> command(redisContext& context,
-                                               std::initializer_list<std::string_view> words,
-                                               std::string_view doing) {
-  std::vector<const char*> argv;
-  std::vector<std::size_t> lengths;
-  for (const std::string_view word : words) {
-    argv.push_back(word.data());
-    lengths.push_back(word.size());
-  }
-  return command(context, argv, lengths, doing);
-}
-
-// For AUTH and SELECT, whose only good answer is +OK.
-tl::expected<void, CounterFailure> expect_ok(tl::expected<ReplyPtr, CounterFailure> reply,
-                                             std::string_view doing) {
-  if (!reply) return tl::unexpected{std::move(reply.error())};
-  const redisReply& r = **reply;
-  if (r.type == REDIS_REPLY_STATUS && reply_text(r) == "OK") return {};
-  return tl::unexpected{CounterFailure{
-      CounterFailure::Kind::Unavailable,
-      std::string{doing} + " refused: " +
-          (r.type == REDIS_REPLY_ERROR ? std::string{reply_text(r)} : "unexpected reply")}};
-}
-
-tl::expected<ContextPtr, CounterFailure> open_connection(const RedisCounterStoreOptions& options) {
-  const RedisEndpoint& endpoint = options.endpoint;
-  const std::string where = describe(endpoint);
-  const timeval connect_timeout = to_timeval(options.connect_timeout);
-  errno = 0;
-  redisContext* raw =
-      endpoint.transport == RedisEndpoint::Transport::Unix
-          ? redisConnectUnixWithTimeout(endpoint.socket_path.c_str(), connect_timeout)
-          : redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, connect_timeout);
-  const int saved_errno = errno;
-  if (raw == nullptr) {
-    return tl::unexpected{CounterFailure{CounterFailure::Kind::Unavailable,
-                                         "connect to " + where + ": out of memory"}};
-  }
-  ContextPtr context{raw, redisFree};
-  if (context->err != 0) {
-    return tl::unexpected{context_failure(*context, saved_errno, "connect to " + where)};
-  }
-  if (redisSetTimeout(context.get(), to_timeval(options.command_timeout)) != REDIS_OK) {
-    return tl::unexpected{context_failure(*context, errno, "set timeout on " + where)};
-  }
-
-  const std::optional<std::string>& password =
-      options.password ? options.password : endpoint.password;
-  if (password) {
-    auto reply = endpoint.username
-                     ? command(*context, {"AUTH", *endpoint.username, *password}, "AUTH")
-                     : command(*context, {"AUTH", *password}, "AUTH");
-    if (auto ok = expect_ok(std::move(reply), "AUTH to " + where); !ok) {
-      return tl::unexpected{std::move(ok.error())};
-    }
-  }
-  if (endpoint.db != 0) {
-    const std::string db = std::to_string(endpoint.db);
-    if (auto ok = expect_ok(command(*context, {"SELECT", db}, "SELECT"),
-                            "SELECT " + db + " on " + where);
-        !ok) {
-      return tl::unexpected{std::move(ok.error())};
-    }
-  }
-  return context;
 }
 
 }  // namespace
@@ -153,7 +32,7 @@ class RedisCounterStore::Pool {
 
   // An idle connection, or a null context and the right to open one, or a
   // Timeout after waiting `patience` for another thread to give one back.
-  tl::expected<ContextPtr, CounterFailure> take(std::chrono::milliseconds patience) {
+  tl::expected<RedisContextPtr, CounterFailure> take(std::chrono::milliseconds patience) {
     std::unique_lock lock{m_mutex};
     const bool available = m_available.wait_for(
         lock, patience, [&] { return !m_idle.empty() || m_open < m_size; });
@@ -164,17 +43,17 @@ class RedisCounterStore::Pool {
               std::to_string(patience.count()) + " ms"}};
     }
     if (!m_idle.empty()) {
-      ContextPtr context = std::move(m_idle.back());
+      RedisContextPtr context = std::move(m_idle.back());
       m_idle.pop_back();
       return context;
     }
     ++m_open;
-    return ContextPtr{nullptr, redisFree};
+    return RedisContextPtr{nullptr, redisFree};
   }
 
   // A healthy connection goes back to the idle list; a broken one (or a
   // slot whose connect failed) is closed and its slot freed.
-  void give_back(ContextPtr context, bool healthy) {
+  void give_back(RedisContextPtr context, bool healthy) {
     {
       const std::lock_guard lock{m_mutex};
       if (healthy && context) {
@@ -206,7 +85,7 @@ class RedisCounterStore::Pool {
   const unsigned m_size;
   mutable std::mutex m_mutex;
   std::condition_variable m_available;
-  std::vector<ContextPtr> m_idle;
+  std::vector<RedisContextPtr> m_idle;
   unsigned m_open = 0;
   std::string m_script_sha;
 };
@@ -215,19 +94,19 @@ class RedisCounterStore::Pool {
 // exit, kept only if the caller marked it healthy.
 class RedisCounterStore::Lease {
  public:
-  Lease(Pool& pool, ContextPtr context) : m_pool{pool}, m_context{std::move(context)} {}
+  Lease(Pool& pool, RedisContextPtr context) : m_pool{pool}, m_context{std::move(context)} {}
   ~Lease() { m_pool.give_back(std::move(m_context), m_healthy); }
   Lease(const Lease&) = delete;
   Lease& operator=(const Lease&) = delete;
 
   bool connected() const { return m_context != nullptr; }
-  void attach(ContextPtr context) { m_context = std::move(context); }
+  void attach(RedisContextPtr context) { m_context = std::move(context); }
   redisContext& context() { return *m_context; }
   void mark_healthy() { m_healthy = true; }
 
  private:
   Pool& m_pool;
-  ContextPtr m_context;
+  RedisContextPtr m_context;
   bool m_healthy = false;
 };
 
@@ -250,7 +129,9 @@ CounterResult RedisCounterStore::apply(std::span<const policy::CounterRequest> r
     if (!taken) return tl::unexpected{std::move(taken.error())};
     Lease lease{*m_pool, std::move(*taken)};
     if (!lease.connected()) {
-      auto opened = open_connection(m_options);
+      auto opened = open_redis_connection(m_options.endpoint, m_options.password,
+                                          m_options.connect_timeout,
+                                          m_options.command_timeout);
       if (!opened) return tl::unexpected{std::move(opened.error())};
       lease.attach(std::move(*opened));
     }
@@ -273,14 +154,14 @@ CounterResult RedisCounterStore::run_script(Lease& lease,
 
   std::string sha = m_pool->script_sha();
   if (sha.empty()) {
-    auto loaded = command(context, {"SCRIPT", "LOAD", k_counter_script}, "SCRIPT LOAD");
+    auto loaded = redis_command(context, {"SCRIPT", "LOAD", k_counter_script}, "SCRIPT LOAD");
     if (!loaded) return tl::unexpected{std::move(loaded.error())};
     if ((*loaded)->type != REDIS_REPLY_STRING) {
       return fail((*loaded)->type == REDIS_REPLY_ERROR ? CounterFailure::Kind::Unavailable
                                                        : CounterFailure::Kind::Protocol,
-                  "SCRIPT LOAD: " + std::string{reply_text(**loaded)});
+                  "SCRIPT LOAD: " + std::string{redis_reply_text(**loaded)});
     }
-    sha = std::string{reply_text(**loaded)};
+    sha = std::string{redis_reply_text(**loaded)};
     m_pool->set_script_sha(sha);
   }
 
@@ -331,22 +212,23 @@ CounterResult RedisCounterStore::run_script(Lease& lease,
     }
   }
 
-  auto reply = command(context, argv, lengths, "EVALSHA");
-  if (reply && (*reply)->type == REDIS_REPLY_ERROR && reply_text(**reply).starts_with("NOSCRIPT")) {
+  auto reply = redis_command(context, argv, lengths, "EVALSHA");
+  if (reply && (*reply)->type == REDIS_REPLY_ERROR &&
+      redis_reply_text(**reply).starts_with("NOSCRIPT")) {
     // Redis lost its script cache (restart, SCRIPT FLUSH, failover). EVAL
     // runs the script and caches it again, so the next EVALSHA works.
     argv[0] = "EVAL";
     lengths[0] = 4;
     argv[1] = k_counter_script.data();
     lengths[1] = k_counter_script.size();
-    reply = command(context, argv, lengths, "EVAL");
+    reply = redis_command(context, argv, lengths, "EVAL");
   }
   if (!reply) return tl::unexpected{std::move(reply.error())};
 
   const redisReply& values = **reply;
   if (values.type == REDIS_REPLY_ERROR) {
     return fail(CounterFailure::Kind::Unavailable,
-                "counter script failed: " + std::string{reply_text(values)});
+                "counter script failed: " + std::string{redis_reply_text(values)});
   }
   if (values.type != REDIS_REPLY_ARRAY || values.elements != requests.size()) {
     return fail(CounterFailure::Kind::Protocol,

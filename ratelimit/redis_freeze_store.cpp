@@ -18,9 +18,9 @@
 //             still stands and the next call tries again.
 //
 // Connections: one hiredis connection per call, opened with AUTH and SELECT
-// as configured and closed on return. Freezes are rare and active() is
-// polled about once a second per instance, so a pool is not worth its
-// stale-connection cases. Worst case for one call: connect_timeout +
+// as configured (redis_connection.hpp) and closed on return. Freezes are
+// rare and active() is polled about once a second per instance, so a pool
+// is not worth its stale-connection cases. Worst case for one call: connect_timeout +
 // 4 x command_timeout (AUTH, SELECT, and two commands for active()).
 //
 // DIAGNOSTICS
@@ -44,9 +44,6 @@
 // it still has its default action, as RedisCounterStore does.
 //
 // LIMITS
-// - The helpers that open a connection (timeouts, AUTH, SELECT) are a
-//   private copy of those in redis_counter_store.cpp: sharing them needs a
-//   new source in ratelimit/CMakeLists.txt.
 // - Lua numbers are doubles: times are exact up to 2^53 ms (year 287396).
 // - A hash has no per-field TTL before Redis 7.4: an expired freeze stays
 //   in Redis until some instance's active() or freeze() meets it.
@@ -56,7 +53,6 @@
 // THREAD SAFETY
 // Safe for concurrent use: calls share nothing but the options.
 #include <algorithm>
-#include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <exception>
@@ -68,21 +64,16 @@
 #include <utility>
 #include <vector>
 
-#include <hiredis/hiredis.h>
-#include <sys/time.h>
 #include <nlohmann/json.hpp>
 
 #include "ratelimit/freeze_store.hpp"
+#include "ratelimit/redis_connection.hpp"
 
 namespace floodgate::ratelimit {
 namespace {
 
-using ContextPtr = std::unique_ptr<redisContext, decltype(&redisFree)>;
-using ReplyPtr = std::unique_ptr<redisReply, decltype(&freeReplyObject)>;
 using Json = nlohmann::json;
 
-// Redis error texts are quoted in logs; keep them a sane length.
-constexpr std::size_t k_max_detail_chars = 200;
 constexpr std::size_t k_digest_chars = 16;
 
 // KEYS[1] the hash, ARGV[1] digest, ARGV[2] new value, ARGV[3] now (ms).
@@ -124,103 +115,14 @@ tl::unexpected<CounterFailure> fail(CounterFailure::Kind kind, std::string detai
   return tl::unexpected{CounterFailure{kind, std::move(detail)}};
 }
 
-timeval to_timeval(std::chrono::milliseconds duration) {
-  const auto ms = std::max<std::chrono::milliseconds::rep>(duration.count(), 1);
-  return timeval{.tv_sec = static_cast<time_t>(ms / 1000),
-                 .tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000)};
-}
-
-// hiredis reports a read timeout (SO_RCVTIMEO) as an I/O error with EAGAIN
-// and a connect timeout with ETIMEDOUT.
-CounterFailure context_failure(const redisContext& context, int saved_errno, std::string_view doing) {
-  const std::string_view message = context.errstr;
-  const bool timed_out = context.err == REDIS_ERR_IO &&
-                         (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == ETIMEDOUT ||
-                          message.find("timed out") != std::string_view::npos ||
-                          message.find("temporarily unavailable") != std::string_view::npos);
-  std::string detail{doing};
-  detail += timed_out ? ": timed out (" : ": ";
-  detail += message.empty() ? "connection error" : message;
-  if (timed_out) detail += ")";
-  return CounterFailure{timed_out ? CounterFailure::Kind::Timeout : CounterFailure::Kind::Unavailable,
-                        std::move(detail)};
-}
-
-std::string_view reply_text(const redisReply& reply) {
-  if (reply.str == nullptr) return {};
-  return std::string_view{reply.str, reply.len}.substr(0, k_max_detail_chars);
-}
-
-// One command, binary-safe; an error reply is a reply.
-Result<ReplyPtr> command(redisContext& context, const std::vector<std::string_view>& words,
-                         std::string_view doing) {
-  std::vector<const char*> argv;
-  std::vector<std::size_t> lengths;
-  for (const std::string_view word : words) {
-    argv.push_back(word.data());
-    lengths.push_back(word.size());
-  }
-  errno = 0;
-  void* raw = redisCommandArgv(&context, static_cast<int>(argv.size()), argv.data(), lengths.data());
-  const int saved_errno = errno;
-  if (raw == nullptr) return tl::unexpected{context_failure(context, saved_errno, doing)};
-  return ReplyPtr{static_cast<redisReply*>(raw), freeReplyObject};
-}
-
-Result<void> expect_ok(Result<ReplyPtr> reply, std::string_view doing) {
-  if (!reply) return tl::unexpected{std::move(reply.error())};
-  const redisReply& r = **reply;
-  if (r.type == REDIS_REPLY_STATUS && reply_text(r) == "OK") return {};
-  return fail(CounterFailure::Kind::Unavailable,
-              std::string{doing} + " refused: " +
-                  (r.type == REDIS_REPLY_ERROR ? std::string{reply_text(r)} : "unexpected reply"));
-}
-
-Result<ContextPtr> open_connection(const RedisFreezeStoreOptions& options) {
-  const RedisEndpoint& endpoint = options.endpoint;
-  const std::string where = describe(endpoint);
-  const timeval connect_timeout = to_timeval(options.connect_timeout);
-  errno = 0;
-  redisContext* raw = endpoint.transport == RedisEndpoint::Transport::Unix
-                          ? redisConnectUnixWithTimeout(endpoint.socket_path.c_str(), connect_timeout)
-                          : redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, connect_timeout);
-  const int saved_errno = errno;
-  if (raw == nullptr) {
-    return fail(CounterFailure::Kind::Unavailable, "connect to " + where + ": out of memory");
-  }
-  ContextPtr context{raw, redisFree};
-  if (context->err != 0) {
-    return tl::unexpected{context_failure(*context, saved_errno, "connect to " + where)};
-  }
-  if (redisSetTimeout(context.get(), to_timeval(options.command_timeout)) != REDIS_OK) {
-    return tl::unexpected{context_failure(*context, errno, "set timeout on " + where)};
-  }
-  const std::optional<std::string>& password = options.password ? options.password : endpoint.password;
-  if (password) {
-    auto reply = endpoint.username ? command(*context, {"AUTH", *endpoint.username, *password}, "AUTH")
-                                   : command(*context, {"AUTH", *password}, "AUTH");
-    if (auto ok = expect_ok(std::move(reply), "AUTH to " + where); !ok) {
-      return tl::unexpected{std::move(ok.error())};
-    }
-  }
-  if (endpoint.db != 0) {
-    const std::string db = std::to_string(endpoint.db);
-    if (auto ok = expect_ok(command(*context, {"SELECT", db}, "SELECT"), "SELECT " + db + " on " + where);
-        !ok) {
-      return tl::unexpected{std::move(ok.error())};
-    }
-  }
-  return context;
-}
-
 // An integer reply, or why not.
-Result<long long> integer_reply(Result<ReplyPtr> reply, std::string_view doing) {
+Result<long long> integer_reply(Result<RedisReplyPtr> reply, std::string_view doing) {
   if (!reply) return tl::unexpected{std::move(reply.error())};
   const redisReply& r = **reply;
   if (r.type == REDIS_REPLY_INTEGER) return r.integer;
   if (r.type == REDIS_REPLY_ERROR) {
     return fail(CounterFailure::Kind::Unavailable,
-                std::string{doing} + " failed: " + std::string{reply_text(r)});
+                std::string{doing} + " failed: " + std::string{redis_reply_text(r)});
   }
   return fail(CounterFailure::Kind::Protocol,
               std::string{doing} + ": expected an integer, got reply type " + std::to_string(r.type));
@@ -360,10 +262,11 @@ class RedisFreezeStore final : public FreezeStore {
       }
       const std::string value = encode(freeze, *action);
       const std::string now_ms = std::to_string(to_ms(now));
-      auto context = open_connection(m_options);
+      auto context = open_redis_connection(m_options.endpoint, m_options.password,
+                                           m_options.connect_timeout, m_options.command_timeout);
       if (!context) return tl::unexpected{std::move(context.error())};
       auto created = integer_reply(
-          command(**context, {"EVAL", k_freeze_script, "1", m_key, freeze.source_digest, value, now_ms},
+          redis_command(**context, {"EVAL", k_freeze_script, "1", m_key, freeze.source_digest, value, now_ms},
                   "freeze script"),
           "freeze script");
       if (!created) return tl::unexpected{std::move(created.error())};
@@ -376,9 +279,10 @@ class RedisFreezeStore final : public FreezeStore {
       if (!is_digest(source_digest)) {
         return fail(CounterFailure::Kind::Protocol, "unfreeze: source digest is not 16 lowercase hex digits");
       }
-      auto context = open_connection(m_options);
+      auto context = open_redis_connection(m_options.endpoint, m_options.password,
+                                           m_options.connect_timeout, m_options.command_timeout);
       if (!context) return tl::unexpected{std::move(context.error())};
-      auto removed = integer_reply(command(**context, {"HDEL", m_key, source_digest}, "HDEL"), "HDEL");
+      auto removed = integer_reply(redis_command(**context, {"HDEL", m_key, source_digest}, "HDEL"), "HDEL");
       if (!removed) return tl::unexpected{std::move(removed.error())};
       return *removed > 0;
     });
@@ -386,13 +290,15 @@ class RedisFreezeStore final : public FreezeStore {
 
   Result<std::vector<Freeze>> active(TimePoint now) override {
     return guarded([&]() -> Result<std::vector<Freeze>> {
-      auto context = open_connection(m_options);
+      auto context = open_redis_connection(m_options.endpoint, m_options.password,
+                                           m_options.connect_timeout, m_options.command_timeout);
       if (!context) return tl::unexpected{std::move(context.error())};
-      auto reply = command(**context, {"HGETALL", m_key}, "HGETALL");
+      auto reply = redis_command(**context, {"HGETALL", m_key}, "HGETALL");
       if (!reply) return tl::unexpected{std::move(reply.error())};
       const redisReply& all = **reply;
       if (all.type == REDIS_REPLY_ERROR) {
-        return fail(CounterFailure::Kind::Unavailable, "HGETALL failed: " + std::string{reply_text(all)});
+        return fail(CounterFailure::Kind::Unavailable,
+                    "HGETALL failed: " + std::string{redis_reply_text(all)});
       }
       if (all.type != REDIS_REPLY_ARRAY || all.elements % 2 != 0) {
         return fail(CounterFailure::Kind::Protocol,
@@ -420,7 +326,7 @@ class RedisFreezeStore final : public FreezeStore {
         std::vector<std::string_view> words{"EVAL", k_remove_unchanged_script, "1", m_key};
         words.insert(words.end(), stale.begin(), stale.end());
         // Best effort: a failed cleanup does not change which freezes are in force.
-        (void)command(**context, words, "remove expired freezes");
+        (void)redis_command(**context, words, "remove expired freezes");
       }
       std::sort(freezes.begin(), freezes.end(), [](const Freeze& a, const Freeze& b) {
         return a.since != b.since ? a.since < b.since : a.source_digest < b.source_digest;
