@@ -158,17 +158,22 @@ Decision MessageSession::redo_verdict(Decision decision) const {
 
 Decision MessageSession::contain(Decision decision, FreezeCache* freezes, ratelimit::TimePoint now) {
   if (freezes == nullptr || decision.scope != policy::Scope::Outbound) return decision;
-  if (auto active = find_freeze(*freezes->snapshot(), m_facts, /*headers_known=*/true, now)) {
-    decision.frozen_source = active->freeze.source;
-    decision.verdict = policy::contain(std::move(decision.verdict), active->freeze.action, active->freeze.rule);
-    return redo_verdict(std::move(decision));
-  }
-  const auto requests = policy::sources_to_freeze(*m_config, decision.verdict, m_facts);
-  if (requests.empty()) return decision;
-  for (const auto& request : requests) {
+  const auto snapshot = freezes->snapshot();
+  const auto active = find_freeze(*snapshot, m_facts, /*headers_known=*/true, now);
+  // A frozen source keeps firing its rules; only sources not frozen yet are
+  // frozen (one store call and one log line per freeze, not per message).
+  // A message already stopped by one freeze may still freeze another source
+  // (its client, when the script was frozen first).
+  std::optional<policy::FreezeRequest> first_new;
+  for (const auto& request : policy::sources_to_freeze(*m_config, decision.verdict, m_facts)) {
+    const std::string digest = request.source.digest();
+    const bool frozen_already = std::any_of(snapshot->begin(), snapshot->end(), [&](const ActiveFreeze& known) {
+      return known.freeze.source_digest == digest && known.freeze.until > now;
+    });
+    if (frozen_already) continue;
     ratelimit::Freeze freeze;
     freeze.source = request.source.canonical();
-    freeze.source_digest = request.source.digest();
+    freeze.source_digest = digest;
     freeze.rule = m_config->rules[request.rule].name;
     freeze.reason = request.reason;
     freeze.action = m_config->containment.action;
@@ -182,10 +187,18 @@ Decision MessageSession::contain(Decision decision, FreezeCache* freezes, rateli
                  m_config->containment.ttl.count(), created ? 1 : 0,
                  store_error.empty() ? std::string() : " " + log_field("store_error", store_error));
     decision.freezes_made.push_back(freeze.source);
+    if (!first_new) first_new = request;
   }
-  decision.frozen_source = decision.freezes_made.front();
-  decision.verdict = policy::contain(std::move(decision.verdict), m_config->containment.action,
-                                     m_config->rules[requests.front().rule].name);
+  if (active) {
+    decision.frozen_source = active->freeze.source;
+    decision.verdict = policy::contain(std::move(decision.verdict), active->freeze.action, active->freeze.rule);
+  } else if (first_new) {
+    decision.frozen_source = decision.freezes_made.front();
+    decision.verdict = policy::contain(std::move(decision.verdict), m_config->containment.action,
+                                       m_config->rules[first_new->rule].name);
+  } else {
+    return decision;
+  }
   return redo_verdict(std::move(decision));
 }
 

@@ -93,6 +93,39 @@ TEST_F(ContainmentTest, RuleThatFiresFreezesItsSourceAndStopsItsNextMessages) {
   EXPECT_EQ((*active)[0].until, k_start + 1s + 1h);
 }
 
+TEST_F(ContainmentTest, FrozenSourceIsFrozenOnceNotAtEveryMessage) {
+  const auto config = containment_config("quarantine");
+  send(config, "10.9.9.9", 6, k_start);  // trips and freezes
+  for (int i = 1; i <= 5; ++i) {
+    const Sent again = send(config, "10.9.9.9", 2, k_start + std::chrono::seconds(i));  // still over 5
+    EXPECT_TRUE(again.decision.freezes_made.empty()) << "message " << i;
+    EXPECT_EQ(again.decision.action, Action::Quarantine);
+  }
+}
+
+TEST_F(ContainmentTest, ScriptFrozenFirstStillLetsTheClientRuleFreezeTheClient) {
+  const auto config = containment_config("quarantine");
+  // The script is frozen already (by hand, say).
+  const std::string script_source = "client_address=10.6.6.6 header:x-php-originating-script=33:form.php";
+  ratelimit::Freeze freeze;
+  freeze.source = script_source;
+  const auto source = *policy::parse_canonical_source(script_source);
+  freeze.source_digest = source.digest();
+  freeze.rule = "manual";
+  freeze.until = k_start + 1h;
+  std::string error;
+  m_cache.freeze(freeze, source, k_start, error);
+
+  // Stopped by the script's freeze, and its 6 recipients trip the client rule.
+  const Sent stopped = send(config, "10.6.6.6", 6, k_start + 1s, "33:form.php");
+  EXPECT_EQ(stopped.decision.frozen_source, script_source);
+  EXPECT_EQ(stopped.decision.freezes_made, std::vector<std::string>{"client_address=10.6.6.6"});
+  // So the client's other scripts are stopped too.
+  const Sent other = send(config, "10.6.6.6", 1, k_start + 2s, "33:other.php");
+  EXPECT_EQ(other.decision.action, Action::Quarantine);
+  EXPECT_EQ(other.decision.frozen_source, "client_address=10.6.6.6");
+}
+
 TEST_F(ContainmentTest, RejectFreezeIsDecidedBeforeTheHeaders) {
   const auto config = containment_config("reject");
   send(config, "10.9.9.9", 6, k_start);
