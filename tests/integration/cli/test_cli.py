@@ -107,8 +107,19 @@ class Flags(unittest.TestCase):
 
 class Daemon(unittest.TestCase):
     def start(self, port, redis_port):
+        # The shipped config with the quarantine spool in a temporary
+        # directory: a test must not create /var/spool/floodgate.
+        workdir = tempfile.mkdtemp(prefix="floodgate-cli-")
+        self.addCleanup(shutil.rmtree, workdir, True)
+        with open(k_config) as f:
+            text = f.read()
+        old = "  spool_directory: /var/spool/floodgate/quarantine\n"
+        self.assertIn(old, text)
+        config = os.path.join(workdir, "floodgate.yaml")
+        with open(config, "w") as f:
+            f.write(text.replace(old, f"  spool_directory: {workdir}/spool\n"))
         return subprocess.Popen(
-            [k_binary, "--config", k_config, "--socket", f"inet:{port}@127.0.0.1",
+            [k_binary, "--config", config, "--socket", f"inet:{port}@127.0.0.1",
              "--redis", f"redis://127.0.0.1:{redis_port}/0"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
