@@ -78,6 +78,13 @@ void MessageSession::append_to_copy(std::string_view bytes) {
 
 void MessageSession::add_header(std::string_view name, std::string_view value) {
   m_fingerprinter->add_header(name, value);
+  // By the first header the envelope, client and SASL login are known: mail
+  // that is not outbound is never quarantined, so it keeps no copy (exemptions
+  // by header only narrow the scope further, so this test errs on keeping).
+  if (m_copy && !m_copy_checked) {
+    m_copy_checked = true;
+    if (policy::classify(*m_config, m_facts) == policy::Scope::NotOutbound) m_copy.reset();
+  }
   if (m_copy && !m_body_started) {
     // Header lines as received; a folded value's bare LFs become CRLF like
     // every other line of the message.
@@ -119,14 +126,16 @@ Decision MessageSession::decide(ratelimit::CounterStore& counters, ratelimit::Ti
   if (decision.scope != policy::Scope::Outbound) return finish_verdict(std::move(decision));
 
   // Counts are made with the full recipient count even when the kept list
-  // was capped: a Sum must not undercount the burst it exists to see.
-  policy::MessageFacts counted_facts = m_facts;
-  if (counted_facts.recipients.size() < m_recipient_count) {
-    counted_facts.recipients.resize(m_recipient_count, counted_facts.recipients.empty()
+  // was capped: a Sum must not undercount the burst it exists to see. Only
+  // such a message pays for a padded copy of its facts.
+  std::optional<policy::MessageFacts> padded_facts;
+  if (m_facts.recipients.size() < m_recipient_count) {
+    padded_facts = m_facts;
+    padded_facts->recipients.resize(m_recipient_count, padded_facts->recipients.empty()
                                                            ? std::string("-")
-                                                           : counted_facts.recipients.back());
+                                                           : padded_facts->recipients.back());
   }
-  const policy::CounterPlan plan = policy::plan_counters(*m_config, counted_facts);
+  const policy::CounterPlan plan = policy::plan_counters(*m_config, padded_facts ? *padded_facts : m_facts);
 
   std::vector<std::uint64_t> values;
   if (!plan.requests.empty()) {

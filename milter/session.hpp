@@ -146,6 +146,7 @@ class MessageSession {
   // or no spool to spill into).
   std::unique_ptr<quarantine::MessageBuffer> m_copy;
   bool m_body_started = false;
+  bool m_copy_checked = false;  // scope looked at once, at the first header
 };
 
 // The header names Floodgate adds to tagged mail.
