@@ -257,6 +257,7 @@ int run_freeze(const std::vector<std::string>& args, CtlSession& session) {
       .action = action.value_or(containment.action),
       .since = now,
       .until = now + std::chrono::duration_cast<std::chrono::milliseconds>(ttl.value_or(containment.ttl)),
+      .incident = {},
   };
   auto created = session.freeze_store().freeze(freeze, now);
   if (!created) return store_failure(created.error(), "; nothing was frozen", session);

@@ -27,4 +27,13 @@ std::string_view to_string(Signal signal) {
   return "unknown";
 }
 
+std::string_view to_string(QueueClearing clearing) {
+  switch (clearing) {
+    case QueueClearing::Off: return "off";
+    case QueueClearing::Hold: return "hold";
+    case QueueClearing::Delete: return "delete";
+  }
+  return "unknown";
+}
+
 }  // namespace floodgate::policy

@@ -182,6 +182,36 @@ struct QuarantineSettings {
   std::string postfix_config_directory;
 };
 
+// What each freeze's incident keeps (containment/incident_store.hpp).
+struct IncidentSettings {
+  // How long an incident is kept after its freeze ends.
+  std::chrono::seconds retention{30 * 24 * 3600};
+  // Messages from a source accepted this long before its freeze count as
+  // "slipped through" and are the ones queue clearing acts on.
+  std::chrono::seconds lookback{600};
+  std::size_t recipient_sample = 20;  // recipients (and domains) kept as a sample
+  std::size_t subjects = 10;          // distinct subjects shown, most frequent first
+  std::size_t max_queue_ids = 1000;   // queue ids listed; counts go on beyond
+};
+
+// Who is told about a freeze and its end (containment/notifier.hpp).
+struct NotificationSettings {
+  std::vector<std::string> mail_to;  // report mail recipients (none: no mail)
+  std::string mail_from = "floodgate@localhost";
+  // argv of a command given the incident as JSON on stdin (empty: none);
+  // run without a shell.
+  std::vector<std::string> command;
+  std::chrono::seconds command_timeout{10};
+  // At most one notification per source and event (freeze, unfreeze) in
+  // this interval.
+  std::chrono::seconds min_interval{900};
+  bool on_unfreeze = true;
+};
+
+// On freeze, what to do with the source's accepted messages still in the
+// local Postfix queue.
+enum class QueueClearing { Off, Hold, Delete };
+
 // Containment: freezing the source that tripped a rule, so that its
 // following mail gets `action` until ops unfreeze it or `ttl` runs out.
 struct ContainmentSettings {
@@ -196,6 +226,18 @@ struct ContainmentSettings {
   // How often each instance re-reads the freezes from Redis (freezes made by
   // this instance apply at once).
   std::chrono::milliseconds refresh_interval{1000};
+  IncidentSettings incidents;
+  NotificationSettings notify;
+  QueueClearing queue_clearing = QueueClearing::Off;
+};
+
+// `floodgatectl top`: per-minute activity of each source, kept in Redis
+// (containment/activity.hpp).
+struct TopSettings {
+  bool enabled = true;
+  std::chrono::seconds history{3600};  // how far back `top --window` can look
+  // How often each instance writes its aggregated activity to Redis.
+  std::chrono::milliseconds flush_interval{1000};
 };
 
 struct ContentSettings {
@@ -211,6 +253,7 @@ struct Config {
   ContentSettings content;
   QuarantineSettings quarantine;
   ContainmentSettings containment;
+  TopSettings top;
   OutboundScope outbound;
   std::vector<Exemption> exemptions;
   std::vector<IdentityDefinition> identities;
@@ -227,5 +270,6 @@ struct Config {
 
 std::string_view to_string(Action action);
 std::string_view to_string(Signal signal);
+std::string_view to_string(QueueClearing clearing);
 
 }  // namespace floodgate::policy

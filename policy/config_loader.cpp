@@ -81,7 +81,7 @@ class Loader : public detail::YamlReader {
     if (root.IsNull()) return;  // an empty file: all defaults
     auto fields = read_map(root, "", line_of(root, 1),
                            {"milter", "log", "redis", "content", "outbound", "exemptions",
-                            "identities", "rules", "actions", "replies", "quarantine", "containment"});
+                            "identities", "rules", "actions", "replies", "quarantine", "containment", "top"});
     if (!fields) return;
     // Identities come before rules whatever the file order: rules refer to them.
     if (const Entry* e = fields->find("milter")) read_milter(*e, *config);
@@ -95,6 +95,7 @@ class Loader : public detail::YamlReader {
     if (const Entry* e = fields->find("rules")) read_rules(*e, *config);
     // After rules: containment names them.
     if (const Entry* e = fields->find("containment")) read_containment(*e, *config);
+    if (const Entry* e = fields->find("top")) read_top(*e, config->top);
     if (const Entry* e = fields->find("actions")) read_actions(*e, config->bands);
     if (const Entry* e = fields->find("replies")) read_replies(*e, config->replies);
   }
@@ -244,7 +245,8 @@ class Loader : public detail::YamlReader {
 
   void read_containment(const Entry& section, Config& config) {
     ContainmentSettings& containment = config.containment;
-    auto fields = read_map(section, {"rules", "min_score", "action", "ttl", "refresh_interval"});
+    auto fields = read_map(section, {"rules", "min_score", "action", "ttl", "refresh_interval", "incidents",
+                                     "notify", "queue_clearing"});
     if (!fields) return;
     if (const Entry* e = fields->find("rules")) {
       if (auto items = list_items(*e)) {
@@ -279,6 +281,103 @@ class Loader : public detail::YamlReader {
     }
     if (const Entry* e = fields->find("refresh_interval")) {
       if (auto v = positive_duration(*e)) containment.refresh_interval = *v;
+    }
+    if (const Entry* e = fields->find("queue_clearing")) {
+      auto v = choice<QueueClearing>(*e, {{"off", QueueClearing::Off},
+                                          {"hold", QueueClearing::Hold},
+                                          {"delete", QueueClearing::Delete}});
+      if (v) containment.queue_clearing = *v;
+    }
+    if (const Entry* e = fields->find("incidents")) read_incidents(*e, containment.incidents);
+    if (const Entry* e = fields->find("notify")) read_notify(*e, containment.notify);
+  }
+
+  static std::chrono::seconds whole_seconds(std::chrono::milliseconds value) {
+    return std::max(std::chrono::seconds(1), std::chrono::duration_cast<std::chrono::seconds>(value));
+  }
+
+  void read_incidents(const Entry& section, IncidentSettings& incidents) {
+    auto fields = read_map(section, {"retention", "lookback", "recipient_sample", "subjects", "max_queue_ids"});
+    if (!fields) return;
+    if (const Entry* e = fields->find("retention")) {
+      if (auto v = positive_duration(*e)) incidents.retention = whole_seconds(*v);
+    }
+    if (const Entry* e = fields->find("lookback")) {
+      if (auto v = positive_duration(*e)) incidents.lookback = whole_seconds(*v);
+    }
+    if (const Entry* e = fields->find("recipient_sample")) {
+      if (auto v = integer<std::size_t>(*e, 0, 1000, "an integer from 0 to 1000")) incidents.recipient_sample = *v;
+    }
+    if (const Entry* e = fields->find("subjects")) {
+      if (auto v = integer<std::size_t>(*e, 0, 100, "an integer from 0 to 100")) incidents.subjects = *v;
+    }
+    if (const Entry* e = fields->find("max_queue_ids")) {
+      if (auto v = integer<std::size_t>(*e, 0, 100000, "an integer from 0 to 100000")) incidents.max_queue_ids = *v;
+    }
+  }
+
+  void read_notify(const Entry& section, NotificationSettings& notify) {
+    auto fields = read_map(section, {"mail_to", "mail_from", "command", "command_timeout", "min_interval",
+                                     "on_unfreeze"});
+    if (!fields) return;
+    // Addresses go into SMTP commands and header lines: no spaces, angle
+    // brackets or control characters.
+    const auto plain_address = [](const std::string& address) {
+      return !address.empty() && address.size() <= 254 &&
+             std::all_of(address.begin(), address.end(), [](char c) {
+               return c > ' ' && c < 0x7f && c != '<' && c != '>' && c != ',';
+             });
+    };
+    if (const Entry* e = fields->find("mail_to")) {
+      if (auto v = string_list(*e, true)) {
+        for (const auto& address : *v) {
+          if (!plain_address(address)) report(*e, in_quotes(address) + " is not a plain mail address");
+        }
+        notify.mail_to = std::move(*v);
+      }
+    }
+    if (const Entry* e = fields->find("mail_from")) {
+      if (auto v = non_empty_string(*e)) {
+        if (plain_address(*v)) {
+          notify.mail_from = *v;
+        } else {
+          report(*e, in_quotes(*v) + " is not a plain mail address");
+        }
+      }
+    }
+    if (const Entry* e = fields->find("command")) {
+      // A list, never a string: the words are passed to execv as they are,
+      // with no shell to split or interpret them.
+      if (auto v = string_list(*e, true)) {
+        if (!v->empty() && v->front().front() != '/') {
+          report(*e, "the command must start with an absolute path, got " + in_quotes(v->front()));
+        } else {
+          notify.command = std::move(*v);
+        }
+      }
+    }
+    if (const Entry* e = fields->find("command_timeout")) {
+      if (auto v = positive_duration(*e)) notify.command_timeout = whole_seconds(*v);
+    }
+    if (const Entry* e = fields->find("min_interval")) {
+      if (auto v = duration(*e)) notify.min_interval = std::chrono::duration_cast<std::chrono::seconds>(*v);
+    }
+    if (const Entry* e = fields->find("on_unfreeze")) {
+      if (auto v = boolean(*e)) notify.on_unfreeze = *v;
+    }
+  }
+
+  void read_top(const Entry& section, TopSettings& top) {
+    auto fields = read_map(section, {"enabled", "history", "flush_interval"});
+    if (!fields) return;
+    if (const Entry* e = fields->find("enabled")) {
+      if (auto v = boolean(*e)) top.enabled = *v;
+    }
+    if (const Entry* e = fields->find("history")) {
+      if (auto v = positive_duration(*e)) top.history = std::max(std::chrono::seconds(60), whole_seconds(*v));
+    }
+    if (const Entry* e = fields->find("flush_interval")) {
+      if (auto v = positive_duration(*e)) top.flush_interval = *v;
     }
   }
 

@@ -31,6 +31,9 @@ struct Freeze {
   policy::Action action = policy::Action::Quarantine;  // Quarantine, Tempfail or Reject
   TimePoint since;
   TimePoint until;
+  // The incident this freeze opened (containment/incident.hpp); "" for a
+  // freeze stored before incidents existed.
+  std::string incident;
   friend bool operator==(const Freeze&, const Freeze&) = default;
 };
 

@@ -6,7 +6,8 @@
 // a cluster keeps it on one node); field = source_digest, value = JSON
 //   {"source_hex": hex of the SourceSpec text, "rule": ..., "reason": ...,
 //    "action": "quarantine"|"tempfail"|"reject",
-//    "since_ms": ms since the epoch, "until_ms": ms since the epoch}
+//    "since_ms": ms since the epoch, "until_ms": ms since the epoch,
+//    "incident": the incident id (optional: older freezes have none)}
 // freeze()    one EVAL: keep an existing, well-formed, unexpired freeze
 //             (false), else HSET the new one (true). Atomic, so of two
 //             instances freezing one source at once exactly one gets true.
@@ -195,7 +196,8 @@ std::string encode(const Freeze& freeze, std::string_view action) {
                       {"reason", freeze.reason},
                       {"action", action},
                       {"since_ms", to_ms(freeze.since)},
-                      {"until_ms", to_ms(freeze.until)}};
+                      {"until_ms", to_ms(freeze.until)},
+                      {"incident", freeze.incident}};
   return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
@@ -227,6 +229,13 @@ std::optional<Freeze> decode(std::string_view digest, std::string_view text) {
   const auto since = time_member(value, "since_ms");
   const auto until = time_member(value, "until_ms");
   if (!source_hex || !rule || !reason || !action_text || !since || !until) return std::nullopt;
+  // Optional: freezes written before incidents existed have none.
+  auto incident = string_member(value, "incident");
+  if (incident && !std::all_of(incident->begin(), incident->end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-';
+      })) {
+    return std::nullopt;
+  }
   auto source = from_hex(*source_hex);
   const auto action = parse_action(*action_text);
   if (!source || !action) return std::nullopt;
@@ -236,7 +245,8 @@ std::optional<Freeze> decode(std::string_view digest, std::string_view text) {
                 .reason = std::move(*reason),
                 .action = *action,
                 .since = *since,
-                .until = *until};
+                .until = *until,
+                .incident = incident.value_or(std::string{})};
 }
 
 // ---- The store ------------------------------------------------------------

@@ -45,7 +45,8 @@ Freeze make_freeze(std::string digest, std::int64_t since_ms, std::int64_t until
                 .reason = std::move(reason),
                 .action = policy::Action::Quarantine,
                 .since = at_ms(since_ms),
-                .until = at_ms(until_ms)};
+                .until = at_ms(until_ms),
+                .incident = "20261127-120000-0a1b2c3d"};
 }
 
 long long hash_length(const RedisServer& server, const std::string& key = k_hash) {
