@@ -207,6 +207,47 @@ TEST(ConfigLoader, ShippedContainmentFreezesTheSameContentSourcesForAnHour) {
   EXPECT_EQ(config->containment.refresh_interval, std::chrono::seconds(1));
 }
 
+TEST(ConfigLoader, ReadsIncidentsNotificationsQueueClearingAndTop) {
+  const auto config = load_config_text(
+      "containment:\n"
+      "  queue_clearing: hold\n"
+      "  incidents: {retention: 7d, lookback: 15m, recipient_sample: 5, subjects: 3, max_queue_ids: 50}\n"
+      "  notify:\n"
+      "    mail_to: [postmaster@example.com, abuse@example.com]\n"
+      "    mail_from: floodgate@relay.example.com\n"
+      "    command: [/usr/local/bin/page-oncall, --team, mail]\n"
+      "    command_timeout: 5s\n"
+      "    min_interval: 30m\n"
+      "    on_unfreeze: false\n"
+      "top: {enabled: false, history: 2h, flush_interval: 500ms}\n",
+      "test.yaml");
+  const ContainmentSettings& containment = config->containment;
+  EXPECT_EQ(containment.queue_clearing, QueueClearing::Hold);
+  EXPECT_EQ(containment.incidents.retention, std::chrono::hours(24 * 7));
+  EXPECT_EQ(containment.incidents.lookback, std::chrono::minutes(15));
+  EXPECT_EQ(containment.incidents.recipient_sample, 5u);
+  EXPECT_EQ(containment.incidents.subjects, 3u);
+  EXPECT_EQ(containment.incidents.max_queue_ids, 50u);
+  EXPECT_THAT(containment.notify.mail_to, ElementsAre("postmaster@example.com", "abuse@example.com"));
+  EXPECT_EQ(containment.notify.mail_from, "floodgate@relay.example.com");
+  EXPECT_THAT(containment.notify.command, ElementsAre("/usr/local/bin/page-oncall", "--team", "mail"));
+  EXPECT_EQ(containment.notify.command_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(containment.notify.min_interval, std::chrono::minutes(30));
+  EXPECT_FALSE(containment.notify.on_unfreeze);
+  EXPECT_FALSE(config->top.enabled);
+  EXPECT_EQ(config->top.history, std::chrono::hours(2));
+  EXPECT_EQ(config->top.flush_interval, std::chrono::milliseconds(500));
+}
+
+TEST(ConfigLoader, ContainmentExtrasDefaultToNoNotificationNoQueueClearingAndTopOn) {
+  const auto config = load_config_text("", "test.yaml");
+  EXPECT_EQ(config->containment.queue_clearing, QueueClearing::Off);
+  EXPECT_TRUE(config->containment.notify.mail_to.empty());
+  EXPECT_TRUE(config->containment.notify.command.empty());
+  EXPECT_TRUE(config->top.enabled);
+  EXPECT_EQ(config->containment.incidents.retention, std::chrono::hours(24 * 30));
+}
+
 TEST(ConfigLoader, ShippedBandsTagThenQuarantine) {
   const auto config = load_config_file(k_shipped_config);
   ASSERT_THAT(config->bands, SizeIs(2));
@@ -542,6 +583,21 @@ const ErrorCase k_error_cases[] = {
      "containment:\n  rules: [big]\n",
      4, "containment.rules[0]", "no source to freeze"},
     {"ContainmentBadAction", "containment:\n  action: tag\n", 2, "containment.action", "tag"},
+    {"QueueClearingBadMode", "containment:\n  queue_clearing: requeue\n", 2, "containment.queue_clearing",
+     "requeue"},
+    {"NotifyCommandAsString", "containment:\n  notify:\n    command: /bin/notify --all\n", 3,
+     "containment.notify.command", "list"},
+    {"NotifyCommandRelative", "containment:\n  notify:\n    command: [notify.sh]\n", 3,
+     "containment.notify.command", "absolute path"},
+    {"NotifyMailToWithSpace", "containment:\n  notify:\n    mail_to: [\"a b@example.com\"]\n", 3,
+     "containment.notify.mail_to", "not a plain mail address"},
+    {"NotifyMailFromWithNewline", "containment:\n  notify:\n    mail_from: \"a@x\\nBcc: b@y\"\n", 3,
+     "containment.notify.mail_from", "not a plain mail address"},
+    {"IncidentsUnknownKey", "containment:\n  incidents:\n    keep: 1d\n", 3, "containment.incidents.keep",
+     "unknown key"},
+    {"IncidentsSampleTooLarge", "containment:\n  incidents:\n    recipient_sample: 5000\n", 3,
+     "containment.incidents.recipient_sample", "0 to 1000"},
+    {"TopBadEnabled", "top:\n  enabled: maybe\n", 2, "top.enabled", "maybe"},
     {"QuarantineBadMode", "quarantine:\n  mode: bin\n", 2, "quarantine.mode", "bin"},
     {"QuarantineRelativeSpool", "quarantine:\n  spool_directory: spool\n", 2,
      "quarantine.spool_directory", "absolute path"},
