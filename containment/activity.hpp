@@ -26,7 +26,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include <tl/expected.hpp>
@@ -39,6 +42,10 @@
 namespace floodgate::containment {
 
 enum class TopOrder { Messages, Recipients, UniqueRecipients };
+
+// "messages", "recipients", "unique-recipients" (as `top --by` takes them).
+std::string_view to_string(TopOrder order);
+std::optional<TopOrder> parse_top_order(std::string_view text);
 
 struct TopEntry {
   std::string identity;  // the identity definition's name ("client", "php_script")
@@ -68,7 +75,28 @@ class ActivityStore {
   virtual tl::expected<std::vector<TopEntry>, ratelimit::CounterFailure> top(std::chrono::seconds window,
                                                                              TopOrder order, std::size_t limit,
                                                                              ratelimit::TimePoint now) = 0;
+  // As top(), counting only the sources of the identity definition named
+  // `identity` ("" : every source). This default asks top() for every
+  // source and filters; the stores here do it before the limit themselves.
+  virtual tl::expected<std::vector<TopEntry>, ratelimit::CounterFailure> top_for_identity(
+      std::string_view identity, std::chrono::seconds window, TopOrder order, std::size_t limit,
+      ratelimit::TimePoint now);
 };
+
+// ---- Shared by the stores ----------------------------------------------------
+
+// The minute bucket B of `time`: floor(ms / 60000).
+std::int64_t activity_minute(ratelimit::TimePoint time);
+// How many minute buckets a `window` reads: the window rounded up to whole
+// minutes, at least 1; the current (partial) minute is one of them, so a 10m
+// window reads the current minute and the 9 before it.
+std::int64_t window_minutes(std::chrono::seconds window);
+// 16 lowercase hex digits, as SourceSpec::digest() writes; anything else is
+// never put in a key name.
+bool is_source_digest(std::string_view text);
+// Sorts by `order`, largest first (ties: by source text, then digest), and
+// keeps the first `limit`.
+void rank_top_entries(std::vector<TopEntry>& entries, TopOrder order, std::size_t limit);
 
 std::unique_ptr<ActivityStore> make_memory_activity_store();
 std::unique_ptr<ActivityStore> make_redis_activity_store(ratelimit::RedisFreezeStoreOptions options,
@@ -77,6 +105,12 @@ std::unique_ptr<ActivityStore> make_redis_activity_store(ratelimit::RedisFreezeS
 // The per-instance aggregator the milter feeds. Thread-safe.
 class ActivityRecorder {
  public:
+  // Distinct recipient addresses kept per source per minute; beyond it a
+  // source's further new addresses that minute are not counted as unique
+  // (its messages and recipients still are). Bounds memory and the size of
+  // one PFADD; a source past it is obvious in `top` anyway.
+  static constexpr std::size_t k_max_unique_recipients = 10000;
+
   explicit ActivityRecorder(std::size_t max_sources_per_flush = 100000);
   // One outbound message: adds it to the current minute of each source its
   // facts name under the config's identities. `recipient_count` is the
@@ -87,11 +121,19 @@ class ActivityRecorder {
   // store failure the aggregate is dropped (top is a live view; old
   // minutes are not worth retrying) and the failure returned.
   tl::expected<void, ratelimit::CounterFailure> flush(ActivityStore& store);
+  // How many (message, source) pairs add() has not recorded since the last
+  // call, because max_sources_per_flush (minute, source) pairs were already
+  // pending; resets it. The caller logs a non-zero count (once per flush).
+  std::uint64_t take_dropped();
 
  private:
   std::mutex m_mutex;
   std::map<std::pair<std::int64_t, std::string>, ActivityStore::Delta> m_pending;  // (minute, digest)
   std::size_t m_max_sources;
+  // The distinct recipients of each pending (minute, digest), moved into its
+  // Delta at flush (a set here keeps add() cheap and the cap exact).
+  std::map<std::pair<std::int64_t, std::string>, std::unordered_set<std::string>> m_pending_recipients;
+  std::uint64_t m_dropped = 0;
 };
 
 }  // namespace floodgate::containment
