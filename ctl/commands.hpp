@@ -29,6 +29,8 @@ int run_purge(const std::vector<std::string>& args, CtlSession& session);
 int run_frozen(const std::vector<std::string>& args, CtlSession& session);
 int run_freeze(const std::vector<std::string>& args, CtlSession& session);
 int run_unfreeze(const std::vector<std::string>& args, CtlSession& session);
+// Activity (ctl/top_command.cpp): the busiest sources, from Redis.
+int run_top(const std::vector<std::string>& args, CtlSession& session);
 
 // Shared by the commands that take ids.
 // Reports each malformed id ("X is not a quarantine id"); true if none was.

@@ -66,13 +66,15 @@ bool CtlSession::open_freeze_store() {
   }
 
   m_redis_name = "Redis at " + escape_for_terminal(ratelimit::describe(*endpoint));
-  m_freeze_store = ratelimit::make_redis_freeze_store(ratelimit::RedisFreezeStoreOptions{
+  ratelimit::RedisFreezeStoreOptions options{
       .endpoint = std::move(*endpoint),
       .password = std::move(password),
       .connect_timeout = settings.connect_timeout,
       .command_timeout = settings.command_timeout,
       .key_prefix = settings.key_prefix,
-  });
+  };
+  m_activity_store = containment::make_redis_activity_store(options, m_config->top.history);
+  m_freeze_store = ratelimit::make_redis_freeze_store(std::move(options));
   return true;
 }
 

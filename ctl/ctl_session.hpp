@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "containment/activity.hpp"
 #include "policy/config.hpp"
 #include "quarantine/spool_store.hpp"
 #include "ratelimit/freeze_store.hpp"
@@ -47,6 +48,9 @@ class CtlSession {
   quarantine::SpoolStore& store() { return *m_store; }
   // Valid after open_freeze_store() returned true.
   ratelimit::FreezeStore& freeze_store() { return *m_freeze_store; }
+  // Valid after open_freeze_store() returned true: the activity `top` reads,
+  // in the same Redis, with the same options and top.history.
+  containment::ActivityStore& activity_store() { return *m_activity_store; }
   // "Redis at 127.0.0.1:6379", for messages; never holds the password.
   const std::string& redis_name() const { return m_redis_name; }
 
@@ -67,6 +71,7 @@ class CtlSession {
   std::shared_ptr<const policy::Config> m_config;
   std::unique_ptr<quarantine::SpoolStore> m_store;
   std::unique_ptr<ratelimit::FreezeStore> m_freeze_store;
+  std::unique_ptr<containment::ActivityStore> m_activity_store;
   std::string m_redis_name;
 };
 

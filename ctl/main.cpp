@@ -32,6 +32,7 @@ constexpr Command k_commands[] = {
     {"frozen", run_frozen, "list the frozen sources: since, TTL left, action, rule, reason"},
     {"freeze", run_freeze, "freeze a SOURCE (--ttl, --action, --reason) on every instance sharing Redis"},
     {"unfreeze", run_unfreeze, "lift a SOURCE's freeze (--release-quarantined: and release its mail)"},
+    {"top", run_top, "the busiest sources of the last minutes (--by, --window, --limit, --identity), frozen marked"},
 };
 
 void print_usage(std::ostream& out, const po::options_description& options) {
