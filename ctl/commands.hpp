@@ -31,6 +31,10 @@ int run_freeze(const std::vector<std::string>& args, CtlSession& session);
 int run_unfreeze(const std::vector<std::string>& args, CtlSession& session);
 // Activity (ctl/top_command.cpp): the busiest sources, from Redis.
 int run_top(const std::vector<std::string>& args, CtlSession& session);
+// Incidents (ctl/incident_commands.cpp): what each freeze's source sent and
+// what was done with it, from Redis.
+int run_incidents(const std::vector<std::string>& args, CtlSession& session);
+int run_incident(const std::vector<std::string>& args, CtlSession& session);
 
 // Shared by the commands that take ids.
 // Reports each malformed id ("X is not a quarantine id"); true if none was.

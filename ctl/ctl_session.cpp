@@ -74,6 +74,8 @@ bool CtlSession::open_freeze_store() {
       .key_prefix = settings.key_prefix,
   };
   m_activity_store = containment::make_redis_activity_store(options, m_config->top.history);
+  m_incident_store =
+      containment::make_redis_incident_store(options, containment::incident_limits(m_config->containment.incidents));
   m_freeze_store = ratelimit::make_redis_freeze_store(std::move(options));
   return true;
 }

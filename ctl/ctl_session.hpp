@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "containment/activity.hpp"
+#include "containment/incident_store.hpp"
 #include "policy/config.hpp"
 #include "quarantine/spool_store.hpp"
 #include "ratelimit/freeze_store.hpp"
@@ -51,6 +52,9 @@ class CtlSession {
   // Valid after open_freeze_store() returned true: the activity `top` reads,
   // in the same Redis, with the same options and top.history.
   containment::ActivityStore& activity_store() { return *m_activity_store; }
+  // Valid after open_freeze_store() returned true: the incidents, in the
+  // same Redis, with the same options and containment.incidents' limits.
+  containment::IncidentStore& incident_store() { return *m_incident_store; }
   // "Redis at 127.0.0.1:6379", for messages; never holds the password.
   const std::string& redis_name() const { return m_redis_name; }
 
@@ -72,6 +76,7 @@ class CtlSession {
   std::unique_ptr<quarantine::SpoolStore> m_store;
   std::unique_ptr<ratelimit::FreezeStore> m_freeze_store;
   std::unique_ptr<containment::ActivityStore> m_activity_store;
+  std::unique_ptr<containment::IncidentStore> m_incident_store;
   std::string m_redis_name;
 };
 

@@ -33,6 +33,8 @@ constexpr Command k_commands[] = {
     {"freeze", run_freeze, "freeze a SOURCE (--ttl, --action, --reason) on every instance sharing Redis"},
     {"unfreeze", run_unfreeze, "lift a SOURCE's freeze (--release-quarantined: and release its mail)"},
     {"top", run_top, "the busiest sources of the last minutes (--by, --window, --limit, --identity), frozen marked"},
+    {"incidents", run_incidents, "list the freezes' incidents, newest first (--open, --since DURATION, --json)"},
+    {"incident", run_incident, "show one incident: source, counts, recipients, subjects, queue ids (--json)"},
 };
 
 void print_usage(std::ostream& out, const po::options_description& options) {
