@@ -10,7 +10,9 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -41,6 +43,9 @@ class IncidentStoreContract : public ::testing::TestWithParam<BackendFactory> {
   std::unique_ptr<IncidentStoreBackend> m_backend;
   std::vector<std::unique_ptr<IncidentStore>> m_stores;
 };
+
+// What gtest prints for the parameter (ctest names the tests with it).
+inline void PrintTo(const BackendFactory& factory, std::ostream* out) { *out << factory.name; }
 
 // For INSTANTIATE_TEST_SUITE_P's name generator.
 inline std::string backend_name(const ::testing::TestParamInfo<BackendFactory>& info) { return info.param.name; }
