@@ -15,6 +15,12 @@
 #include <stop_token>
 #include <thread>
 
+#include <unistd.h>
+
+#include "containment/activity.hpp"
+#include "containment/incident_store.hpp"
+#include "containment/notifier.hpp"
+#include "milter/containment_worker.hpp"
 #include "milter/milter_callbacks.hpp"
 #include "policy/config_loader.hpp"
 #include "milter/freeze_cache.hpp"
@@ -75,18 +81,47 @@ std::jthread start_background_thread(Body&& body) {
   return thread;
 }
 
+ratelimit::RedisFreezeStoreOptions redis_store_options(const policy::Config& config,
+                                                       const std::optional<std::string>& password);
+
 // Freezes are shared through Redis; with no Redis configured they are this
 // node's alone.
 std::unique_ptr<ratelimit::FreezeStore> make_freeze_store(const policy::Config& config,
                                                           const std::optional<std::string>& password) {
   if (config.redis.url.empty()) return ratelimit::make_memory_freeze_store();
+  return ratelimit::make_redis_freeze_store(redis_store_options(config, password));
+}
+
+ratelimit::RedisFreezeStoreOptions redis_store_options(const policy::Config& config,
+                                                       const std::optional<std::string>& password) {
   ratelimit::RedisFreezeStoreOptions options;
   options.endpoint = *ratelimit::parse_redis_url(config.redis.url);  // validated by load_daemon_config
   options.password = password;
   options.connect_timeout = config.redis.connect_timeout;
   options.command_timeout = config.redis.command_timeout;
   options.key_prefix = config.redis.key_prefix;
-  return ratelimit::make_redis_freeze_store(std::move(options));
+  return options;
+}
+
+// Incidents are shared through Redis like the freezes that open them.
+std::unique_ptr<containment::IncidentStore> make_incident_store(const policy::Config& config,
+                                                                const std::optional<std::string>& password) {
+  const auto limits = containment::incident_limits(config.containment.incidents);
+  if (config.redis.url.empty()) return containment::make_memory_incident_store(limits);
+  return containment::make_redis_incident_store(redis_store_options(config, password), limits);
+}
+
+// Activity is only worth keeping where floodgatectl top can read it.
+std::unique_ptr<containment::ActivityStore> make_activity_store(const policy::Config& config,
+                                                                const std::optional<std::string>& password) {
+  if (config.redis.url.empty() || !config.top.enabled) return nullptr;
+  return containment::make_redis_activity_store(redis_store_options(config, password), config.top.history);
+}
+
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "localhost";
+  return name;
 }
 
 // The spool, or null when it cannot be used: the daemon still runs (accept,
@@ -187,7 +222,20 @@ int run_daemon(const DaemonOptions& options) {
     freezes.refresh_periodically(config->containment.refresh_interval, stop);
   });
 
-  MilterRuntime runtime(config, **counters, spool.get(), &freezes);
+  const auto incident_store = make_incident_store(*config, password);
+  const auto activity_store = make_activity_store(*config, password);
+  const containment::Notifier notifier(
+      config->containment.notify,
+      quarantine::SmtpTarget{.host = config->quarantine.release_host,
+                             .port = config->quarantine.release_port,
+                             .helo_name = host_name(),
+                             .timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 config->quarantine.release_timeout)});
+  ContainmentWorker containment(config, freezes, *incident_store, activity_store.get(), notifier, host_name());
+  const std::jthread containment_thread =
+      start_background_thread([&](std::stop_token stop) { containment.run(stop); });
+
+  MilterRuntime runtime(config, **counters, spool.get(), &freezes, &containment);
   install_runtime(&runtime);
 
   smfiDesc description = filter_description();

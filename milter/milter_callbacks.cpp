@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "milter/containment_worker.hpp"
 #include "milter/log_escape.hpp"
 #include "milter/session.hpp"
 
@@ -223,6 +224,7 @@ sfsistat on_data(SMFICTX* ctx) {
     smfi_setreply(ctx, const_cast<char*>(decision.reply->code.c_str()),
                   const_cast<char*>(decision.reply->status.c_str()), const_cast<char*>(decision.reply->text.c_str()));
     spdlog::info("{} stage=data", format_decision_log(*state->message, decision, std::chrono::microseconds(0)));
+    if (auto* containment = g_runtime->containment()) containment->message_refused(*state->message, decision, now);
     state->message.reset();
     return decision.action == policy::Action::Reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
   } catch (const std::exception& error) {
@@ -321,6 +323,7 @@ sfsistat on_eom(SMFICTX* ctx) {
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
     spdlog::info("{}", format_decision_log(*state->message, decision, elapsed));
     report_quarantine_health(decision);
+    if (auto* containment = g_runtime->containment()) containment->message_decided(*state->message, decision, now);
     state->message.reset();
     return status;
   } catch (const std::exception& error) {
@@ -349,8 +352,12 @@ sfsistat on_close(SMFICTX* ctx) {
 }  // namespace
 
 MilterRuntime::MilterRuntime(std::shared_ptr<const policy::Config> config, ratelimit::CounterStore& counters,
-                             quarantine::SpoolStore* spool, FreezeCache* freezes)
-    : m_config(std::move(config)), m_counters(counters), m_spool(spool), m_freezes(freezes) {}
+                             quarantine::SpoolStore* spool, FreezeCache* freezes, ContainmentWorker* containment)
+    : m_config(std::move(config)),
+      m_counters(counters),
+      m_spool(spool),
+      m_freezes(freezes),
+      m_containment(containment) {}
 
 std::shared_ptr<const policy::Config> MilterRuntime::config() const {
   std::lock_guard lock(m_mutex);

@@ -24,12 +24,15 @@
 
 namespace floodgate::milter {
 
+class ContainmentWorker;
+
 class MilterRuntime {
  public:
   // `spool` may be null: no usable quarantine spool (quarantines tempfail).
   // `freezes` may be null: no containment.
+  // `containment` may be null: no incidents, notifications or activity.
   MilterRuntime(std::shared_ptr<const policy::Config> config, ratelimit::CounterStore& counters,
-                quarantine::SpoolStore* spool, FreezeCache* freezes);
+                quarantine::SpoolStore* spool, FreezeCache* freezes, ContainmentWorker* containment = nullptr);
 
   // The snapshot new connections start with; messages in flight keep theirs.
   std::shared_ptr<const policy::Config> config() const;
@@ -37,6 +40,7 @@ class MilterRuntime {
   ratelimit::CounterStore& counters() { return m_counters; }
   quarantine::SpoolStore* spool() { return m_spool; }
   FreezeCache* freezes() { return m_freezes; }
+  ContainmentWorker* containment() { return m_containment; }
 
  private:
   mutable std::mutex m_mutex;
@@ -44,6 +48,7 @@ class MilterRuntime {
   ratelimit::CounterStore& m_counters;
   quarantine::SpoolStore* m_spool;
   FreezeCache* m_freezes;
+  ContainmentWorker* m_containment;
 };
 
 // Installs the runtime the callbacks use. Must outlive smfi_main().

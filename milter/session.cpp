@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 
+#include "containment/incident.hpp"
 #include "milter/log_escape.hpp"
 #include "policy/digest.hpp"
 #include "policy/containment.hpp"
@@ -12,6 +13,12 @@
 
 namespace floodgate::milter {
 namespace {
+
+// For quarantine entry and incident ids.
+std::uint64_t random_bits() {
+  static thread_local std::mt19937_64 generator{std::random_device{}()};
+  return generator();
+}
 
 std::string bounded(std::string_view text, std::size_t max_bytes) {
   return std::string(text.substr(0, std::min(text.size(), max_bytes)));
@@ -188,8 +195,10 @@ Decision MessageSession::contain(Decision decision, FreezeCache* freezes, rateli
     freeze.action = m_config->containment.action;
     freeze.since = now;
     freeze.until = now + m_config->containment.ttl;
+    freeze.incident = containment::make_incident_id(now, random_bits());
     std::string store_error;
     const bool created = freezes->freeze(freeze, request.source, now, store_error);
+    if (created) decision.freezes_created.push_back(freeze);
     // Rare and important: a line of its own, at warn, besides the verdict.
     spdlog::warn("freeze {} {} {} ttl_s={} new={}{}", log_field("source", freeze.source, 512),
                  log_field("rule", freeze.rule), log_field("action", policy::to_string(freeze.action)),
@@ -200,9 +209,12 @@ Decision MessageSession::contain(Decision decision, FreezeCache* freezes, rateli
   }
   if (active) {
     decision.frozen_source = active->freeze.source;
+    decision.frozen_incident = active->freeze.incident;
     decision.verdict = policy::contain(std::move(decision.verdict), active->freeze.action, active->freeze.rule);
   } else if (first_new) {
     decision.frozen_source = decision.freezes_made.front();
+    for (const auto& created : decision.freezes_created)
+      if (created.source == decision.frozen_source) decision.frozen_incident = created.incident;
     decision.verdict = policy::contain(std::move(decision.verdict), m_config->containment.action,
                                        m_config->rules[first_new->rule].name);
   } else {
@@ -223,6 +235,7 @@ Decision MessageSession::refuse_frozen(const ActiveFreeze& freeze) const {
   decision.scope = policy::Scope::Outbound;
   decision.counter_state = "none";
   decision.frozen_source = freeze.freeze.source;
+  decision.frozen_incident = freeze.freeze.incident;
   decision.verdict = policy::contain(policy::Verdict{}, freeze.freeze.action, freeze.freeze.rule);
   return finish_verdict(std::move(decision));
 }
@@ -256,7 +269,6 @@ Decision MessageSession::finish_verdict(Decision decision) const {
 
 quarantine::QuarantineEntry MessageSession::quarantine_entry(const Decision& decision,
                                                              std::chrono::system_clock::time_point now) const {
-  static thread_local std::mt19937_64 random_bits{std::random_device{}()};
   quarantine::QuarantineEntry entry;
   entry.id = quarantine::make_entry_id(now, random_bits());
   entry.time = now;

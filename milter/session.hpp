@@ -76,7 +76,10 @@ struct Decision {
   // Containment: the source this message was frozen by (canonical text), and
   // the sources this message froze.
   std::string frozen_source;
+  std::string frozen_incident;  // that freeze's incident id ("" if unknown)
   std::vector<std::string> freezes_made;
+  // The freezes this message made that were new (each opens an incident).
+  std::vector<ratelimit::Freeze> freezes_created;
   std::string counter_state;        // "redis", "local-fallback", "unavailable", "none"
   std::string counter_failure;      // detail when the store failed, else empty
 };
@@ -126,6 +129,7 @@ class MessageSession {
                       std::chrono::system_clock::time_point now);
 
   const policy::MessageFacts& facts() const { return m_facts; }
+  const std::string& subject() const { return m_subject; }
   std::uint64_t recipient_count() const { return m_recipient_count; }
   const policy::Config& config() const { return *m_config; }
 
