@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -136,6 +135,23 @@ std::vector<std::string> keys(const RedisServer& server) {
   for (std::size_t i = 0; i < reply->elements; ++i) names.emplace_back(reply->element[i]->str, reply->element[i]->len);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+// fg:{top}:<minute>:(messages|recipients|names|u:<digest>), nothing else.
+// (By hand: std::regex trips -Wmaybe-uninitialized in g++ 12's sanitizer build.)
+bool is_activity_key(std::string_view key) {
+  constexpr std::string_view prefix = "fg:{top}:";
+  if (!key.starts_with(prefix)) return false;
+  key.remove_prefix(prefix.size());
+  const auto colon = key.find(':');
+  if (colon == 0 || colon == std::string_view::npos) return false;
+  if (!std::all_of(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(colon),
+                   [](char c) { return c >= '0' && c <= '9'; })) {
+    return false;
+  }
+  key.remove_prefix(colon + 1);
+  if (key == "messages" || key == "recipients" || key == "names") return true;
+  return key.starts_with("u:") && is_source_digest(key.substr(2));
 }
 
 ActivityStore::Delta delta(std::int64_t minute, std::string source, std::uint64_t messages,
@@ -270,8 +286,7 @@ TEST(RedisActivityStore, HostileSourceBytesRoundTripAndStayOutOfKeys) {
   EXPECT_EQ((*top)[0].source, hostile);
   EXPECT_EQ((*top)[0].source.size(), hostile.size());
   EXPECT_EQ((*top)[0].unique_recipients, 2u);
-  const std::regex safe{R"(^fg:\{top\}:[0-9]+:(messages|recipients|names|u:[0-9a-f]{16})$)"};
-  for (const auto& key : keys(server)) EXPECT_TRUE(std::regex_match(key, safe)) << "unexpected key: " << key;
+  for (const auto& key : keys(server)) EXPECT_TRUE(is_activity_key(key)) << "unexpected key: " << key;
 }
 
 TEST(RedisActivityStore, TwoInstancesFlushingIntoOneRedisAddUp) {

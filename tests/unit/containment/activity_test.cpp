@@ -339,7 +339,7 @@ TEST(MemoryActivityStore, LimitKeepsTheFirst) {
   EXPECT_TRUE(none->empty());
 }
 
-TEST(MemoryActivityStore, SumsMinutesAndUniteTheirRecipients) {
+TEST(MemoryActivityStore, SumsMinutesAndUnitesTheirRecipients) {
   auto store = make_memory_activity_store();
   ASSERT_TRUE(store->add({delta(k_minute0 - 1, "10.0.0.1", 3, 6, {"a@x", "b@x"})}));
   ASSERT_TRUE(store->add({delta(k_minute0, "10.0.0.1", 2, 4, {"b@x", "c@x"})}));
