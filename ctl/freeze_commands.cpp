@@ -21,6 +21,7 @@
 
 #include "ctl/command_line.hpp"
 #include "ctl/commands.hpp"
+#include "ctl/incident_notice.hpp"
 #include "ctl/release_entry.hpp"
 #include "ctl/terminal_text.hpp"
 #include "policy/source_spec.hpp"
@@ -257,7 +258,7 @@ int run_freeze(const std::vector<std::string>& args, CtlSession& session) {
       .action = action.value_or(containment.action),
       .since = now,
       .until = now + std::chrono::duration_cast<std::chrono::milliseconds>(ttl.value_or(containment.ttl)),
-      .incident = {},
+      .incident = new_incident_id(now),
   };
   auto created = session.freeze_store().freeze(freeze, now);
   if (!created) return store_failure(created.error(), "; nothing was frozen", session);
@@ -270,11 +271,14 @@ int run_freeze(const std::vector<std::string>& args, CtlSession& session) {
     }
   }
   if (values.count("json")) {
+    // JSON alone on stdout: what the incident step says goes to stderr.
+    if (*created) open_manual_incident(freeze, source, session, session.err());
     session.out() << dump({{"frozen", *created}, {"freeze", freeze_to_json(shown)}}) << "\n";
     return k_exit_ok;
   }
   if (*created) {
     session.out() << "frozen: " << until_text(shown) << "\n";
+    open_manual_incident(freeze, source, session, session.out());
   } else {
     session.out() << "already frozen: " << until_text(shown) << ", since " << format_utc(shown.since) << " by rule "
                   << escape_for_terminal(shown.rule, k_rule_column) << "\n";
@@ -299,6 +303,11 @@ int run_unfreeze(const std::vector<std::string>& args, CtlSession& session) {
   if (release && !session.open()) return k_exit_error;
   if (!session.open_freeze_store()) return k_exit_error;
 
+  // The freeze's incident, to close once the freeze is lifted (best
+  // effort: without it the incident simply shows as ended when it expires).
+  std::vector<Freeze> active;
+  if (auto freezes = session.freeze_store().active(now_ms(session))) active = std::move(*freezes);
+
   // The words as typed first; else, if they are a source as frozen printed
   // it, that one. Trying a source that is not frozen changes nothing.
   auto removed = session.freeze_store().unfreeze(source.digest());
@@ -307,6 +316,8 @@ int run_unfreeze(const std::vector<std::string>& args, CtlSession& session) {
     if (removed && *removed) source = std::move(*printed);
   }
   if (!removed) return store_failure(removed.error(), "; nothing was unfrozen", session);
+  const auto lifted = find_freeze(active, source.digest());
+  const std::string incident_id = *removed && lifted ? lifted->incident : std::string();
 
   std::vector<quarantine::QuarantineEntry> stopped;
   if (release) {
@@ -333,6 +344,7 @@ int run_unfreeze(const std::vector<std::string>& args, CtlSession& session) {
   if (!json_output) {
     if (*removed) {
       session.out() << "unfrozen: " << escape_for_terminal(canonical) << "\n";
+      close_unfrozen_incident(incident_id, source.digest(), session, session.out());
     } else if (release) {
       session.out() << "not frozen (any more): " << escape_for_terminal(canonical)
                     << "; releasing its quarantined mail all the same\n";
@@ -340,6 +352,7 @@ int run_unfreeze(const std::vector<std::string>& args, CtlSession& session) {
       session.report_error("not frozen: " + escape_for_terminal(canonical));
     }
   }
+  if (json_output && *removed) close_unfrozen_incident(incident_id, source.digest(), session, session.err());
   if (!release) {
     if (json_output) {
       session.out() << dump({{"unfrozen", *removed},
