@@ -153,6 +153,9 @@ class CtlTestCase(unittest.TestCase):
             "release_timeout": "5s",
             "postfix_config_directory": postfix_config_directory,
         })
+        # No report mail on freeze/unfreeze: the fake release target must see only
+        # releases (notifications have tests of their own, test_incidents.py).
+        text = text.replace("    mail_to: [postmaster@localhost]\n", "    mail_to: []\n")
         self.config = os.path.join(self.directory, "floodgate.yaml")
         with open(self.config, "w") as f:
             f.write(text)
@@ -591,7 +594,7 @@ class Freeze(CtlTestCase):
         out = self.ctl_ok("freeze", "client=192.0.2.7", "--ttl", "2h", "--action", "tempfail",
                           "--reason", "abuse report #123")
         self.assertRegex(out, r"^frozen: client_address=192\.0\.2\.7 until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC "
-                              r"\(tempfail\)\n$")
+                              r"\(tempfail\)\nincident: \d{8}-\d{6}-[0-9a-f]{8}\n$")
 
         [listed] = self.frozen()
         after = int(time.time() * 1000)
@@ -618,7 +621,8 @@ class Freeze(CtlTestCase):
         self.assertIn("(tempfail)", out)
         self.assertEqual(self.frozen(), [listed])  # the first freeze stays as it was
 
-        self.assertEqual(self.ctl_ok("unfreeze", "client=192.0.2.7"), "unfrozen: client_address=192.0.2.7\n")
+        self.assertRegex(self.ctl_ok("unfreeze", "client=192.0.2.7"),
+                         r"^unfrozen: client_address=192\.0\.2\.7\nincident closed: \d{8}-\d{6}-[0-9a-f]{8}\n$")
         self.assertEqual(self.frozen(), [])
         self.assertEqual(self.ctl_ok("frozen"), "no frozen sources\n")
         proc = self.ctl("unfreeze", "client=192.0.2.7")
@@ -676,7 +680,8 @@ class Freeze(CtlTestCase):
         source = listed["source"]
         self.assertRegex(source, r"^header:x-php-originating-script=12:contact[\x21-\x7e]*$")
         self.assertTrue(out.startswith(f"frozen: {source} until "), out)
-        self.assertEqual(out.count("\n"), 1, out)
+        self.assertRegex(out, r"\nincident: \d{8}-\d{6}-[0-9a-f]{8}\n$")
+        self.assertEqual(out.count("\n"), 2, out)
         self.assertNotIn("\x1b", out)
 
         table = self.ctl_ok("frozen")
@@ -688,11 +693,13 @@ class Freeze(CtlTestCase):
         self.assertEqual(listed["reason"], "bell\x07 and\r\nfake line")
 
         # Unfrozen by the words as typed, or by the source as printed.
-        self.assertEqual(self.ctl_ok("unfreeze", f"header:X-PHP-Originating-Script={value}"),
-                         f"unfrozen: {source}\n")
+        closed = r"incident closed: \d{8}-\d{6}-[0-9a-f]{8}\n$"
+        self.assertRegex(self.ctl_ok("unfreeze", f"header:X-PHP-Originating-Script={value}"),
+                         "^" + re.escape(f"unfrozen: {source}\n") + closed)
         self.ctl_ok("freeze", f"header:X-PHP-Originating-Script={value}", "client=192.0.2.10")
         printed = self.frozen()[0]["source"]
-        self.assertEqual(self.ctl_ok("unfreeze", *printed.split(" ")), f"unfrozen: {printed}\n")
+        self.assertRegex(self.ctl_ok("unfreeze", *printed.split(" ")),
+                         "^" + re.escape(f"unfrozen: {printed}\n") + closed)
         self.assertEqual(self.frozen(), [])
 
     # unfreeze --release-quarantined: a false positive's mail goes out.
@@ -727,10 +734,11 @@ class Freeze(CtlTestCase):
         self.assertEqual(proc.stderr, b"")
         lines = proc.stdout.decode().splitlines()
         self.assertEqual(lines[0], "unfrozen: client_address=192.0.2.7")
-        self.assertEqual(lines[1], f"released {ids[0]} to 1 recipient (250 2.0.0 Ok: queued as FAKE1)")
-        self.assertEqual(lines[2], f"released {ids[4]} to 2 recipients (250 2.0.0 Ok: queued as FAKE1)")
-        self.assertEqual(lines[3], "released 2 of 2 entries quarantined from client_address=192.0.2.7")
-        self.assertEqual(len(lines), 4, lines)
+        self.assertRegex(lines[1], r"^incident closed: \d{8}-\d{6}-[0-9a-f]{8}$")
+        self.assertEqual(lines[2], f"released {ids[0]} to 1 recipient (250 2.0.0 Ok: queued as FAKE1)")
+        self.assertEqual(lines[3], f"released {ids[4]} to 2 recipients (250 2.0.0 Ok: queued as FAKE1)")
+        self.assertEqual(lines[4], "released 2 of 2 entries quarantined from client_address=192.0.2.7")
+        self.assertEqual(len(lines), 5, lines)
 
         expected = k_message.replace(b"\n", b"\r\n").replace(b"\r\n.a line", b"\r\n..a line")
         self.assertEqual(target.deliveries, [("form@example.org", ["a@example.net"], expected),
@@ -747,7 +755,8 @@ class Freeze(CtlTestCase):
         target = self.start_target()
         self.ctl_ok("freeze", "sasl=bob")
         ids = self.add_entries(entry(sasl_user="bob", frozen_source="sasl_user=bob"))
-        self.assertEqual(self.ctl_ok("unfreeze", "sasl=bob"), "unfrozen: sasl_user=bob\n")
+        self.assertRegex(self.ctl_ok("unfreeze", "sasl=bob"),
+                         r"^unfrozen: sasl_user=bob\nincident closed: \d{8}-\d{6}-[0-9a-f]{8}\n$")
         self.assertEqual(self.listed_ids(), ids)
         self.assertEqual(target.deliveries, [])
         self.assertIn("--release-quarantined", self.ctl_ok("unfreeze", "--help"))
