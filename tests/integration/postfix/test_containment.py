@@ -27,7 +27,7 @@ import tempfile
 import time
 import unittest
 
-from harness import FloodgateTestCase, distinct_text, floodgate_config, make_message, rcpt_list
+from harness import FloodgateTestCase, distinct_text, floodgate_config, make_message, rcpt_list, wait_for
 
 k_form_client = "10.2.2.2"
 k_form_client_name = "web01.hosting.example"
@@ -258,6 +258,20 @@ class TwoDaemonsOneRedis(ContainmentTestCase):
         self.assertIn("via-b-other-script", seqs,
                       f"another script of the same client ({other_script}) was stopped: "
                       f"{world.verdict_for(other_script)}")
+
+        # Daemon B recorded its stopped message into the incident daemon A opened.
+        def recorded_by_b():
+            listing = json.loads(world.floodgatectl("incidents", "--json").stdout or "[]")
+            if len(listing) != 1:
+                return None
+            incident = json.loads(world.floodgatectl("incident", listing[0]["id"], "--json").stdout)
+            outcomes = {q["queue_id"]: q["outcome"] for q in incident["queue_ids"]}
+            return incident if outcomes.get(qid) == "quarantined" else None
+        try:
+            wait_for(recorded_by_b, 10, "daemon B's message in daemon A's incident")
+        except TimeoutError:
+            self.fail(f"incidents: want one listing {qid} as quarantined, got "
+                      f"{world.floodgatectl('incidents', '--json').stdout}")
 
 
 class ManualFreeze(ContainmentTestCase):
