@@ -627,7 +627,7 @@ class RedisIncidentStore final : public IncidentStore {
                     "rule_hex", bounded_hex(incident.rule),
                     "reason_hex", bounded_hex(incident.reason),
                     "action", std::string(policy::to_string(incident.action)),
-                    "identity", identity.dump(),
+                    "identity", identity.dump(-1, ' ', false, Json::error_handler_t::replace),
                     "opened_by_hex", bounded_hex(incident.opened_by),
                     "opened_ms", ms_text(incident.opened),
                     "until_ms", ms_text(incident.until),
