@@ -82,4 +82,25 @@ bool CtlSession::open_freeze_store() {
 
 void CtlSession::report_error(std::string_view message) { m_err << "floodgatectl: " << message << "\n"; }
 
+int CtlSession::report_redis_failure(const ratelimit::CounterFailure& failure, std::string_view doing,
+                                     std::string_view consequence) {
+  std::string what;
+  switch (failure.kind) {
+    case ratelimit::CounterFailure::Kind::Unavailable:
+      what = "cannot reach " + m_redis_name;
+      break;
+    case ratelimit::CounterFailure::Kind::Timeout:
+      what = m_redis_name + " did not answer in time";
+      break;
+    case ratelimit::CounterFailure::Kind::Protocol:
+      what = m_redis_name + " gave an unexpected answer";
+      break;
+  }
+  what += doing;
+  if (!failure.detail.empty()) what += " (" + escape_for_terminal(failure.detail) + ")";
+  what += consequence;
+  report_error(what);
+  return k_exit_error;
+}
+
 }  // namespace floodgate::ctl

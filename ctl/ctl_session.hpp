@@ -64,6 +64,10 @@ class CtlSession {
 
   // "floodgatectl: <message>" on stderr; `message` must already be escaped.
   void report_error(std::string_view message);
+  // A failed Redis call, said once the same way by every command: "cannot
+  // reach Redis at ...<doing> (detail)<consequence>". Returns k_exit_error.
+  int report_redis_failure(const ratelimit::CounterFailure& failure, std::string_view doing,
+                           std::string_view consequence = {});
 
  private:
   bool open_config();

@@ -113,25 +113,6 @@ std::optional<policy::Action> parse_action(std::string_view text) {
   return std::nullopt;
 }
 
-// Prints why the store failed; returns k_exit_error.
-int store_failure(const ratelimit::CounterFailure& failure, std::string_view consequence, CtlSession& session) {
-  std::string what;
-  switch (failure.kind) {
-    case ratelimit::CounterFailure::Kind::Unavailable:
-      what = "cannot reach " + session.redis_name();
-      break;
-    case ratelimit::CounterFailure::Kind::Timeout:
-      what = session.redis_name() + " did not answer in time";
-      break;
-    case ratelimit::CounterFailure::Kind::Protocol:
-      what = session.redis_name() + " gave an unexpected answer";
-      break;
-  }
-  if (!failure.detail.empty()) what += " (" + escape_for_terminal(failure.detail) + ")";
-  session.report_error(what + std::string(consequence));
-  return k_exit_error;
-}
-
 // Options and SOURCE words shared by freeze and unfreeze. std::nullopt: go
 // on with `spec`; otherwise the exit status (help, usage error).
 // `printed` is the SOURCE words read as frozen prints a source (canonical,
@@ -179,7 +160,7 @@ int run_frozen(const std::vector<std::string>& args, CtlSession& session) {
 
   const TimePoint now = now_ms(session);
   auto freezes = session.freeze_store().active(now);
-  if (!freezes) return store_failure(freezes.error(), "", session);
+  if (!freezes) return session.report_redis_failure(freezes.error(), "");
   std::stable_sort(freezes->begin(), freezes->end(), [](const Freeze& a, const Freeze& b) {
     return a.since != b.since ? a.since < b.since : a.source < b.source;
   });
@@ -261,7 +242,7 @@ int run_freeze(const std::vector<std::string>& args, CtlSession& session) {
       .incident = new_incident_id(now),
   };
   auto created = session.freeze_store().freeze(freeze, now);
-  if (!created) return store_failure(created.error(), "; nothing was frozen", session);
+  if (!created) return session.report_redis_failure(created.error(), "", "; nothing was frozen");
 
   // An existing freeze stays as it was: show that one, not the one asked for.
   Freeze shown = freeze;
@@ -315,7 +296,7 @@ int run_unfreeze(const std::vector<std::string>& args, CtlSession& session) {
     removed = session.freeze_store().unfreeze(printed->digest());
     if (removed && *removed) source = std::move(*printed);
   }
-  if (!removed) return store_failure(removed.error(), "; nothing was unfrozen", session);
+  if (!removed) return session.report_redis_failure(removed.error(), "", "; nothing was unfrozen");
   const auto lifted = find_freeze(active, source.digest());
   const std::string incident_id = *removed && lifted ? lifted->incident : std::string();
 

@@ -63,27 +63,6 @@ std::string dump(const nlohmann::json& json) {
   return json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-// Prints why the store failed; returns k_exit_error. (As freeze_commands'
-// and top's, whose copies are private to them.)
-int store_failure(const ratelimit::CounterFailure& failure, std::string_view doing, CtlSession& session) {
-  std::string what;
-  switch (failure.kind) {
-    case ratelimit::CounterFailure::Kind::Unavailable:
-      what = "cannot reach " + session.redis_name();
-      break;
-    case ratelimit::CounterFailure::Kind::Timeout:
-      what = session.redis_name() + " did not answer in time";
-      break;
-    case ratelimit::CounterFailure::Kind::Protocol:
-      what = session.redis_name() + " gave an unexpected answer";
-      break;
-  }
-  what += doing;
-  if (!failure.detail.empty()) what += " (" + escape_for_terminal(failure.detail) + ")";
-  session.report_error(what);
-  return k_exit_error;
-}
-
 std::string seen_ago(const std::optional<TimePoint>& time, TimePoint now) {
   return time ? format_age(now - *time) + " ago" : "-";
 }
@@ -114,7 +93,7 @@ int run_incidents(const std::vector<std::string>& args, CtlSession& session) {
   std::optional<TimePoint> opened_since;
   if (since) opened_since = now - std::chrono::duration_cast<std::chrono::milliseconds>(*since);
   auto incidents = session.incident_store().list(opened_since, open_only, now);
-  if (!incidents) return store_failure(incidents.error(), " while reading the incidents", session);
+  if (!incidents) return session.report_redis_failure(incidents.error(), " while reading the incidents");
 
   if (values.count("json")) {
     auto array = nlohmann::json::array();
@@ -161,7 +140,7 @@ int run_incident(const std::vector<std::string>& args, CtlSession& session) {
 
   const TimePoint now = now_ms(session);
   auto incident = session.incident_store().get(id);
-  if (!incident) return store_failure(incident.error(), " while reading the incident", session);
+  if (!incident) return session.report_redis_failure(incident.error(), " while reading the incident");
   if (!*incident) {
     session.report_error("no incident with id " + id);
     return k_exit_error;

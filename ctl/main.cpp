@@ -41,7 +41,7 @@ void print_usage(std::ostream& out, const po::options_description& options) {
   out << "Usage: floodgatectl [--config FILE] COMMAND [options]\n\n"
          "Inspects and releases the mail Floodgate quarantined; freezes and unfreezes sources.\n\nCommands:\n";
   for (const auto& command : k_commands)
-    out << "  " << command.name << std::string(10 - std::string(command.name).size(), ' ') << command.summary
+    out << "  " << command.name << std::string(11 - std::string(command.name).size(), ' ') << command.summary
         << "\n";
   out << "\n"
       << options << "\n"

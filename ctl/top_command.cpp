@@ -67,26 +67,6 @@ std::optional<std::size_t> parse_limit(const std::string& text) {
   return limit;
 }
 
-// Prints why the store failed; returns k_exit_error.
-int store_failure(const ratelimit::CounterFailure& failure, std::string_view doing, CtlSession& session) {
-  std::string what;
-  switch (failure.kind) {
-    case ratelimit::CounterFailure::Kind::Unavailable:
-      what = "cannot reach " + session.redis_name();
-      break;
-    case ratelimit::CounterFailure::Kind::Timeout:
-      what = session.redis_name() + " did not answer in time";
-      break;
-    case ratelimit::CounterFailure::Kind::Protocol:
-      what = session.redis_name() + " gave an unexpected answer";
-      break;
-  }
-  what += std::string(doing);
-  if (!failure.detail.empty()) what += " (" + escape_for_terminal(failure.detail) + ")";
-  session.report_error(what);
-  return k_exit_error;
-}
-
 std::string source_text(const TopEntry& entry) {
   // The name is written with the counts; a source without one lost it to
   // something outside Floodgate.
@@ -182,7 +162,7 @@ int run_top(const std::vector<std::string>& args, CtlSession& session) {
 
   const auto now = std::chrono::time_point_cast<std::chrono::milliseconds>(session.now());
   auto entries = session.activity_store().top_for_identity(identity, span, order, limit, now);
-  if (!entries) return store_failure(entries.error(), " while reading the activity", session);
+  if (!entries) return session.report_redis_failure(entries.error(), " while reading the activity");
 
   // Which are frozen now. Without it the ranking still stands: print it,
   // say why the marks are missing, exit 1.
@@ -231,7 +211,7 @@ int run_top(const std::vector<std::string>& args, CtlSession& session) {
     }
     print_trimmed_table(session.out(), rows, {true, false, false, true, true, true, false});
   }
-  if (freeze_failure) return store_failure(*freeze_failure, " while reading the freezes", session);
+  if (freeze_failure) return session.report_redis_failure(*freeze_failure, " while reading the freezes");
   return k_exit_ok;
 }
 
