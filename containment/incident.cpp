@@ -37,30 +37,6 @@ using Json = nlohmann::json;
 constexpr std::size_t k_max_value_chars = 400;
 constexpr std::size_t k_incident_id_chars = 24;  // "YYYYMMDD-HHMMSS-xxxxxxxx"
 
-// The printed form of `raw`: see SECURITY above. At most `max_chars`
-// characters; a cut value ends with "...", and an escape is never split.
-std::string escape_text(std::string_view raw, std::size_t max_chars = k_max_value_chars) {
-  static constexpr char k_hex[] = "0123456789abcdef";
-  std::string out;
-  std::size_t cut = 0;  // the length to cut back to: the last piece end that leaves room for "..."
-  for (const char c : raw) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 || byte >= 0x7f) {
-      out += {'\\', 'x', k_hex[byte >> 4], k_hex[byte & 0x0f]};
-    } else if (byte == '\\') {
-      out += "\\\\";
-    } else {
-      out += c;
-    }
-    if (out.size() + 3 <= max_chars) cut = out.size();
-    if (out.size() > max_chars) {
-      out.resize(cut);
-      return out + "...";
-    }
-  }
-  return out;
-}
-
 std::tm utc_fields(TimePoint time) {
   const auto seconds = std::chrono::floor<std::chrono::seconds>(time);
   const std::time_t t = static_cast<std::time_t>(seconds.time_since_epoch().count());
@@ -100,7 +76,33 @@ Json counted_list(const std::vector<CountedText>& items) {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
+std::string escape_text(std::string_view raw, std::size_t max_chars = k_max_value_chars) {
+  return escape_incident_text(raw, max_chars);
+}
+
 }  // namespace
+
+std::string escape_incident_text(std::string_view raw, std::size_t max_chars) {
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string out;
+  std::size_t cut = 0;  // the length to cut back to: the last piece end that leaves room for "..."
+  for (const char c : raw) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte >= 0x7f) {
+      out += {'\\', 'x', k_hex[byte >> 4], k_hex[byte & 0x0f]};
+    } else if (byte == '\\') {
+      out += "\\\\";
+    } else {
+      out += c;
+    }
+    if (out.size() + 3 <= max_chars) cut = out.size();
+    if (out.size() > max_chars) {
+      out.resize(cut);
+      return out + "...";
+    }
+  }
+  return out;
+}
 
 std::string_view to_string(MessageOutcome outcome) {
   switch (outcome) {

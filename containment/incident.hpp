@@ -134,6 +134,12 @@ bool is_valid_incident_id(std::string_view text);
 // as "..._ms" integers; `state` is computed at `now`.
 nlohmann::json incident_to_json(const Incident& incident, TimePoint now);
 
+// Attacker text made printable: bytes below 0x20, 0x7f and above as \xNN, a
+// backslash as \\; at most `max_chars` characters, a cut value ending in
+// "..." (an escape is never split). What render_incident_text() and the
+// report mail use for every value from the SMTP client.
+std::string escape_incident_text(std::string_view raw, std::size_t max_chars);
+
 // A person's view, for a terminal and for the report mail: headed by the
 // source, state and rule, then times, counts, samples, subjects and queue
 // ids. Every line ends with '\n'; attacker text is escaped (see above).

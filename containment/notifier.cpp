@@ -2,7 +2,7 @@
 //
 // SECURITY
 // Header values built from attacker text (the source in the Subject) go
-// through escape_header_text(): bytes below 0x20, 0x7f and every byte
+// through escape_incident_text(): bytes below 0x20, 0x7f and every byte
 // >= 0x80 become \xNN and a backslash becomes \\ -- the same printed form
 // as render_incident_text() -- so a header is 7-bit printable ASCII on one
 // line and no CR or LF can start a forged header. We escape rather than
@@ -52,31 +52,8 @@ constexpr std::size_t k_max_body_line_octets = 990;
 // How much of a failing command's first output line goes into its error.
 constexpr std::size_t k_max_command_output_chars = 200;
 
-// The printed form of `raw` (see SECURITY), at most `max_chars` characters;
-// a cut value ends with "..." and an escape is never split.
-std::string escape_header_text(std::string_view raw, std::size_t max_chars) {
-  static constexpr char k_hex[] = "0123456789abcdef";
-  std::string out;
-  std::size_t cut = 0;  // where to cut back to so that "..." still fits
-  for (const char c : raw) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 || byte >= 0x7f) {
-      out += {'\\', 'x', k_hex[byte >> 4], k_hex[byte & 0x0f]};
-    } else if (byte == '\\') {
-      out += "\\\\";
-    } else {
-      out += c;
-    }
-    if (out.size() + 3 <= max_chars) cut = out.size();
-    if (out.size() > max_chars) {
-      out.resize(cut);
-      return out + "...";
-    }
-  }
-  return out;
-}
 
-std::string escape_value(std::string_view raw) { return escape_header_text(raw, k_max_summary_value_chars); }
+std::string escape_value(std::string_view raw) { return escape_incident_text(raw, k_max_summary_value_chars); }
 
 // RFC 5322 date-time in UTC: "Tue, 05 Mar 2024 14:03:09 +0000". Built by
 // hand: strftime's %a and %b follow the locale.
@@ -113,7 +90,7 @@ std::string message_id(TimePoint now) {
 std::string summary_line(NotificationEvent event, const Incident& incident) {
   std::string line = event == NotificationEvent::Freeze ? "Floodgate froze " : "Floodgate unfroze ";
   line += escape_value(incident.source);
-  line += " (rule " + escape_header_text(incident.rule, 100) + ", action " +
+  line += " (rule " + escape_incident_text(incident.rule, 100) + ", action " +
           std::string(policy::to_string(incident.action)) + "): ";
   line += std::to_string(incident.messages) + " messages to " + std::to_string(incident.recipients) +
           " recipients; " + std::to_string(incident.quarantined) + " quarantined, " +
@@ -154,7 +131,7 @@ void append_body(std::string& out, std::string_view text) {
 
 std::string first_line(std::string_view text) {
   const std::size_t end = text.find_first_of("\r\n");
-  return escape_header_text(text.substr(0, end), k_max_command_output_chars);
+  return escape_incident_text(text.substr(0, end), k_max_command_output_chars);
 }
 
 std::string what_of(std::exception_ptr error) {
@@ -194,7 +171,7 @@ void run_command(NotificationEvent event, const Incident& incident, const policy
   result.command_attempted = true;
   const std::string name = escape_value(settings.command.front());
   const std::vector<std::string> environment{"FLOODGATE_EVENT=" + std::string(to_string(event)),
-                                             "FLOODGATE_INCIDENT=" + escape_header_text(incident.id, 64)};
+                                             "FLOODGATE_INCIDENT=" + escape_incident_text(incident.id, 64)};
   const ChildResult child = run_child(settings.command, notification_json(event, incident, now),
                                       std::chrono::duration_cast<std::chrono::milliseconds>(settings.command_timeout),
                                       environment);
@@ -230,7 +207,7 @@ std::string compose_report_mail(NotificationEvent event, const Incident& inciden
   }
   if (!to.empty()) header("To", to);
   header("Subject", std::string(freeze ? "[floodgate] frozen: " : "[floodgate] unfrozen: ") +
-                        escape_header_text(incident.source, k_max_subject_source_chars));
+                        escape_incident_text(incident.source, k_max_subject_source_chars));
   header("Date", rfc5322_date(now));
   header("Message-ID", message_id(now));
   header("MIME-Version", "1.0");
@@ -238,7 +215,7 @@ std::string compose_report_mail(NotificationEvent event, const Incident& inciden
   header("Content-Transfer-Encoding", "8bit");
   header("Auto-Submitted", "auto-generated");
   header("X-Floodgate-Event", to_string(event));
-  header("X-Floodgate-Incident", escape_header_text(incident.id, 64));
+  header("X-Floodgate-Incident", escape_incident_text(incident.id, 64));
   mail += "\r\n";
 
   append_body_line(mail, summary_line(event, incident));

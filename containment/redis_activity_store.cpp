@@ -66,6 +66,7 @@
 #include <nlohmann/json.hpp>
 
 #include "containment/activity.hpp"
+#include "ratelimit/hex_text.hpp"
 #include "ratelimit/redis_connection.hpp"
 
 namespace floodgate::containment {
@@ -93,19 +94,6 @@ using Command = std::vector<std::string>;
 
 // As redis_connection's context failure: hiredis reports a read timeout
 // (SO_RCVTIMEO) as an I/O error with EAGAIN.
-CounterFailure context_failure(const redisContext& context, int saved_errno, std::string_view doing) {
-  const std::string_view message = context.errstr;
-  const bool timed_out = context.err == REDIS_ERR_IO &&
-                         (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == ETIMEDOUT ||
-                          message.find("timed out") != std::string_view::npos ||
-                          message.find("temporarily unavailable") != std::string_view::npos);
-  std::string detail{doing};
-  detail += timed_out ? ": timed out (" : ": ";
-  detail += message.empty() ? "connection error" : message;
-  if (timed_out) detail += ")";
-  return CounterFailure{timed_out ? CounterFailure::Kind::Timeout : CounterFailure::Kind::Unavailable,
-                        std::move(detail)};
-}
 
 // Sends every command, then reads every reply: one round trip (hiredis
 // writes its whole buffer before the first read). Error replies are
@@ -123,7 +111,7 @@ Result<std::vector<RedisReplyPtr>> pipeline(redisContext& context, const std::ve
     }
     if (redisAppendCommandArgv(&context, static_cast<int>(argv.size()), argv.data(), lengths.data()) !=
         REDIS_OK) {
-      return tl::unexpected{context_failure(context, errno, doing)};
+      return tl::unexpected{ratelimit::redis_context_failure(context, errno, doing)};
     }
   }
   std::vector<RedisReplyPtr> replies;
@@ -135,7 +123,7 @@ Result<std::vector<RedisReplyPtr>> pipeline(redisContext& context, const std::ve
     const int saved_errno = errno;
     if (status != REDIS_OK || raw == nullptr) {
       if (raw != nullptr) freeReplyObject(raw);
-      return tl::unexpected{context_failure(context, saved_errno, doing)};
+      return tl::unexpected{ratelimit::redis_context_failure(context, saved_errno, doing)};
     }
     replies.emplace_back(static_cast<redisReply*>(raw), freeReplyObject);
   }
@@ -155,38 +143,10 @@ Result<void> no_error_reply(const std::vector<RedisReplyPtr>& replies, std::stri
 
 // ---- The stored form -----------------------------------------------------------
 
-std::string to_hex(std::string_view bytes) {
-  static constexpr char k_digits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(bytes.size() * 2);
-  for (const char c : bytes) {
-    const auto byte = static_cast<unsigned char>(c);
-    hex.push_back(k_digits[byte >> 4]);
-    hex.push_back(k_digits[byte & 0x0f]);
-  }
-  return hex;
-}
 
-std::optional<std::string> from_hex(std::string_view hex) {
-  const auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  if (hex.size() % 2 != 0) return std::nullopt;
-  std::string bytes;
-  bytes.reserve(hex.size() / 2);
-  for (std::size_t i = 0; i < hex.size(); i += 2) {
-    const int high = nibble(hex[i]);
-    const int low = nibble(hex[i + 1]);
-    if (high < 0 || low < 0) return std::nullopt;
-    bytes.push_back(static_cast<char>((high << 4) | low));
-  }
-  return bytes;
-}
 
 std::string encode_name(const ActivityStore::Delta& delta) {
-  const Json value = {{"identity", delta.identity}, {"source_hex", to_hex(delta.source)}};
+  const Json value = {{"identity", delta.identity}, {"source_hex", ratelimit::bytes_to_hex(delta.source)}};
   return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
@@ -204,7 +164,7 @@ std::optional<Name> decode_name(std::string_view text) {
   if (identity == value.end() || !identity->is_string() || source_hex == value.end() || !source_hex->is_string()) {
     return std::nullopt;
   }
-  auto source = from_hex(source_hex->get<std::string>());
+  auto source = ratelimit::hex_to_bytes(source_hex->get<std::string>());
   if (!source) return std::nullopt;
   return Name{identity->get<std::string>(), std::move(*source)};
 }

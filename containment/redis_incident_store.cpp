@@ -96,6 +96,7 @@
 #include <nlohmann/json.hpp>
 
 #include "containment/incident_store.hpp"
+#include "ratelimit/hex_text.hpp"
 #include "ratelimit/redis_connection.hpp"
 
 namespace floodgate::containment {
@@ -273,36 +274,11 @@ tl::unexpected<CounterFailure> fail(CounterFailure::Kind kind, std::string detai
 
 // ---- Encoding -----------------------------------------------------------------
 
-std::string to_hex(std::string_view bytes) {
-  static constexpr char k_digits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(bytes.size() * 2);
-  for (const char c : bytes) {
-    const auto byte = static_cast<unsigned char>(c);
-    hex.push_back(k_digits[byte >> 4]);
-    hex.push_back(k_digits[byte & 0x0f]);
-  }
-  return hex;
-}
+
+std::string to_hex(std::string_view bytes) { return ratelimit::bytes_to_hex(bytes); }
 
 // Bad hex reads as "" (see DIAGNOSTICS).
-std::string from_hex(std::string_view hex) {
-  const auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  if (hex.size() % 2 != 0) return {};
-  std::string bytes;
-  bytes.reserve(hex.size() / 2);
-  for (std::size_t i = 0; i < hex.size(); i += 2) {
-    const int high = nibble(hex[i]);
-    const int low = nibble(hex[i + 1]);
-    if (high < 0 || low < 0) return {};
-    bytes.push_back(static_cast<char>((high << 4) | low));
-  }
-  return bytes;
-}
+std::string from_hex(std::string_view hex) { return ratelimit::hex_to_bytes(hex).value_or(std::string()); }
 
 std::string bounded_hex(std::string_view text) { return to_hex(text.substr(0, k_max_text_bytes)); }
 

@@ -18,12 +18,9 @@ timeval to_timeval(std::chrono::milliseconds duration) {
                  .tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000)};
 }
 
-// What went wrong on a context whose last call failed. `saved_errno` is
-// errno right after the failing call: hiredis reports a read timeout
-// (SO_RCVTIMEO) as an I/O error with EAGAIN and a connect timeout with
-// ETIMEDOUT.
-CounterFailure context_failure(const redisContext& context, int saved_errno,
-                               std::string_view doing) {
+}  // namespace
+
+CounterFailure redis_context_failure(const redisContext& context, int saved_errno, std::string_view doing) {
   const std::string_view message = context.errstr;
   const bool timed_out =
       context.err == REDIS_ERR_IO &&
@@ -38,6 +35,8 @@ CounterFailure context_failure(const redisContext& context, int saved_errno,
                                   : CounterFailure::Kind::Unavailable,
                         std::move(detail)};
 }
+
+namespace {
 
 // For AUTH and SELECT, whose only good answer is +OK.
 tl::expected<void, CounterFailure> expect_ok(tl::expected<RedisReplyPtr, CounterFailure> reply,
@@ -65,7 +64,7 @@ tl::expected<RedisReplyPtr, CounterFailure> redis_command(
   void* raw = redisCommandArgv(&context, static_cast<int>(argv.size()), argv.data(),
                                lengths.data());
   const int saved_errno = errno;
-  if (raw == nullptr) return tl::unexpected{context_failure(context, saved_errno, doing)};
+  if (raw == nullptr) return tl::unexpected{redis_context_failure(context, saved_errno, doing)};
   return RedisReplyPtr{static_cast<redisReply*>(raw), freeReplyObject};
 }
 
@@ -106,10 +105,10 @@ tl::expected<RedisContextPtr, CounterFailure> open_redis_connection(
   }
   RedisContextPtr context{raw, redisFree};
   if (context->err != 0) {
-    return tl::unexpected{context_failure(*context, saved_errno, "connect to " + where)};
+    return tl::unexpected{redis_context_failure(*context, saved_errno, "connect to " + where)};
   }
   if (redisSetTimeout(context.get(), to_timeval(command_timeout)) != REDIS_OK) {
-    return tl::unexpected{context_failure(*context, errno, "set timeout on " + where)};
+    return tl::unexpected{redis_context_failure(*context, errno, "set timeout on " + where)};
   }
 
   const std::optional<std::string>& auth_password = password ? password : endpoint.password;

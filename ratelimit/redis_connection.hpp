@@ -1,6 +1,6 @@
-// Redis connection helpers shared by RedisCounterStore and RedisFreezeStore
-// (internal to floodgate_ratelimit; it includes hiredis, so no public header
-// may include it).
+// Redis connection helpers shared by the Redis stores (counters, freezes,
+// and containment's incidents and activity). It includes hiredis, so no
+// public header may include it.
 //
 // open_redis_connection() connects to an endpoint, sets the command timeout
 // and sends AUTH and SELECT as configured; redis_command() sends one
@@ -42,6 +42,12 @@ using RedisReplyPtr = std::unique_ptr<redisReply, decltype(&freeReplyObject)>;
 
 // A connected context with its command timeout set, authenticated and on
 // endpoint.db. `password`, when set, overrides endpoint.password.
+// What went wrong on a context whose last call failed. `saved_errno` is
+// errno right after the failing call: hiredis reports a read timeout
+// (SO_RCVTIMEO) as an I/O error with EAGAIN and a connect timeout with
+// ETIMEDOUT, so both become Kind::Timeout; anything else is Unavailable.
+CounterFailure redis_context_failure(const redisContext& context, int saved_errno, std::string_view doing);
+
 tl::expected<RedisContextPtr, CounterFailure> open_redis_connection(
     const RedisEndpoint& endpoint, const std::optional<std::string>& password,
     std::chrono::milliseconds connect_timeout, std::chrono::milliseconds command_timeout);

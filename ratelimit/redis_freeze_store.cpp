@@ -68,6 +68,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ratelimit/freeze_store.hpp"
+#include "ratelimit/hex_text.hpp"
 #include "ratelimit/redis_connection.hpp"
 
 namespace floodgate::ratelimit {
@@ -158,40 +159,12 @@ std::optional<policy::Action> parse_action(std::string_view name) {
   return std::nullopt;
 }
 
-std::string to_hex(std::string_view bytes) {
-  static constexpr char k_digits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(bytes.size() * 2);
-  for (const char c : bytes) {
-    const auto byte = static_cast<unsigned char>(c);
-    hex.push_back(k_digits[byte >> 4]);
-    hex.push_back(k_digits[byte & 0x0f]);
-  }
-  return hex;
-}
 
-std::optional<std::string> from_hex(std::string_view hex) {
-  const auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  if (hex.size() % 2 != 0) return std::nullopt;
-  std::string bytes;
-  bytes.reserve(hex.size() / 2);
-  for (std::size_t i = 0; i < hex.size(); i += 2) {
-    const int high = nibble(hex[i]);
-    const int low = nibble(hex[i + 1]);
-    if (high < 0 || low < 0) return std::nullopt;
-    bytes.push_back(static_cast<char>((high << 4) | low));
-  }
-  return bytes;
-}
 
 std::int64_t to_ms(TimePoint time) { return time.time_since_epoch().count(); }
 
 std::string encode(const Freeze& freeze, std::string_view action) {
-  const Json value = {{"source_hex", to_hex(freeze.source)},
+  const Json value = {{"source_hex", bytes_to_hex(freeze.source)},
                       {"rule", freeze.rule},
                       {"reason", freeze.reason},
                       {"action", action},
@@ -236,7 +209,7 @@ std::optional<Freeze> decode(std::string_view digest, std::string_view text) {
       })) {
     return std::nullopt;
   }
-  auto source = from_hex(*source_hex);
+  auto source = hex_to_bytes(*source_hex);
   const auto action = parse_action(*action_text);
   if (!source || !action) return std::nullopt;
   return Freeze{.source = std::move(*source),
