@@ -546,8 +546,8 @@ class Release(CtlTestCase):
         self.assertEqual(self.listed_ids(), [held, odd])
 
 
-class Freeze(CtlTestCase):
-    """freeze, frozen and unfreeze against a real redis-server of the test's own."""
+class RedisCtlTestCase(CtlTestCase):
+    """A CtlTestCase with a real redis-server of the test's own, named by the config."""
 
     def setUp(self):
         super().setUp()
@@ -585,6 +585,11 @@ class Freeze(CtlTestCase):
         self.assertEqual(count, 1, "redis.url not found once in the shipped config")
         with open(self.config, "w") as f:
             f.write(text)
+
+
+
+class Freeze(RedisCtlTestCase):
+    """freeze, frozen and unfreeze against a real redis-server of the test's own."""
 
     def frozen(self):
         return json.loads(self.ctl_ok("frozen", "--json"))

@@ -7,12 +7,11 @@ malformed ids, usage errors, Redis down."""
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 import unittest
 
-from test_floodgatectl import CtlTestCase
+from test_floodgatectl import RedisCtlTestCase
 
 k_seed = os.environ["SEED_INCIDENT"]
 k_id = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{8}$")
@@ -25,40 +24,7 @@ def message(**fields):
     return described
 
 
-class Incidents(CtlTestCase):
-    def setUp(self):
-        super().setUp()
-        self.redis_port = self.unused_port()
-        self.redis = subprocess.Popen(
-            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.addCleanup(self.stop_redis)
-        self.wait_for_redis()
-        with open(self.config) as f:
-            text = f.read()
-        text, count = re.subn(r"(?m)^  url: .*$", f"  url: redis://127.0.0.1:{self.redis_port}/0", text)
-        self.assertEqual(count, 1, "redis.url not found once in the shipped config")
-        with open(self.config, "w") as f:
-            f.write(text)
-
-    def stop_redis(self):
-        if self.redis.poll() is None:
-            self.redis.kill()
-        self.redis.wait(10)
-
-    def wait_for_redis(self):
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.redis_port), timeout=1) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.fail(f"redis-server did not answer on port {self.redis_port}")
-
+class Incidents(RedisCtlTestCase):
     def seed(self, *incidents):
         """Writes the incidents (seed_incident's format); returns their ids."""
         proc = subprocess.run([k_seed, f"redis://127.0.0.1:{self.redis_port}/0", "fg"],

@@ -7,12 +7,11 @@ down."""
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 import unittest
 
-from test_floodgatectl import CtlTestCase
+from test_floodgatectl import RedisCtlTestCase
 
 k_seed = os.environ["SEED_ACTIVITY"]
 
@@ -21,35 +20,7 @@ def source(address):
     return f"client_address={address}"
 
 
-class Top(CtlTestCase):
-    def setUp(self):
-        super().setUp()
-        self.redis_port = self.unused_port()
-        self.redis = subprocess.Popen(
-            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.addCleanup(self.stop_redis)
-        self.wait_for_redis()
-        self.edit_config(r"(?m)^  url: .*$", f"  url: redis://127.0.0.1:{self.redis_port}/0")
-
-    def stop_redis(self):
-        if self.redis.poll() is None:
-            self.redis.kill()
-        self.redis.wait(10)
-
-    def wait_for_redis(self):
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.redis_port), timeout=1) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.fail(f"redis-server did not answer on port {self.redis_port}")
-
+class Top(RedisCtlTestCase):
     def edit_config(self, pattern, replacement):
         with open(self.config) as f:
             text = f.read()
