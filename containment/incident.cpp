@@ -274,4 +274,17 @@ std::string render_incident_text(const Incident& incident, TimePoint now) {
   return out;
 }
 
+Incident incident_opened_by(const ratelimit::Freeze& freeze) {
+  Incident incident;
+  incident.id = freeze.incident;
+  incident.source = freeze.source;
+  incident.source_digest = freeze.source_digest;
+  incident.rule = freeze.rule;
+  incident.reason = freeze.reason;
+  incident.action = freeze.action;
+  incident.opened = freeze.since;
+  incident.until = freeze.until;
+  return incident;
+}
+
 }  // namespace floodgate::containment

@@ -30,6 +30,7 @@
 
 #include "policy/config.hpp"
 #include "ratelimit/counter_store.hpp"
+#include "ratelimit/freeze_store.hpp"
 
 namespace floodgate::containment {
 
@@ -123,6 +124,11 @@ struct Incident {
   // "open", "unfrozen", "expired".
   std::string state(TimePoint now) const;
 };
+
+// What an incident's opener knows from its freeze: id (freeze.incident),
+// source, digest, rule, reason, action, opened (since) and until. The
+// opener adds identity, opened_by and queue_clearing.
+Incident incident_opened_by(const ratelimit::Freeze& freeze);
 
 // "YYYYMMDD-HHMMSS-xxxxxxxx": the opening time (UTC) and 8 hex digits of
 // `random_bits`. Sortable by time; safe in Redis keys, file names and shells.

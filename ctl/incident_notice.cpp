@@ -71,17 +71,9 @@ std::string new_incident_id(ratelimit::TimePoint now) {
 
 void open_manual_incident(const ratelimit::Freeze& freeze, const policy::SourceSpec& source, CtlSession& session,
                           std::ostream& notes) {
-  containment::Incident incident;
-  incident.id = freeze.incident;
-  incident.source = freeze.source;
-  incident.source_digest = freeze.source_digest;
-  incident.rule = freeze.rule;
-  incident.reason = freeze.reason;
-  incident.action = freeze.action;
+  containment::Incident incident = containment::incident_opened_by(freeze);
   for (const auto& part : source.parts) incident.identity[identity_key(part.part)] = part.value;
   incident.opened_by = "floodgatectl";
-  incident.opened = freeze.since;
-  incident.until = freeze.until;
   incident.queue_clearing = std::string(policy::to_string(session.config().containment.queue_clearing));
   if (auto opened = session.incident_store().open(incident); !opened) {
     warn(session, "the freeze stands, but its incident could not be opened: " +

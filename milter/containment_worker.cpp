@@ -86,17 +86,9 @@ void ContainmentWorker::message_decided(const MessageSession& session, const Dec
   std::vector<containment::Incident> openings;
   for (const auto& freeze : decision.freezes_created) {
     if (freeze.incident.empty()) continue;
-    containment::Incident incident;
-    incident.id = freeze.incident;
-    incident.source = freeze.source;
-    incident.source_digest = freeze.source_digest;
-    incident.rule = freeze.rule;
-    incident.reason = freeze.reason;
-    incident.action = freeze.action;
+    containment::Incident incident = containment::incident_opened_by(freeze);
     incident.identity = identity_of(session.facts());
     incident.opened_by = m_host_name;
-    incident.opened = freeze.since;
-    incident.until = freeze.until;
     incident.queue_clearing = std::string(policy::to_string(m_config->containment.queue_clearing));
     openings.push_back(std::move(incident));
   }
