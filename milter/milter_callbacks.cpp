@@ -112,8 +112,10 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
   // Skip what we never read, ask for recipients the MTA rejected (they are
   // a signal: guessed addresses), and for header values exactly as sent (the
   // quarantine keeps the message as received).
-  const unsigned long wanted =
-      SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_RCPT_REJ | SMFIP_HDR_LEADSPC | k_no_reply_steps;
+  unsigned long wanted = SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_RCPT_REJ | SMFIP_HDR_LEADSPC | k_no_reply_steps;
+  // To refuse frozen sources at MAIL FROM, the MTA must wait for that reply.
+  if (g_runtime->config()->containment.refuse_at == policy::ContainmentSettings::RefuseAt::MailFrom)
+    wanted &= ~static_cast<unsigned long>(SMFIP_NR_MAIL);
   *steps = wanted & offered_steps;
   state->no_reply_steps = *steps & k_no_reply_steps;
   state->header_leading_space = (*steps & SMFIP_HDR_LEADSPC) != 0;
@@ -176,6 +178,29 @@ std::string spill_directory_for(const policy::Config& config) {
   return spool->temporary_directory();
 }
 
+ratelimit::TimePoint milliseconds_now() {
+  return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+}
+
+// A frozen source whose freeze refuses mail (tempfail, reject) is refused
+// here, before what follows is sent; nullopt: go on (not frozen, a
+// quarantine freeze, or headers needed to tell). `now` is the caller's.
+std::optional<sfsistat> refuse_if_frozen(SMFICTX* ctx, ConnectionState& state, const char* stage,
+                                         ratelimit::TimePoint now) {
+  if (!state.message || g_runtime->freezes() == nullptr) return std::nullopt;
+  const auto freeze = state.message->frozen_before_headers(*g_runtime->freezes()->snapshot(), now);
+  if (!freeze || freeze->freeze.action == policy::Action::Quarantine) return std::nullopt;
+  state.message->set_macro("i", macro_value(ctx, "i").value_or("-"));
+  const Decision decision = state.message->refuse_frozen(*freeze);
+  if (!decision.reply) return std::nullopt;  // not a refusal after all: decide at end-of-message
+  smfi_setreply(ctx, const_cast<char*>(decision.reply->code.c_str()),
+                const_cast<char*>(decision.reply->status.c_str()), const_cast<char*>(decision.reply->text.c_str()));
+  spdlog::info("{} stage={}", format_decision_log(*state.message, decision, std::chrono::microseconds(0)), stage);
+  if (auto* containment = g_runtime->containment()) containment->message_refused(*state.message, decision, now);
+  state.message.reset();
+  return decision.action == policy::Action::Reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
+}
+
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
   return guarded(ctx, "mail", SMFIP_NR_MAIL, [&] {
     ConnectionState* state = state_of(ctx);
@@ -187,6 +212,12 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     state->message.emplace(state->config, state->info, spill_directory_for(*state->config));
     state->message->set_sender(argv && argv[0] ? argv[0] : "");
     collect_macros(ctx, *state);
+    // Only where the MTA waits for this reply (refuse_at: mail_from when
+    // the connection was negotiated); else DATA refuses.
+    if ((state->no_reply_steps & SMFIP_NR_MAIL) == 0 &&
+        state->config->containment.refuse_at == policy::ContainmentSettings::RefuseAt::MailFrom) {
+      if (auto refused = refuse_if_frozen(ctx, *state, "mail", milliseconds_now())) return *refused;
+    }
     return carry_on(state, SMFIP_NR_MAIL);
   });
 }
@@ -203,30 +234,16 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
   });
 }
 
-ratelimit::TimePoint milliseconds_now() {
-  return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
-}
-
 // Answered on purpose (see k_no_reply_steps): the reply carries the ACK that
 // keeps the MTA's next packet from waiting under Nagle. It is also the
-// earliest answer we give, so a frozen source whose freeze refuses mail is
-// refused here, before its body is sent.
+// earliest answer we give (unless containment.refuse_at is mail_from), so a
+// frozen source whose freeze refuses mail is refused here, before its body
+// is sent.
 sfsistat on_data(SMFICTX* ctx) {
   ConnectionState* state = state_of(ctx);
   try {
-    if (state == nullptr || !state->message || g_runtime->freezes() == nullptr) return SMFIS_CONTINUE;
-    const auto now = milliseconds_now();
-    const auto freeze = state->message->frozen_before_headers(*g_runtime->freezes()->snapshot(), now);
-    if (!freeze || freeze->freeze.action == policy::Action::Quarantine) return SMFIS_CONTINUE;
-    state->message->set_macro("i", macro_value(ctx, "i").value_or("-"));
-    const Decision decision = state->message->refuse_frozen(*freeze);
-    if (!decision.reply) return SMFIS_CONTINUE;  // not a refusal after all: decide at end-of-message
-    smfi_setreply(ctx, const_cast<char*>(decision.reply->code.c_str()),
-                  const_cast<char*>(decision.reply->status.c_str()), const_cast<char*>(decision.reply->text.c_str()));
-    spdlog::info("{} stage=data", format_decision_log(*state->message, decision, std::chrono::microseconds(0)));
-    if (auto* containment = g_runtime->containment()) containment->message_refused(*state->message, decision, now);
-    state->message.reset();
-    return decision.action == policy::Action::Reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
+    if (state == nullptr) return SMFIS_CONTINUE;
+    if (auto refused = refuse_if_frozen(ctx, *state, "data", milliseconds_now())) return *refused;
   } catch (const std::exception& error) {
     spdlog::error("stage=data error={}", escape_log_value(error.what()));
     if (state) state->message_broken = true;

@@ -226,6 +226,13 @@ struct ContainmentSettings {
   // How often each instance re-reads the freezes from Redis (freezes made by
   // this instance apply at once).
   std::chrono::milliseconds refresh_interval{1000};
+  // Where a frozen source whose freeze tempfails or rejects is refused.
+  // Data: at DATA, the first stage Floodgate answers anyway (no body is
+  // sent). MailFrom: at MAIL FROM, before the recipients too; this makes
+  // the MTA wait for Floodgate's reply to every MAIL FROM of every client
+  // (one more milter round trip per message).
+  enum class RefuseAt { Data, MailFrom };
+  RefuseAt refuse_at = RefuseAt::Data;
   IncidentSettings incidents;
   NotificationSettings notify;
   QueueClearing queue_clearing = QueueClearing::Off;

@@ -246,7 +246,7 @@ class Loader : public detail::YamlReader {
   void read_containment(const Entry& section, Config& config) {
     ContainmentSettings& containment = config.containment;
     auto fields = read_map(section, {"rules", "min_score", "action", "ttl", "refresh_interval", "incidents",
-                                     "notify", "queue_clearing"});
+                                     "notify", "queue_clearing", "refuse_at"});
     if (!fields) return;
     if (const Entry* e = fields->find("rules")) {
       if (auto items = list_items(*e)) {
@@ -281,6 +281,11 @@ class Loader : public detail::YamlReader {
     }
     if (const Entry* e = fields->find("refresh_interval")) {
       if (auto v = positive_duration(*e)) containment.refresh_interval = *v;
+    }
+    if (const Entry* e = fields->find("refuse_at")) {
+      auto v = choice<ContainmentSettings::RefuseAt>(
+          *e, {{"data", ContainmentSettings::RefuseAt::Data}, {"mail_from", ContainmentSettings::RefuseAt::MailFrom}});
+      if (v) containment.refuse_at = *v;
     }
     if (const Entry* e = fields->find("queue_clearing")) {
       auto v = choice<QueueClearing>(*e, {{"off", QueueClearing::Off},

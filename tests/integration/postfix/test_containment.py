@@ -404,3 +404,36 @@ class UnfreezeReleasesQuarantined(ContainmentTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RefuseAtMailFrom(ContainmentTestCase):
+    def test_with_refuse_at_mail_from_a_frozen_client_is_refused_at_mail_from(self):
+        config = containment_config()
+        self.addCleanup(os.unlink, config)
+        with open(config, encoding="utf-8") as f:
+            text = f.read()
+        self.assertEqual(text.count("  refuse_at: data\n"), 1, "conf/floodgate.yaml: want refuse_at: data once")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(text.replace("  refuse_at: data\n", "  refuse_at: mail_from\n"))
+        world = self.make_world(config=config)
+        client, sender, rcpt = "10.3.3.5", "shop@shop.example", "customer@buyers.example"
+        proc = world.floodgatectl("freeze", f"client={client}", "--action", "tempfail")
+        self.assert_ctl(proc, 0, f"freeze client={client} --action tempfail")
+        self.wait_freeze_propagated(time.monotonic())
+
+        s = world.connect(client)
+        try:
+            code, resp = s.mail(sender)
+            self.assertEqual(code, 451, f"MAIL FROM from the frozen client: got {code} {resp!r}, want 451")
+            self.assertIn(b"4.7.1", resp)
+        finally:
+            s.close()
+        # Another client is not asked to wait for anything but its own verdict.
+        world.send("10.4.4.4", "alice@office.example", [rcpt],
+                   make_message("alice@office.example", [rcpt], "Lunch", "Lunch at noon?\n",
+                                {"X-Test-Seq": "other-client"}))
+        world.wait_settled(expect_sink=1)
+        self.assertEqual(self.sink_seqs(world), ["other-client"])
+        self.assertRegex(world.floodgates[0].log_text(),
+                         rf"action=tempfail .*client={re.escape(client)} .*frozen\(manual\).* stage=mail")
+        self.assert_alive(world)

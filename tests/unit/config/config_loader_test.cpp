@@ -211,6 +211,7 @@ TEST(ConfigLoader, ReadsIncidentsNotificationsQueueClearingAndTop) {
   const auto config = load_config_text(
       "containment:\n"
       "  queue_clearing: hold\n"
+      "  refuse_at: mail_from\n"
       "  incidents: {retention: 7d, lookback: 15m, recipient_sample: 5, subjects: 3, max_queue_ids: 50}\n"
       "  notify:\n"
       "    mail_to: [postmaster@example.com, abuse@example.com]\n"
@@ -223,6 +224,7 @@ TEST(ConfigLoader, ReadsIncidentsNotificationsQueueClearingAndTop) {
       "test.yaml");
   const ContainmentSettings& containment = config->containment;
   EXPECT_EQ(containment.queue_clearing, QueueClearing::Hold);
+  EXPECT_EQ(containment.refuse_at, ContainmentSettings::RefuseAt::MailFrom);
   EXPECT_EQ(containment.incidents.retention, std::chrono::hours(24 * 7));
   EXPECT_EQ(containment.incidents.lookback, std::chrono::minutes(15));
   EXPECT_EQ(containment.incidents.recipient_sample, 5u);
@@ -242,6 +244,7 @@ TEST(ConfigLoader, ReadsIncidentsNotificationsQueueClearingAndTop) {
 TEST(ConfigLoader, ContainmentExtrasDefaultToNoNotificationNoQueueClearingAndTopOn) {
   const auto config = load_config_text("", "test.yaml");
   EXPECT_EQ(config->containment.queue_clearing, QueueClearing::Off);
+  EXPECT_EQ(config->containment.refuse_at, ContainmentSettings::RefuseAt::Data);
   EXPECT_TRUE(config->containment.notify.mail_to.empty());
   EXPECT_TRUE(config->containment.notify.command.empty());
   EXPECT_TRUE(config->top.enabled);
@@ -583,6 +586,7 @@ const ErrorCase k_error_cases[] = {
      "containment:\n  rules: [big]\n",
      4, "containment.rules[0]", "no source to freeze"},
     {"ContainmentBadAction", "containment:\n  action: tag\n", 2, "containment.action", "tag"},
+    {"RefuseAtBadStage", "containment:\n  refuse_at: rcpt\n", 2, "containment.refuse_at", "rcpt"},
     {"QueueClearingBadMode", "containment:\n  queue_clearing: requeue\n", 2, "containment.queue_clearing",
      "requeue"},
     {"NotifyCommandAsString", "containment:\n  notify:\n    command: /bin/notify --all\n", 3,
