@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <ctime>
 #include <iterator>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -44,7 +45,9 @@ constexpr std::string_view k_manual_reason = "frozen by hand";
 
 const CommandSpec k_frozen{"frozen", "frozen [--json]",
                            "Lists the frozen sources, oldest freeze first: source, since when, the time\n"
-                           "left before the freeze expires, its action, the rule that froze it and why."};
+                           "left before the freeze expires, its action, the rule that froze it and why,\n"
+                           "and from its incident the messages and recipients seen since, and how many\n"
+                           "were stopped (quarantined, tempfailed, rejected) or slipped through before."};
 
 const CommandSpec k_freeze{
     "freeze",
@@ -165,9 +168,38 @@ int run_frozen(const std::vector<std::string>& args, CtlSession& session) {
     return a.since != b.since ? a.since < b.since : a.source < b.source;
   });
 
+  // The counts are the incidents'; a freeze without one (or an incident
+  // that cannot be read) shows none, and the listing still stands.
+  std::map<std::string, containment::Incident> incidents;
+  std::optional<std::string> incident_problem;
+  for (const auto& freeze : *freezes) {
+    if (freeze.incident.empty()) continue;
+    auto incident = session.incident_store().get(freeze.incident);
+    if (incident && *incident) {
+      incidents.emplace(freeze.incident, std::move(**incident));
+    } else if (!incident && !incident_problem) {
+      incident_problem = incident.error().detail;
+    }
+  }
+  if (incident_problem)
+    session.report_error("warning: counts left out, incidents unreadable: " + escape_for_terminal(*incident_problem));
+  const auto incident_of = [&](const Freeze& freeze) -> const containment::Incident* {
+    const auto found = incidents.find(freeze.incident);
+    return found == incidents.end() ? nullptr : &found->second;
+  };
+
   if (values.count("json")) {
     auto array = nlohmann::json::array();
-    for (const auto& freeze : *freezes) array.push_back(freeze_to_json(freeze));
+    for (const auto& freeze : *freezes) {
+      auto item = freeze_to_json(freeze);
+      item["incident"] = freeze.incident.empty() ? nlohmann::json(nullptr) : nlohmann::json(freeze.incident);
+      if (const auto* incident = incident_of(freeze)) {
+        item["counts"] = {{"messages", incident->messages},       {"recipients", incident->recipients},
+                          {"quarantined", incident->quarantined}, {"tempfailed", incident->tempfailed},
+                          {"rejected", incident->rejected},       {"slipped", incident->slipped}};
+      }
+      array.push_back(std::move(item));
+    }
     session.out() << dump(array) << "\n";
     return k_exit_ok;
   }
@@ -176,14 +208,23 @@ int run_frozen(const std::vector<std::string>& args, CtlSession& session) {
     return k_exit_ok;
   }
   std::vector<std::vector<std::string>> rows;
-  rows.push_back({"SOURCE", "SINCE", "TTL LEFT", "ACTION", "RULE", "REASON"});
+  rows.push_back({"SOURCE", "SINCE", "TTL LEFT", "ACTION", "RULE", "MESSAGES", "RCPTS", "STOPPED/SLIPPED", "REASON"});
   for (const auto& freeze : *freezes) {
+    const auto* incident = incident_of(freeze);
+    const auto count = [&](std::uint64_t containment::Incident::*field) {
+      return incident ? std::to_string(incident->*field) : std::string("-");
+    };
+    const std::string stopped =
+        incident ? std::to_string(incident->quarantined + incident->tempfailed + incident->rejected) + "/" +
+                       std::to_string(incident->slipped)
+                 : "-";
     rows.push_back({escape_for_terminal(freeze.source, k_source_column), format_age(now - freeze.since),
                     format_age(freeze.until - now), std::string(policy::to_string(freeze.action)),
-                    escape_for_terminal(freeze.rule, k_rule_column),
+                    escape_for_terminal(freeze.rule, k_rule_column), count(&containment::Incident::messages),
+                    count(&containment::Incident::recipients), stopped,
                     escape_for_terminal(freeze.reason, k_reason_column)});
   }
-  print_table(session.out(), rows, {false, true, true, false, false, false});
+  print_table(session.out(), rows, {false, true, true, false, false, true, true, true, false});
   return k_exit_ok;
 }
 

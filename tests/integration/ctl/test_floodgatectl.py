@@ -618,8 +618,14 @@ class Freeze(RedisCtlTestCase):
 
         lines = self.ctl_ok("frozen").splitlines()
         self.assertEqual(len(lines), 2, lines)
-        self.assertEqual(lines[0].split(), ["SOURCE", "SINCE", "TTL", "LEFT", "ACTION", "RULE", "REASON"])
-        self.assertRegex(lines[1], r"^client_address=192\.0\.2\.7 +[0-9]s +1h  tempfail  manual  abuse report #123$")
+        self.assertEqual(lines[0].split(), ["SOURCE", "SINCE", "TTL", "LEFT", "ACTION", "RULE", "MESSAGES", "RCPTS",
+                                            "STOPPED/SLIPPED", "REASON"])
+        # Nothing sent from it yet: its incident counts nothing.
+        self.assertRegex(lines[1], r"^client_address=192\.0\.2\.7 +[0-9]s +1h  tempfail  manual +0 +0 +0/0  "
+                                   r"abuse report #123$")
+        self.assertEqual(listed["incident"], re.search(r"incident: (\S+)", out).group(1))
+        self.assertEqual(listed["counts"], {"messages": 0, "recipients": 0, "quarantined": 0, "tempfailed": 0,
+                                            "rejected": 0, "slipped": 0})
 
         out = self.ctl_ok("freeze", "client=192.0.2.7", "--ttl", "5m", "--reason", "second try")
         self.assertTrue(out.startswith("already frozen: client_address=192.0.2.7 until "), out)

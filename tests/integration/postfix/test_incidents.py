@@ -145,6 +145,11 @@ class IncidentTrace(IncidentTestCase):
         self.assertEqual(identity.get("sender"), k_form_sender)
         self.assertEqual(identity.get("header:x-php-originating-script"), k_form_script)
 
+        # frozen lists the freeze with its incident's counts.
+        [frozen] = self.frozen(world)
+        self.assertEqual(frozen["incident"], incident["id"])
+        self.assertEqual(frozen["counts"], {k: counts[k] for k in frozen["counts"]})
+
         # The person's view says the same.
         proc = world.floodgatectl("incident", incident["id"])
         self.assert_ctl(proc, 0, "incident ID")
