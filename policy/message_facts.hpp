@@ -23,8 +23,16 @@ struct ContentFingerprint {
   // the message had no text to fingerprint (empty body, attachments only).
   std::uint64_t digest = 0;
   bool present = false;
-  // How the digest was made, for reasons and logs ("exact").
+  // How it was made, for reasons and logs: "minhash" (near-duplicate
+  // matching through `bands`), "exact" (text too short for shingles: only
+  // `digest` counts).
   std::string method;
+  // LSH band keys of the MinHash signature (policy/minhash.hpp): two
+  // messages are "the same content" when any band key is equal. Empty for
+  // "exact".
+  std::vector<std::uint64_t> bands;
+  // When !present: why ("no text", "nesting too deep", ...), for logs.
+  std::string unfingerprintable;
 };
 
 struct MessageFacts {
