@@ -482,7 +482,7 @@ TEST(PlanCounters, ContentRulesAreKeyedOnTheFingerprint) {
       rule("copies_per_source", Signal::ContentCopies, k_by_address, 3600s),
   };
   MessageFacts facts = outbound_facts();
-  facts.fingerprint = {0x0123456789abcdefULL, true, "exact"};
+  facts.fingerprint = {0x0123456789abcdefULL, true, "exact", {}, {}};
   const std::string fp = "0123456789abcdef";
   const std::string source = identity_digest(config, k_by_address, facts);
 
@@ -529,7 +529,7 @@ TEST(PlanCounters, AttackerTextNeverAppearsInKeysOrMembers) {
   facts.recipients = {"EVIL}{R@x", "victim\r\nRCPT TO:<z@q>"};
   facts.rejected_recipients = {"evil}{gone@x"};
   facts.headers = {{"x-php-originating-script", "evil.php\r\nX-Injected: {yes}"}};
-  facts.fingerprint = {42, true, "exact"};
+  facts.fingerprint = {42, true, "exact", {}, {}};
 
   const CounterPlan plan = plan_counters(config, facts);
   ASSERT_EQ(plan.requests.size(), config.rules.size()) << "want one counter per rule";
