@@ -71,12 +71,21 @@ ContentType parse_content_type(std::string_view value) {
   }
   if (semicolon == std::string_view::npos) return result;
   bool seen_boundary = false;
+  bool seen_charset = false;
+  // First occurrence wins, as for header fields.
   for_each_parameter(value.substr(semicolon + 1),
                      [&](const std::string& name, const std::string& param_value) {
-                       if (name != "boundary" || seen_boundary) return;
-                       seen_boundary = true;
-                       if (param_value.size() <= k_max_boundary_length) {
-                         result.boundary = param_value;
+                       if (name == "boundary" && !seen_boundary) {
+                         seen_boundary = true;
+                         if (param_value.size() <= k_max_boundary_length) {
+                           result.boundary = param_value;
+                         }
+                       } else if (name == "charset" && !seen_charset) {
+                         seen_charset = true;
+                         const std::string_view charset = trim_header_space(param_value);
+                         if (!charset.empty() && charset.size() <= k_max_charset_length) {
+                           result.charset = lower_ascii(charset);
+                         }
                        }
                      });
   return result;

@@ -1,5 +1,5 @@
 // Parsing of the few MIME header fields the content fingerprinter needs:
-// Content-Type (media type and boundary), Content-Transfer-Encoding,
+// Content-Type (media type, boundary, charset), Content-Transfer-Encoding,
 // Content-Disposition.
 //
 // Values arrive as the MTA or the message gave them: with or without the
@@ -21,10 +21,17 @@ namespace floodgate::policy {
 // RFC 2046 5.1.1 caps a boundary at 70 characters; we allow slack for
 // sloppy senders, and treat anything longer as no boundary at all.
 inline constexpr std::size_t k_max_boundary_length = 200;
+// Real charset names are short ("windows-1252", "iso-2022-jp"); a longer
+// one is junk and counts as not given.
+inline constexpr std::size_t k_max_charset_length = 40;
 
 struct ContentType {
   std::string media_type = "text/plain";  // lower-case "type/subtype"
   std::string boundary;                   // empty: none given (or too long)
+  // Lower-case, as given (aliases are resolved by CharsetDecoder, see
+  // policy/charset.hpp); "us-ascii" when none is given, empty or too long
+  // (RFC 2045 5.2's default).
+  std::string charset = "us-ascii";
 
   bool is_multipart() const { return media_type.starts_with("multipart/"); }
   bool is_text() const { return media_type == "text/plain" || media_type == "text/html"; }
