@@ -23,6 +23,7 @@ std::string_view to_string(Signal signal) {
     case Signal::ContentCopies: return "content_copies";
     case Signal::ContentRecipients: return "content_recipients";
     case Signal::ContentSources: return "content_sources";
+    case Signal::ContentRecipientDomains: return "content_recipient_domains";
   }
   return "unknown";
 }

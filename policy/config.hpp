@@ -66,6 +66,7 @@ enum class Signal {
   ContentCopies,         // messages with this fingerprint per window
   ContentRecipients,     // recipients of messages with this fingerprint per window
   ContentSources,        // distinct identities sending this fingerprint per window
+  ContentRecipientDomains,  // distinct recipient domains of this fingerprint per window
 };
 
 struct Rule {

@@ -646,12 +646,14 @@ class Loader : public detail::YamlReader {
                                    {"rejected_recipients", Signal::RejectedRecipients},
                                    {"content_copies", Signal::ContentCopies},
                                    {"content_recipients", Signal::ContentRecipients},
-                                   {"content_sources", Signal::ContentSources}});
+                                   {"content_sources", Signal::ContentSources},
+                                   {"content_recipient_domains", Signal::ContentRecipientDomains}});
       if (v) {
         rule.signal = *v;
         signal_name = e->value.Scalar();
         identity_use = *v == Signal::RecipientsPerMessage ? IdentityUse::None
-                       : *v == Signal::ContentCopies || *v == Signal::ContentRecipients
+                       : *v == Signal::ContentCopies || *v == Signal::ContentRecipients ||
+                               *v == Signal::ContentRecipientDomains
                            ? IdentityUse::Optional
                            : IdentityUse::Required;
       }

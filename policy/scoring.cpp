@@ -79,6 +79,7 @@ std::string_view counter_name(Signal signal) {
     case Signal::ContentCopies: return "copies";
     case Signal::ContentRecipients: return "crcpts";
     case Signal::ContentSources: return "srcs";
+    case Signal::ContentRecipientDomains: return "cdoms";
     case Signal::RecipientsPerMessage: break;
   }
   return "none";
@@ -112,13 +113,28 @@ std::size_t add_request(CounterPlan& plan, CounterRequest request) {
   return plan.requests.size() - 1;
 }
 
-// The counter request a rule needs, or nullopt when the rule does not apply.
-std::optional<CounterRequest> request_for_rule(const Config& config, const Rule& rule,
-                                               const MessageFacts& facts) {
+// The domain part of each recipient, lower-cased, as digests.
+std::vector<std::string> recipient_domain_members(const std::vector<std::string>& recipients) {
+  std::vector<std::string> members;
+  members.reserve(recipients.size());
+  for (const auto& recipient : recipients) {
+    const auto at = recipient.rfind('@');
+    members.push_back(to_hex(digest64(lower_ascii(at == std::string::npos ? std::string_view{}
+                                                                         : std::string_view(recipient).substr(at + 1)))));
+  }
+  std::sort(members.begin(), members.end());
+  members.erase(std::unique(members.begin(), members.end()), members.end());
+  return members;
+}
+
+// The counter requests a rule needs: none when the rule does not apply,
+// one for a per-source rule, one per content key for a content rule (each
+// LSH band of a near-duplicate fingerprint, or the exact digest).
+std::vector<CounterRequest> requests_for_rule(const Config& config, const Rule& rule, const MessageFacts& facts) {
   std::optional<SourceIdentity> identity;
   if (rule.identity) {
     identity = build_identity(config.identities[*rule.identity], facts);
-    if (!identity) return std::nullopt;
+    if (!identity) return {};
   }
   const std::uint64_t recipient_count = facts.recipients.size();
 
@@ -127,7 +143,7 @@ std::optional<CounterRequest> request_for_rule(const Config& config, const Rule&
   request.kind = CounterKind::Sum;
   switch (rule.signal) {
     case Signal::RecipientsPerMessage:
-      return std::nullopt;
+      return {};
     case Signal::Messages:
     case Signal::Recipients:
     case Signal::DistinctRecipients:
@@ -144,33 +160,51 @@ std::optional<CounterRequest> request_for_rule(const Config& config, const Rule&
         request.kind = CounterKind::Distinct;
         request.members = recipient_members(facts.recipients);
       }
-      return request;
+      return {request};
     }
     case Signal::ContentCopies:
     case Signal::ContentRecipients:
-    case Signal::ContentSources: {
-      if (!facts.fingerprint.present) return std::nullopt;
-      const std::string fingerprint = to_hex(facts.fingerprint.digest);
-      std::string what = std::string(counter_name(rule.signal)) + ":" + fingerprint;
-      std::string hash_tag = "c" + fingerprint;
-      if (rule.signal == Signal::ContentSources) {
-        if (!identity) return std::nullopt;  // the loader requires one; stay safe
-        what += ":" + config.identities[*rule.identity].name;
-        request.kind = CounterKind::Distinct;
-        request.members = {identity->digest};
+    case Signal::ContentSources:
+    case Signal::ContentRecipientDomains: {
+      if (!facts.fingerprint.present) return {};
+      if (rule.signal == Signal::ContentSources && !identity) return {};  // the loader requires one; stay safe
+      // Near-duplicate: one key per LSH band ("b" marks a band key, so it
+      // never meets an exact digest); exact: the digest.
+      std::vector<std::string> content_keys;
+      if (facts.fingerprint.bands.empty()) {
+        content_keys.push_back(to_hex(facts.fingerprint.digest));
       } else {
-        if (identity) {
-          // Per source: keep the key in the source's slot.
-          hash_tag = "s" + identity->digest;
-          what += ":" + config.identities[*rule.identity].name;
-        }
-        request.amount = rule.signal == Signal::ContentCopies ? 1 : recipient_count;
+        for (const std::uint64_t band : facts.fingerprint.bands) content_keys.push_back("b" + to_hex(band));
       }
-      request.key = make_key(config, hash_tag, what, rule.window);
-      return request;
+      std::vector<CounterRequest> requests;
+      for (const auto& content_key : content_keys) {
+        std::string what = std::string(counter_name(rule.signal)) + ":" + content_key;
+        std::string hash_tag = "c" + content_key;
+        CounterRequest band_request = request;
+        if (rule.signal == Signal::ContentSources) {
+          what += ":" + config.identities[*rule.identity].name;
+          band_request.kind = CounterKind::Distinct;
+          band_request.members = {identity->digest};
+        } else {
+          if (identity) {
+            // Per source: keep the key in the source's slot.
+            hash_tag = "s" + identity->digest;
+            what += ":" + config.identities[*rule.identity].name;
+          }
+          if (rule.signal == Signal::ContentRecipientDomains) {
+            band_request.kind = CounterKind::Distinct;
+            band_request.members = recipient_domain_members(facts.recipients);
+          } else {
+            band_request.amount = rule.signal == Signal::ContentCopies ? 1 : recipient_count;
+          }
+        }
+        band_request.key = make_key(config, hash_tag, what, rule.window);
+        requests.push_back(std::move(band_request));
+      }
+      return requests;
     }
   }
-  return std::nullopt;
+  return {};
 }
 
 }  // namespace
@@ -200,9 +234,11 @@ CounterPlan plan_counters(const Config& config, const MessageFacts& facts) {
     if (rule.signal == Signal::RecipientsPerMessage) {
       input.source = RuleInput::Source::Immediate;
       input.immediate_value = facts.recipients.size();
-    } else if (auto request = request_for_rule(config, rule, facts)) {
+    } else if (auto requests = requests_for_rule(config, rule, facts); !requests.empty()) {
       input.source = RuleInput::Source::Counter;
-      input.counter_index = add_request(plan, std::move(*request));
+      input.counter_index = add_request(plan, std::move(requests.front()));
+      for (std::size_t i = 1; i < requests.size(); ++i)
+        input.more_counter_indices.push_back(add_request(plan, std::move(requests[i])));
     }
     plan.rule_inputs.push_back(input);
   }
@@ -228,7 +264,10 @@ Verdict score(const Config& config, const CounterPlan& plan,
     switch (input.source) {
       case RuleInput::Source::NotApplicable: continue;
       case RuleInput::Source::Immediate: value = input.immediate_value; break;
-      case RuleInput::Source::Counter: value = counter_values[input.counter_index]; break;
+      case RuleInput::Source::Counter:
+        value = counter_values[input.counter_index];
+        for (const std::size_t index : input.more_counter_indices) value = std::max(value, counter_values[index]);
+        break;
     }
     if (value <= rule.threshold) continue;
     verdict.score += rule.points;

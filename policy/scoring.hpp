@@ -38,11 +38,15 @@ struct RuleInput {
   enum class Source {
     NotApplicable,  // identity part missing, no fingerprint: the rule is skipped
     Immediate,      // known without counters (recipients_per_message)
-    Counter,        // CounterPlan::requests[counter_index]
+    Counter,        // the highest of CounterPlan::requests[counter_index] and [more_counter_indices]
   };
   Source source = Source::NotApplicable;
   std::uint64_t immediate_value = 0;
   std::size_t counter_index = 0;
+  // A content rule on a near-duplicate fingerprint reads one counter per
+  // LSH band (ContentFingerprint::bands): the same content, reworded, shares
+  // at least one band with its copies, so its count is the highest.
+  std::vector<std::size_t> more_counter_indices;
 };
 
 struct CounterPlan {

@@ -241,6 +241,19 @@ TEST(ConfigLoader, ReadsIncidentsNotificationsQueueClearingAndTop) {
   EXPECT_EQ(config->top.flush_interval, std::chrono::milliseconds(500));
 }
 
+TEST(ConfigLoader, ReadsTheContentRecipientDomainsSignalWithAnOptionalIdentity) {
+  const auto config = load_config_text(
+      "identities:\n  client: {parts: [client_address]}\n"
+      "rules:\n"
+      "  - {name: doms, signal: content_recipient_domains, window: 1h, threshold: 50, points: 10}\n"
+      "  - {name: doms_client, signal: content_recipient_domains, identity: client, threshold: 20, points: 5}\n",
+      "test.yaml");
+  ASSERT_EQ(config->rules.size(), 2u);
+  EXPECT_EQ(config->rules[0].signal, Signal::ContentRecipientDomains);
+  EXPECT_FALSE(config->rules[0].identity.has_value());
+  EXPECT_EQ(config->rules[1].identity, std::optional<std::size_t>(0));
+}
+
 TEST(ConfigLoader, ContainmentExtrasDefaultToNoNotificationNoQueueClearingAndTopOn) {
   const auto config = load_config_text("", "test.yaml");
   EXPECT_EQ(config->containment.queue_clearing, QueueClearing::Off);

@@ -503,6 +503,64 @@ TEST(PlanCounters, ContentRulesAreKeyedOnTheFingerprint) {
   }
 }
 
+TEST(PlanCounters, NearDuplicateContentRulesReadOneCounterPerBand) {
+  Config config = test_config();
+  config.rules = {
+      rule("copies", Signal::ContentCopies, std::nullopt, 3600s),
+      rule("sources", Signal::ContentSources, k_by_address, 3600s),
+  };
+  MessageFacts facts = outbound_facts();
+  facts.fingerprint = {0x0123456789abcdefULL, true, "minhash", {0x1111, 0x2222, 0x3333}, {}};
+  const std::string source = identity_digest(config, k_by_address, facts);
+
+  const CounterPlan plan = plan_counters(config, facts);
+  ASSERT_EQ(plan.requests.size(), 6u);
+  const std::vector<std::string> bands = {"b0000000000001111", "b0000000000002222", "b0000000000003333"};
+  for (std::size_t band = 0; band < bands.size(); ++band) {
+    const std::size_t copies = band == 0 ? plan.rule_inputs[0].counter_index
+                                         : plan.rule_inputs[0].more_counter_indices[band - 1];
+    EXPECT_EQ(plan.requests[copies].key, "fg:{c" + bands[band] + "}:copies:" + bands[band] + ":3600");
+    const std::size_t sources = band == 0 ? plan.rule_inputs[1].counter_index
+                                          : plan.rule_inputs[1].more_counter_indices[band - 1];
+    EXPECT_EQ(plan.requests[sources].key, "fg:{c" + bands[band] + "}:srcs:" + bands[band] + ":client_address:3600");
+    EXPECT_EQ(plan.requests[sources].members, std::vector<std::string>{source});
+  }
+  // The exact digest is not a key when bands are there: a reworded copy
+  // must meet its original on a band, not miss it on the digest.
+  for (const auto& request : plan.requests) EXPECT_EQ(request.key.find("0123456789abcdef"), std::string::npos);
+}
+
+TEST(Scoring, ANearDuplicateContentRuleTakesItsHighestBandCounter) {
+  Config config = test_config();
+  config.rules = {rule("copies", Signal::ContentCopies, std::nullopt, 3600s)};
+  config.rules[0].threshold = 10;
+  MessageFacts facts = outbound_facts();
+  facts.fingerprint = {1, true, "minhash", {0xa, 0xb, 0xc}, {}};
+  const CounterPlan plan = plan_counters(config, facts);
+  ASSERT_EQ(plan.requests.size(), 3u);
+  // Only the second band has seen this campaign before (a reworded copy
+  // shares one band with the earlier ones).
+  const std::vector<std::uint64_t> values = {1, 12, 1};
+  const Verdict verdict = score(config, plan, values);
+  ASSERT_EQ(verdict.reasons.size(), 1u);
+  EXPECT_EQ(verdict.reasons[0], "copies=12>10 (+1)");
+}
+
+TEST(PlanCounters, ContentRecipientDomainsCountsDistinctDomainsLowerCased) {
+  Config config = test_config();
+  config.rules = {rule("domains", Signal::ContentRecipientDomains, std::nullopt, 3600s)};
+  MessageFacts facts = outbound_facts();
+  facts.recipients = {"a@Example.COM", "b@example.com", "c@other.example"};
+  facts.fingerprint = {0x42, true, "exact", {}, {}};
+  const CounterPlan plan = plan_counters(config, facts);
+  ASSERT_EQ(plan.requests.size(), 1u);
+  EXPECT_EQ(plan.requests[0].key, "fg:{c0000000000000042}:cdoms:0000000000000042:3600");
+  EXPECT_EQ(plan.requests[0].kind, CounterKind::Distinct);
+  std::vector<std::string> want = {to_hex(digest64("example.com")), to_hex(digest64("other.example"))};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(plan.requests[0].members, want);
+}
+
 TEST(PlanCounters, AttackerTextNeverAppearsInKeysOrMembers) {
   // Every rule kind, fed a sender, recipients and a header built to break a
   // key: braces that would move the Redis Cluster hash tag, separators,
@@ -581,7 +639,7 @@ CounterPlan counter_plan(std::size_t rules) {
   CounterPlan plan;
   for (std::size_t i = 0; i < rules; ++i) {
     plan.requests.push_back({"k" + std::to_string(i), CounterKind::Sum, 600s, 1, {}});
-    plan.rule_inputs.push_back({RuleInput::Source::Counter, 0, i});
+    plan.rule_inputs.push_back({RuleInput::Source::Counter, 0, i, {}});
   }
   return plan;
 }
