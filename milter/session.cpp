@@ -46,7 +46,7 @@ std::string strip_angle_brackets(std::string_view address) {
 MessageSession::MessageSession(std::shared_ptr<const policy::Config> config,
                                const ConnectionInfo& connection, const std::string& spill_directory)
     : m_config(std::move(config)),
-      m_fingerprinter(policy::make_exact_fingerprinter(m_config->content)) {
+      m_fingerprinter(policy::make_content_fingerprinter(m_config->content)) {
   if (!spill_directory.empty()) {
     m_copy = std::make_unique<quarantine::MessageBuffer>(
         spill_directory, m_config->quarantine.memory_buffer_bytes, m_config->quarantine.max_message_bytes);
@@ -363,6 +363,8 @@ std::string format_decision_log(const MessageSession& session, const Decision& d
   line += ' ' + log_field("fp", facts.fingerprint.present
                                     ? facts.fingerprint.method + ":" + policy::to_hex(facts.fingerprint.digest).substr(0, 8)
                                     : std::string("none"));
+  if (!facts.fingerprint.present && !facts.fingerprint.unfingerprintable.empty())
+    line += ' ' + log_field("fp_reason", facts.fingerprint.unfingerprintable, 64);
   line += ' ' + log_field("body_size", std::to_string(facts.size_bytes));
   line += ' ' + log_field("counters", decision.counter_state);
   if (!decision.counter_failure.empty()) line += ' ' + log_field("counter_error", decision.counter_failure);
