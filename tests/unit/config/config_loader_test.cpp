@@ -136,7 +136,13 @@ TEST(ConfigLoader, ShippedRulesResolveTheirIdentitiesAndWindows) {
                           "same_content_rcpts_per_user", "same_content_rcpts_per_script",
                           "rcpts_per_client", "distinct_rcpts_per_client",
                           "distinct_rcpts_per_user", "msgs_per_user", "rejected_rcpts_per_client",
-                          "same_content_sources"));
+                          "same_content_sources", "same_content_rcpt_domains"));
+
+  const Rule& domains = rule_named(*config, "same_content_rcpt_domains");
+  EXPECT_EQ(domains.signal, Signal::ContentRecipientDomains);
+  EXPECT_FALSE(domains.identity.has_value());
+  EXPECT_EQ(domains.window, 3600s);
+  EXPECT_EQ(domains.threshold, 100u);
 
   const Rule& per_message = rule_named(*config, "rcpts_per_msg");
   EXPECT_EQ(per_message.signal, Signal::RecipientsPerMessage);
