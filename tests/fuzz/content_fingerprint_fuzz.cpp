@@ -11,12 +11,13 @@
 #include <string_view>
 
 #include "policy/content_fingerprint.hpp"
+#include "tests/unit/content/fingerprinter_factory.hpp"
 
 namespace {
 
 using floodgate::policy::ContentFingerprint;
 using floodgate::policy::ContentSettings;
-using floodgate::policy::make_exact_fingerprinter;
+using floodgate::policy::testing::make_fingerprinter_under_test;
 
 constexpr std::string_view k_content_types[] = {
     "text/plain", "text/html; charset=utf-8", "multipart/mixed; boundary=b",
@@ -27,7 +28,7 @@ constexpr std::string_view k_encodings[] = {"7bit", "base64", "quoted-printable"
 ContentFingerprint run(std::uint8_t selector, std::string_view body, std::size_t chunk_seed) {
   ContentSettings settings;
   settings.max_text_bytes = 4096;  // small, so fuzzing reaches the cap
-  auto fingerprinter = make_exact_fingerprinter(settings);
+  auto fingerprinter = make_fingerprinter_under_test(settings);
   fingerprinter->add_header("Content-Type",
                             k_content_types[selector % std::size(k_content_types)]);
   fingerprinter->add_header("Content-Transfer-Encoding",
