@@ -13,7 +13,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libmilter-dev libboost-program-options-dev libspdlog-dev libfmt-dev
   libyaml-cpp-dev libhiredis-dev libxxhash-dev libexpected-dev nlohmann-json3-dev
-  googletest libgtest-dev libgmock-dev
+  googletest libgtest-dev libgmock-dev libbenchmark-dev
   redis-server postfix python3
 )
 
