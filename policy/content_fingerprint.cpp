@@ -9,13 +9,17 @@
 // the body into chunks.
 #include "policy/content_fingerprint.hpp"
 
+#include <xxhash.h>
+
+#include <new>
 #include <string>
 #include <vector>
 
 #include "policy/mime_decoders.hpp"
 #include "policy/mime_header.hpp"
 #include "policy/mime_html.hpp"
-#include "policy/text_normaliser.hpp"
+#include "policy/minhash.hpp"
+#include "policy/text_tokens.hpp"
 
 namespace floodgate::policy {
 
@@ -63,9 +67,39 @@ void append_capped(std::string& to, std::string_view text) {
   to.append(text.substr(0, k_max_header_value - to.size()));
 }
 
-class ExactFingerprinter final : public ContentFingerprinter {
+void free_state(XXH3_state_s* state) { XXH3_freeState(state); }
+
+XXH3_state_s* new_state() {
+  XXH3_state_t* state = XXH3_createState();
+  if (state == nullptr) throw std::bad_alloc();
+  XXH3_64bits_reset(state);
+  return state;
+}
+
+// Where the tokens go: the MinHash sketch, and the exact digest of the
+// token stream (tokens joined by one space).
+class TokenDigests final : public TokenSink {
  public:
-  explicit ExactFingerprinter(const ContentSettings& settings) : m_text(settings.max_text_bytes) {
+  TokenDigests() : m_state(new_state(), &free_state) {}
+
+  void on_token(std::string_view token) override {
+    if (m_sketch.tokens() > 0) XXH3_64bits_update(m_state.get(), " ", 1);
+    XXH3_64bits_update(m_state.get(), token.data(), token.size());
+    m_sketch.add_token(token);
+  }
+
+  const MinHashSketch& sketch() const { return m_sketch; }
+  std::uint64_t digest() const { return XXH3_64bits_digest(m_state.get()); }
+
+ private:
+  std::unique_ptr<XXH3_state_s, void (*)(XXH3_state_s*)> m_state;
+  MinHashSketch m_sketch;
+};
+
+class MinHashFingerprinter final : public ContentFingerprinter {
+ public:
+  explicit MinHashFingerprinter(const ContentSettings& settings)
+      : m_text(settings.max_text_bytes, m_tokens) {
     m_line.reserve(k_max_line);
   }
 
@@ -104,15 +138,33 @@ class ExactFingerprinter final : public ContentFingerprinter {
       // An unterminated last line still counts: "--b--" without CRLF closes.
       if (!m_line.empty() && !stopped()) on_line(true);
       end_text_part();
-      m_result.present = m_text.saw_text();
-      m_result.digest = m_result.present ? m_text.digest() : 0;
-      m_result.method = "exact";
+      m_text.finish();
+      fill_result();
       m_finished = true;
     }
     return m_result;
   }
 
  private:
+  void fill_result() {
+    m_result.present = m_text.saw_text();
+    if (!m_result.present) {
+      // Text hidden where the caps stopped reading is worth telling apart
+      // from a message that simply has none.
+      m_result.unfingerprintable = m_parts > k_max_parts      ? "too many parts"
+                                   : m_too_deep                ? "nesting too deep"
+                                                               : "no text";
+      return;
+    }
+    m_result.digest = m_tokens.digest();
+    if (m_tokens.sketch().has_signature()) {
+      m_result.method = "minhash";
+      m_result.bands = m_tokens.sketch().band_keys();
+    } else {
+      m_result.method = "exact";
+    }
+  }
+
   // What the lines of the current entity are.
   enum class Section { Headers, Text, Skip, Done };
 
@@ -212,6 +264,8 @@ class ExactFingerprinter final : public ContentFingerprinter {
     if (type.is_multipart() && !type.boundary.empty()) {
       if (m_boundaries.size() < k_max_multipart_depth) {
         m_boundaries.push_back("--" + type.boundary);
+      } else {
+        m_too_deep = true;
       }
       return;  // the preamble is skipped until the first delimiter
     }
@@ -255,7 +309,8 @@ class ExactFingerprinter final : public ContentFingerprinter {
     m_section = Section::Skip;
   }
 
-  TextNormaliser m_text;
+  TokenDigests m_tokens;
+  TextTokeniser m_text;  // feeds m_tokens, so declared after it
   ContentFingerprint m_result;
   bool m_finished = false;
   bool m_body_started = false;
@@ -267,6 +322,7 @@ class ExactFingerprinter final : public ContentFingerprinter {
   bool m_in_long_line = false;
   std::vector<std::string> m_boundaries;  // "--boundary", outermost first
   std::size_t m_parts = 0;
+  bool m_too_deep = false;
   EntityHeaders m_part_headers;
   EntityHeaders::Field m_current_field = EntityHeaders::Other;
 
@@ -280,8 +336,8 @@ class ExactFingerprinter final : public ContentFingerprinter {
 
 }  // namespace
 
-std::unique_ptr<ContentFingerprinter> make_exact_fingerprinter(const ContentSettings& settings) {
-  return std::make_unique<ExactFingerprinter>(settings);
+std::unique_ptr<ContentFingerprinter> make_content_fingerprinter(const ContentSettings& settings) {
+  return std::make_unique<MinHashFingerprinter>(settings);
 }
 
 }  // namespace floodgate::policy

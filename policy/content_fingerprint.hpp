@@ -10,9 +10,16 @@
 // and malformed MIME degrades to "fingerprint what can be read", never to
 // an error.
 //
-// The exact fingerprinter (make_exact_fingerprinter) hashes the decoded,
-// normalised text of the text parts; near-duplicate matching will replace it
-// behind this interface.
+// make_content_fingerprinter decodes the text parts (quoted-printable,
+// base64, HTML reduced to its visible text), tokenises the text
+// (policy/text_tokens.hpp: case, whitespace, numbers, random tokens, URLs,
+// addresses and the salutation folded away) and fills the fingerprint:
+//   - `digest`: XXH3 of the token stream, always when `present`;
+//   - method "minhash" with `bands`, the LSH band keys of the MinHash
+//     signature of the token shingles (policy/minhash.hpp), when the text
+//     has at least MinHashSketch::k_min_tokens tokens;
+//   - method "exact" and no bands for shorter texts: only `digest` counts;
+//   - !present with `unfingerprintable` saying why when there is no text.
 #pragma once
 
 #include <memory>
@@ -34,6 +41,12 @@ class ContentFingerprinter {
   virtual ContentFingerprint finish() = 0;
 };
 
-std::unique_ptr<ContentFingerprinter> make_exact_fingerprinter(const ContentSettings& settings);
+std::unique_ptr<ContentFingerprinter> make_content_fingerprinter(const ContentSettings& settings);
+// The name from before near-duplicate matching (the fuzz target uses it);
+// the same fingerprinter.
+inline std::unique_ptr<ContentFingerprinter> make_exact_fingerprinter(
+    const ContentSettings& settings) {
+  return make_content_fingerprinter(settings);
+}
 
 }  // namespace floodgate::policy

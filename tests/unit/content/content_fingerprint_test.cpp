@@ -1,4 +1,5 @@
-// Behaviour of the exact content fingerprinter on constructed messages.
+// Behaviour of the content fingerprinter on constructed messages: MIME
+// walking and decoding (the digest), near-duplicate band keys, fallbacks.
 #include "policy/content_fingerprint.hpp"
 
 #include <gtest/gtest.h>
@@ -7,6 +8,7 @@
 #include <string>
 
 #include "fingerprint_test_util.hpp"
+#include "policy/minhash.hpp"
 
 namespace floodgate::policy {
 namespace {
@@ -54,37 +56,41 @@ Headers multipart_headers(const std::string& subtype, const std::string& boundar
           {"Content-Type", " multipart/" + subtype + "; boundary=\"" + boundary + "\""}};
 }
 
-TEST(ExactContentFingerprint, SameTextInPlainBase64AndQuotedPrintableMatches) {
+TEST(ContentFingerprint, SameTextInPlainBase64AndQuotedPrintableMatches) {
   const auto as_plain = plain(k_offer);
   const auto as_base64 = encoded(encode_base64(k_offer), "base64");
   const auto as_qp = encoded(encode_quoted_printable(k_offer), "quoted-printable");
   ASSERT_TRUE(as_plain.present);
-  EXPECT_EQ(as_plain.method, "exact");
+  // k_offer has enough tokens for MinHash (an exact digest before issue 5).
+  EXPECT_EQ(as_plain.method, "minhash");
+  EXPECT_EQ(as_plain.bands.size(), MinHashSketch::k_bands);
   EXPECT_EQ(as_base64.digest, as_plain.digest);
   EXPECT_EQ(as_qp.digest, as_plain.digest);
+  EXPECT_EQ(as_base64.bands, as_plain.bands);
+  EXPECT_EQ(as_qp.bands, as_plain.bands);
   EXPECT_TRUE(as_base64.present);
   EXPECT_TRUE(as_qp.present);
 }
 
-TEST(ExactContentFingerprint, TransferEncodingNameIsCaseInsensitive) {
+TEST(ContentFingerprint, TransferEncodingNameIsCaseInsensitive) {
   EXPECT_EQ(encoded(encode_base64(k_offer), "BASE64").digest, plain(k_offer).digest);
   EXPECT_EQ(encoded(encode_quoted_printable(k_offer), "Quoted-Printable").digest,
             plain(k_offer).digest);
 }
 
-TEST(ExactContentFingerprint, CaseAndWhitespaceDifferencesDoNotChangeDigest) {
+TEST(ContentFingerprint, CaseAndWhitespaceDifferencesDoNotChangeDigest) {
   const auto reference = plain("hello world, buy now");
   EXPECT_EQ(plain("HELLO World,\r\n\r\n  Buy\tNOW  \r\n").digest, reference.digest);
   EXPECT_EQ(plain("\n\n   hello    world,\nbuy now\n\n\n").digest, reference.digest);
 }
 
-TEST(ExactContentFingerprint, DifferentTextGivesDifferentDigest) {
+TEST(ContentFingerprint, DifferentTextGivesDifferentDigest) {
   EXPECT_NE(plain("hello world, buy now").digest, plain("hello world, buy later").digest);
   // Whitespace between words is folded, not removed.
   EXPECT_NE(plain("hello world").digest, plain("helloworld").digest);
 }
 
-TEST(ExactContentFingerprint, LfAndCrlfLineEndingsMatch) {
+TEST(ContentFingerprint, LfAndCrlfLineEndingsMatch) {
   const std::string body = multipart_body(
       "b1", {{"Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n",
               encode_quoted_printable(k_offer)}});
@@ -96,7 +102,7 @@ TEST(ExactContentFingerprint, LfAndCrlfLineEndingsMatch) {
   EXPECT_EQ(crlf.digest, plain(k_offer).digest);
 }
 
-TEST(ExactContentFingerprint, DigestDoesNotDependOnChunkBoundaries) {
+TEST(ContentFingerprint, DigestDoesNotDependOnChunkBoundaries) {
   const std::string inner = multipart_body(
       "inner", {{"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n",
                  encode_base64(k_offer)},
@@ -115,15 +121,18 @@ TEST(ExactContentFingerprint, DigestDoesNotDependOnChunkBoundaries) {
         RawMessage{{{"Content-Type", " text/plain"}}, k_offer + long_line + "\n" + k_offer}}) {
     const auto whole = fingerprint(message, Chunking::Whole);
     ASSERT_TRUE(whole.present);
+    EXPECT_EQ(whole.method, "minhash");
     EXPECT_EQ(fingerprint(message, Chunking::ByteByByte).digest, whole.digest);
+    EXPECT_EQ(fingerprint(message, Chunking::ByteByByte).bands, whole.bands);
     for (std::uint32_t seed = 1; seed <= 20; ++seed) {
-      EXPECT_EQ(fingerprint(message, Chunking::Random, seed).digest, whole.digest)
-          << "seed " << seed;
+      const auto random = fingerprint(message, Chunking::Random, seed);
+      EXPECT_EQ(random.digest, whole.digest) << "seed " << seed;
+      EXPECT_EQ(random.bands, whole.bands) << "seed " << seed;
     }
   }
 }
 
-TEST(ExactContentFingerprint, FoldedAndUnfoldedContentTypeHeadersMatch) {
+TEST(ContentFingerprint, FoldedAndUnfoldedContentTypeHeadersMatch) {
   const std::string body = multipart_body("=_b 1", {{"Content-Type: text/plain\r\n", k_offer}});
   const auto unfolded =
       fingerprint({{"Content-Type", "multipart/mixed; boundary=\"=_b 1\""}}, body);
@@ -137,7 +146,7 @@ TEST(ExactContentFingerprint, FoldedAndUnfoldedContentTypeHeadersMatch) {
   EXPECT_EQ(unfolded.digest, plain(k_offer).digest);
 }
 
-TEST(ExactContentFingerprint, FoldedPartHeadersAreUnderstood) {
+TEST(ContentFingerprint, FoldedPartHeadersAreUnderstood) {
   const std::string body = multipart_body(
       "b", {{"Content-Type: text/plain;\r\n charset=utf-8\r\nContent-Transfer-Encoding:\r\n"
              " base64\r\n",
@@ -145,7 +154,7 @@ TEST(ExactContentFingerprint, FoldedPartHeadersAreUnderstood) {
   EXPECT_EQ(fingerprint(multipart_headers("mixed", "b"), body).digest, plain(k_offer).digest);
 }
 
-TEST(ExactContentFingerprint, NestedMultipartTextIsFound) {
+TEST(ContentFingerprint, NestedMultipartTextIsFound) {
   const std::string alternative = multipart_body(
       "alt", {{"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n",
                encode_base64(k_offer)}});
@@ -158,7 +167,7 @@ TEST(ExactContentFingerprint, NestedMultipartTextIsFound) {
   EXPECT_EQ(fingerprint(multipart_headers("mixed", "mix"), mixed).digest, plain(k_offer).digest);
 }
 
-TEST(ExactContentFingerprint, AlternativeHashesPlainThenHtmlText) {
+TEST(ContentFingerprint, AlternativeHashesPlainThenHtmlText) {
   const std::string body = multipart_body(
       "alt", {{"Content-Type: text/plain\r\n", "Buy cheap pills"},
               {"Content-Type: text/html\r\n", "<html><body><p>Buy <b>cheap</b> pills</p>"}});
@@ -166,7 +175,7 @@ TEST(ExactContentFingerprint, AlternativeHashesPlainThenHtmlText) {
   EXPECT_EQ(both.digest, plain("buy cheap pills buy cheap pills").digest);
 }
 
-TEST(ExactContentFingerprint, HtmlTagsAreDroppedAndEntitiesDecoded) {
+TEST(ContentFingerprint, HtmlTagsAreDroppedAndEntitiesDecoded) {
   const auto html = encoded(
       "<html><head><title>Offer</title><style>p { color: red }</style>"
       "<script>var x = '<b>';</script></head>\r\n<body><!-- hidden <b>comment</b> -->"
@@ -175,7 +184,7 @@ TEST(ExactContentFingerprint, HtmlTagsAreDroppedAndEntitiesDecoded) {
   EXPECT_EQ(html.digest, plain("offer caf\xc3\xa9 & cr\xc3\xa8me <50%> \"off\" 3 < 4").digest);
 }
 
-TEST(ExactContentFingerprint, AttachmentsAndImagesAreIgnored) {
+TEST(ContentFingerprint, AttachmentsAndImagesAreIgnored) {
   const std::string text_only =
       multipart_body("b", {{"Content-Type: text/plain\r\n", k_offer}});
   const std::string with_attachments = multipart_body(
@@ -193,7 +202,7 @@ TEST(ExactContentFingerprint, AttachmentsAndImagesAreIgnored) {
             reference.digest);
 }
 
-TEST(ExactContentFingerprint, MessageWithoutTextHasNoFingerprint) {
+TEST(ContentFingerprint, MessageWithoutTextHasNoFingerprint) {
   const std::string attachments_only = multipart_body(
       "b", {{"Content-Type: application/zip\r\nContent-Transfer-Encoding: base64\r\n",
              encode_base64("PK\x03\x04 zip")}});
@@ -213,15 +222,19 @@ TEST(ExactContentFingerprint, MessageWithoutTextHasNoFingerprint) {
     const auto result = fingerprint(c.headers, c.body);
     EXPECT_FALSE(result.present) << c.name;
     EXPECT_EQ(result.digest, 0u) << c.name;
-    EXPECT_EQ(result.method, "exact") << c.name;
+    // No method without a fingerprint ("exact" before issue 5); the reason
+    // says why instead.
+    EXPECT_EQ(result.method, "") << c.name;
+    EXPECT_TRUE(result.bands.empty()) << c.name;
+    EXPECT_EQ(result.unfingerprintable, "no text") << c.name;
   }
 }
 
-TEST(ExactContentFingerprint, BodyWithoutMimeHeadersIsPlainText) {
+TEST(ContentFingerprint, BodyWithoutMimeHeadersIsPlainText) {
   EXPECT_EQ(fingerprint({{"Subject", " hi"}}, k_offer).digest, plain(k_offer).digest);
 }
 
-TEST(ExactContentFingerprint, MalformedMimeStillGivesAFingerprint) {
+TEST(ContentFingerprint, MalformedMimeStillGivesAFingerprint) {
   const std::string part = "Content-Type: text/plain\r\n\r\n" + k_offer;
   const struct {
     const char* name;
@@ -257,32 +270,44 @@ TEST(ExactContentFingerprint, MalformedMimeStillGivesAFingerprint) {
   };
   for (const auto& c : cases) {
     const auto result = fingerprint(c.headers, c.body);
-    EXPECT_EQ(result.method, "exact") << c.name;
+    // Either a fingerprint made one of the two ways ("exact" for all of
+    // them before issue 5, when there was no other method) or a reason.
+    if (result.present) {
+      EXPECT_TRUE(result.method == "minhash" || result.method == "exact")
+          << c.name << ": got method " << result.method;
+    } else {
+      EXPECT_EQ(result.unfingerprintable, "no text") << c.name;
+    }
+    // Only the part whose headers never end has no text to read.
+    EXPECT_EQ(result.present, std::string_view(c.name) != "part headers never end") << c.name;
     if (c.same_as_offer) {
       EXPECT_EQ(result.digest, plain(k_offer).digest) << c.name;
+      EXPECT_EQ(result.bands, plain(k_offer).bands) << c.name;
     }
     // Whatever the damage, the result is the same however the body is cut.
     RawMessage message{c.headers, c.body};
     const auto bytewise = fingerprint(message, Chunking::ByteByByte);
     EXPECT_EQ(bytewise.digest, result.digest) << c.name;
+    EXPECT_EQ(bytewise.bands, result.bands) << c.name;
+    EXPECT_EQ(bytewise.method, result.method) << c.name;
     EXPECT_EQ(bytewise.present, result.present) << c.name;
   }
 }
 
-TEST(ExactContentFingerprint, QuotedPrintableSoftLineBreaksJoinWords) {
+TEST(ContentFingerprint, QuotedPrintableSoftLineBreaksJoinWords) {
   EXPECT_EQ(encoded("vi=\r\nagr=61 =\r\nnow", "quoted-printable").digest,
             plain("viagra now").digest);
   // Transport padding after the '=' of a soft break is allowed.
   EXPECT_EQ(encoded("vi= \t\r\nagra", "quoted-printable").digest, plain("viagra").digest);
 }
 
-TEST(ExactContentFingerprint, BoundaryAsPrefixOfALineIsNotADelimiter) {
+TEST(ContentFingerprint, BoundaryAsPrefixOfALineIsNotADelimiter) {
   const std::string body = "--b\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--bb\r\nsecond\r\n--b--\r\n";
   EXPECT_EQ(fingerprint(multipart_headers("mixed", "b"), body).digest,
             plain("first --bb second").digest);
 }
 
-TEST(ExactContentFingerprint, MultipartNestedBeyondDepthCapTerminatesAndKeepsShallowText) {
+TEST(ContentFingerprint, MultipartNestedBeyondDepthCapTerminatesAndKeepsShallowText) {
   std::string body = "--L0\r\nContent-Type: text/plain\r\n\r\nshallow words\r\n";
   for (int level = 0; level < 200; ++level) {
     body += "--L" + std::to_string(level) + "\r\nContent-Type: multipart/mixed; boundary=L" +
@@ -294,7 +319,7 @@ TEST(ExactContentFingerprint, MultipartNestedBeyondDepthCapTerminatesAndKeepsSha
   EXPECT_EQ(result.digest, plain("shallow words").digest);
 }
 
-TEST(ExactContentFingerprint, PartsBeyondPartsCapAreIgnored) {
+TEST(ContentFingerprint, PartsBeyondPartsCapAreIgnored) {
   auto many_parts = [](int count, const std::string& last) {
     std::vector<std::pair<std::string, std::string>> parts;
     for (int i = 0; i < count; ++i) parts.emplace_back("\r\n", "w" + std::to_string(i));
@@ -310,7 +335,7 @@ TEST(ExactContentFingerprint, PartsBeyondPartsCapAreIgnored) {
             fingerprint(headers, many_parts(10, "two")).digest);
 }
 
-TEST(ExactContentFingerprint, TextBeyondMaxTextBytesDoesNotChangeDigest) {
+TEST(ContentFingerprint, TextBeyondMaxTextBytesDoesNotChangeDigest) {
   ContentSettings settings;
   settings.max_text_bytes = 64;
   const std::string prefix(100, 'a');  // already past the cap
@@ -327,7 +352,7 @@ TEST(ExactContentFingerprint, TextBeyondMaxTextBytesDoesNotChangeDigest) {
   EXPECT_NE(fingerprint(headers, "b" + prefix, settings).digest, one.digest);
 }
 
-TEST(ExactContentFingerprint, CapAtAWordBoundaryDoesNotHashTheSeparatingSpace) {
+TEST(ContentFingerprint, CapAtAWordBoundaryDoesNotHashTheSeparatingSpace) {
   ContentSettings settings;
   settings.max_text_bytes = 5;
   const Headers headers = {{"Content-Type", " text/plain"}};
@@ -335,7 +360,7 @@ TEST(ExactContentFingerprint, CapAtAWordBoundaryDoesNotHashTheSeparatingSpace) {
             fingerprint(headers, "hello", settings).digest);
 }
 
-TEST(ExactContentFingerprint, ZeroTextCapStillTellsWhetherThereWasText) {
+TEST(ContentFingerprint, ZeroTextCapStillTellsWhetherThereWasText) {
   ContentSettings settings;
   settings.max_text_bytes = 0;
   const auto with_text = fingerprint({{"Content-Type", " text/plain"}}, "\r\n  hi", settings);
@@ -345,7 +370,7 @@ TEST(ExactContentFingerprint, ZeroTextCapStillTellsWhetherThereWasText) {
   EXPECT_FALSE(fingerprint({{"Content-Type", " text/plain"}}, " \r\n", settings).present);
 }
 
-TEST(ExactContentFingerprint, LongLinesWithoutBreaksAreReadInPieces) {
+TEST(ContentFingerprint, LongLinesWithoutBreaksAreReadInPieces) {
   std::string text;
   for (int i = 0; i < 20000; ++i) text += "word" + std::to_string(i) + " ";
   std::string one_line_base64 = encode_base64(text);
@@ -364,7 +389,7 @@ TEST(ExactContentFingerprint, LongLinesWithoutBreaksAreReadInPieces) {
             reference.digest);
 }
 
-TEST(ExactContentFingerprint, TwentyMegabyteBodiesFinishQuickly) {
+TEST(ContentFingerprint, TwentyMegabyteBodiesFinishQuickly) {
   using Clock = std::chrono::steady_clock;
   // Generous enough for ASan builds on a slow CI machine.
   constexpr auto k_bound = std::chrono::seconds(10);
@@ -391,14 +416,14 @@ TEST(ExactContentFingerprint, TwentyMegabyteBodiesFinishQuickly) {
   EXPECT_EQ(big_attachment.digest, plain("see attached").digest);
 }
 
-TEST(ExactContentFingerprint, HeadersAfterTheBodyStartedAreIgnored) {
-  auto fingerprinter = make_exact_fingerprinter(ContentSettings{});
+TEST(ContentFingerprint, HeadersAfterTheBodyStartedAreIgnored) {
+  auto fingerprinter = make_content_fingerprinter(ContentSettings{});
   fingerprinter->add_body_chunk("SGVsbG8=\r\n");
   fingerprinter->add_header("Content-Transfer-Encoding", " base64");
   EXPECT_EQ(fingerprinter->finish().digest, plain("SGVsbG8=").digest);
 }
 
-TEST(ExactContentFingerprint, FirstContentTypeHeaderWins) {
+TEST(ContentFingerprint, FirstContentTypeHeaderWins) {
   EXPECT_EQ(fingerprint({{"Content-Type", " text/plain"}, {"Content-Type", " image/gif"}}, k_offer)
                 .digest,
             plain(k_offer).digest);

@@ -43,7 +43,7 @@ std::string read_file(const std::string& path) {
 
 ContentFingerprint fingerprint(const RawMessage& message, Chunking chunking, std::uint32_t seed,
                                ContentSettings settings) {
-  auto fingerprinter = make_exact_fingerprinter(settings);
+  auto fingerprinter = make_content_fingerprinter(settings);
   for (const auto& [name, value] : message.headers) fingerprinter->add_header(name, value);
   const std::string_view body = message.body;
   switch (chunking) {
