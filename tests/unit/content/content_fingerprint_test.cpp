@@ -72,6 +72,84 @@ TEST(ContentFingerprint, SameTextInPlainBase64AndQuotedPrintableMatches) {
   EXPECT_TRUE(as_qp.present);
 }
 
+// A campaign's text, long enough for MinHash; {greeting}, {words} and {url}
+// are where spammers vary it.
+std::string campaign(const std::string& greeting, const std::string& words,
+                     const std::string& url) {
+  return greeting +
+         "\n\nAre you paying too much for your mortgage? Rates have never been this low, "
+         "and our network of lenders competes for your business. " + words +
+         " Refinance today and cut your monthly payment, consolidate your debt, or take "
+         "cash out for the home improvements you have always wanted. It takes two minutes "
+         "to fill in our short form and there is no obligation at all. Visit " + url +
+         " to get your free quote, or reply with REMOVE in the subject line to be taken "
+         "off our list. This offer is open to homeowners in all fifty states.\n";
+}
+
+TEST(ContentFingerprint, HashBusterWordsKeepABandInCommon) {
+  const auto original = plain(campaign("Dear John,", "", "http://rates.example.com/q"));
+  const auto busted =
+      plain(campaign("Dear John,", "zebra lantern quietly", "http://rates.example.com/q"));
+  ASSERT_EQ(original.method, "minhash");
+  ASSERT_EQ(busted.method, "minhash");
+  EXPECT_NE(busted.digest, original.digest);
+  std::size_t shared = 0;
+  for (std::size_t i = 0; i < original.bands.size(); ++i) {
+    shared += original.bands[i] == busted.bands[i];
+  }
+  EXPECT_GE(shared, 1u) << "got " << shared << " shared band keys, want at least 1";
+}
+
+TEST(ContentFingerprint, GreetingNameAndUrlQueryDoNotChangeTheFingerprint) {
+  const auto reference = plain(campaign("Dear John Smith,", "", "http://rates.example.com/q?a=1"));
+  const auto other =
+      plain(campaign("Hi Maria,", "", "https://www.rates.example.com/landing?uid=8812&r=x"));
+  EXPECT_EQ(other.digest, reference.digest);
+  EXPECT_EQ(other.bands, reference.bands);
+}
+
+TEST(ContentFingerprint, UnrelatedTextsShareNoBand) {
+  const auto mortgage = plain(campaign("Hello,", "", "http://rates.example.com/"));
+  const auto minutes = plain(
+      "Minutes of the committee meeting held on Tuesday. Present were the chair, the "
+      "treasurer and four members. The treasurer reported that the accounts for the year "
+      "are now with the auditors and should be back before the annual general meeting. The "
+      "chair thanked everyone who helped with the summer fair, which raised more than last "
+      "year. Next meeting in the library at seven.");
+  ASSERT_EQ(minutes.method, "minhash");
+  for (std::size_t i = 0; i < mortgage.bands.size(); ++i) {
+    EXPECT_NE(minutes.bands[i], mortgage.bands[i]) << "band " << i;
+  }
+}
+
+TEST(ContentFingerprint, ShortTextFallsBackToAnExactDigest) {
+  const auto short_text = plain("Buy cheap pills now at http://pills.example.com/?id=3");
+  ASSERT_TRUE(short_text.present);
+  EXPECT_EQ(short_text.method, "exact");
+  EXPECT_TRUE(short_text.bands.empty());
+  EXPECT_EQ(plain("buy CHEAP pills now at www.pills.example.com/x").digest, short_text.digest);
+  EXPECT_NE(plain("Buy cheap watches now at http://pills.example.com/").digest,
+            short_text.digest);
+}
+
+TEST(ContentFingerprint, TextHiddenBeyondTheCapsSaysWhy) {
+  std::string deep;
+  for (int level = 0; level < 20; ++level) {
+    deep += "--L" + std::to_string(level) + "\r\nContent-Type: multipart/mixed; boundary=L" +
+            std::to_string(level + 1) + "\r\n\r\n";
+  }
+  deep += "--L20\r\nContent-Type: text/plain\r\n\r\ndeep words\r\n";
+  const auto too_deep = fingerprint(multipart_headers("mixed", "L0"), deep);
+  EXPECT_FALSE(too_deep.present);
+  EXPECT_EQ(too_deep.unfingerprintable, "nesting too deep");
+
+  std::vector<std::pair<std::string, std::string>> parts(600, {"Content-Type: image/gif\r\n", "GIF"});
+  parts.emplace_back("Content-Type: text/plain\r\n", "late words");
+  const auto too_many = fingerprint(multipart_headers("mixed", "b"), multipart_body("b", parts));
+  EXPECT_FALSE(too_many.present);
+  EXPECT_EQ(too_many.unfingerprintable, "too many parts");
+}
+
 TEST(ContentFingerprint, TransferEncodingNameIsCaseInsensitive) {
   EXPECT_EQ(encoded(encode_base64(k_offer), "BASE64").digest, plain(k_offer).digest);
   EXPECT_EQ(encoded(encode_quoted_printable(k_offer), "Quoted-Printable").digest,
