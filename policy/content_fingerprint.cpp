@@ -1,5 +1,7 @@
-// The exact content fingerprinter: a streaming MIME walker that feeds the
-// decoded text of text/plain and text/html parts through TextNormaliser.
+// The content fingerprinter: a streaming MIME walker that feeds the decoded
+// text of text/plain and text/html parts through TextTokeniser into a
+// MinHashSketch (near-duplicate band keys) and an XXH3 of the token stream
+// (the exact digest).
 //
 // The walker is line-oriented because MIME boundaries are whole lines. Lines
 // are gathered in one buffer of k_max_line bytes; a longer line is handed on

@@ -55,7 +55,7 @@ def load_folder(corpus, folder):
         text = json.loads(path.read_text(encoding="utf-8"))["text"]
         if text.startswith("From "):
             text = text.split("\n", 1)[1] if "\n" in text else ""
-        messages.append((f"{folder}/{path.stem.split('.')[0]}", text.encode("utf-8")))
+        messages.append((f"{folder}/{path.name}", text.encode("utf-8")))
     return messages
 
 
