@@ -51,8 +51,8 @@ std::vector<std::uint64_t> MinHashSketch::band_keys() const {
   if (!has_signature()) return keys;
   keys.reserve(k_bands);
   for (std::size_t band = 0; band < k_bands; ++band) {
-    keys.push_back(XXH3_64bits_withSeed(&m_minima[band * k_rows],
-                                        k_rows * sizeof(std::uint64_t), k_band_seed + band));
+    keys.push_back(
+        XXH3_64bits_withSeed(&m_minima[band * k_rows], k_rows * sizeof(std::uint64_t), k_band_seed + band));
   }
   return keys;
 }

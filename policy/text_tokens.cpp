@@ -17,9 +17,7 @@ bool is_upper(unsigned char c) { return c >= 'A' && c <= 'Z'; }
 bool is_lower(unsigned char c) { return c >= 'a' && c <= 'z'; }
 // Bytes >= 0x80 are parts of UTF-8 (or other 8-bit) letters: no charset is
 // decoded, so they are kept inside words rather than split on.
-bool is_word_byte(unsigned char c) {
-  return is_digit(c) || is_upper(c) || is_lower(c) || c >= 0x80;
-}
+bool is_word_byte(unsigned char c) { return is_digit(c) || is_upper(c) || is_lower(c) || c >= 0x80; }
 bool is_host_byte(unsigned char c) { return is_word_byte(c) || c == '-' || c == '.'; }
 char fold(char c) {
   const auto u = static_cast<unsigned char>(c);
@@ -34,14 +32,12 @@ std::string folded(std::string_view text) {
 // Punctuation that wraps a URL or an address in running text:
 // "(see <http://x.example/>)." or "mail me: bob@x.example!".
 bool is_wrapping(unsigned char c) {
-  return !is_word_byte(c) && c != '/' && c != '@' && c != '-' && c != '_' && c != '=' &&
-         c != '%' && c != '&' && c != '#' && c != '~' && c != '+';
+  return !is_word_byte(c) && c != '/' && c != '@' && c != '-' && c != '_' && c != '=' && c != '%' &&
+         c != '&' && c != '#' && c != '~' && c != '+';
 }
 std::string_view strip_wrapping(std::string_view word) {
-  while (!word.empty() && is_wrapping(static_cast<unsigned char>(word.front())))
-    word.remove_prefix(1);
-  while (!word.empty() && is_wrapping(static_cast<unsigned char>(word.back())))
-    word.remove_suffix(1);
+  while (!word.empty() && is_wrapping(static_cast<unsigned char>(word.front()))) word.remove_prefix(1);
+  while (!word.empty() && is_wrapping(static_cast<unsigned char>(word.back()))) word.remove_suffix(1);
   return word;
 }
 
@@ -51,12 +47,11 @@ bool ends_salutation(std::string_view word) {
   return last == ',' || last == ':' || last == '!' || last == '.' || last == ';';
 }
 
-constexpr std::array<std::string_view, 8> k_greetings = {
-    "dear", "hi", "hello", "hey", "greetings", "attention", "attn", "howdy"};
+constexpr std::array<std::string_view, 8> k_greetings = {"dear",      "hi",        "hello", "hey",
+                                                         "greetings", "attention", "attn",  "howdy"};
 
 bool is_greeting(std::string_view word) {
-  while (!word.empty() && !is_word_byte(static_cast<unsigned char>(word.back())))
-    word.remove_suffix(1);
+  while (!word.empty() && !is_word_byte(static_cast<unsigned char>(word.back()))) word.remove_suffix(1);
   const std::string lower = folded(word);
   return std::find(k_greetings.begin(), k_greetings.end(), lower) != k_greetings.end();
 }

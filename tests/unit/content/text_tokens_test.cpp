@@ -88,9 +88,8 @@ TEST(TextTokens, TrackingQueryAndPathDoNotChangeTokens) {
 
 TEST(TextTokens, SalutationLineIsNeutralised) {
   const std::string want = "<salutation> you won";
-  for (const char* text : {"Dear John Smith,\nyou won", "Hi Anna,\n\nyou won",
-                           "Hello there!\nyou won", "DEAR Friend:\r\nyou won",
-                           "Dear Sir / Madam\nyou won", "Hey,\nyou won"}) {
+  for (const char* text : {"Dear John Smith,\nyou won", "Hi Anna,\n\nyou won", "Hello there!\nyou won",
+                           "DEAR Friend:\r\nyou won", "Dear Sir / Madam\nyou won", "Hey,\nyou won"}) {
     EXPECT_EQ(tokens_of(text), want) << "text: " << text;
   }
   // Names stop at the line's end, or after k_max_salutation_names words.
@@ -113,7 +112,8 @@ TEST(TextTokens, EachTextPartMayOpenWithASalutation) {
 TEST(TextTokens, ResultDoesNotDependOnHowTextIsSplit) {
   const std::string text =
       "Dear Ann Lee,\r\nGet 50% off at http://shop.example.com/x?y=1 or mail "
-      "deals@example.org, ref ab12cd34ef. " + std::string(300, 'z') + " end";
+      "deals@example.org, ref ab12cd34ef. " +
+      std::string(300, 'z') + " end";
   const std::string whole = tokens_of(text);
   for (std::size_t piece = 1; piece <= 7; ++piece) {
     Collect sink;
@@ -126,8 +126,7 @@ TEST(TextTokens, ResultDoesNotDependOnHowTextIsSplit) {
 
 TEST(TextTokens, LongWordsAreCutAtMaxWord) {
   const std::string long_word(TextTokeniser::k_max_word + 50, 'q');
-  EXPECT_EQ(tokens_of(long_word + " tail"),
-            std::string(TextTokeniser::k_max_word, 'q') + " tail");
+  EXPECT_EQ(tokens_of(long_word + " tail"), std::string(TextTokeniser::k_max_word, 'q') + " tail");
 }
 
 TEST(TextTokens, CapStopsTheStreamAndCutsTheLastToken) {
