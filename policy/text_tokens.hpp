@@ -92,7 +92,8 @@ class TextTokeniser {
 
 // The registrable domain of a host name ("www.shop.example.co.uk" ->
 // "example.co.uk"), lower-cased; the host itself when it has none (an IP
-// address, a public suffix, a name libpsl rejects).
+// address, a public suffix, a name libpsl rejects). Safe to call from any
+// thread: the suffix list is loaded once and only read.
 std::string registrable_domain(std::string_view host);
 
 }  // namespace floodgate::policy
