@@ -6,9 +6,9 @@ and unfreeze sources by hand with floodgatectl.
 The config is a copy of conf/floodgate.yaml with one rule added, the one a web form
 trips: distinct recipients per PHP script (header X-PHP-Originating-Script + client
 address) over 30 in 10 minutes. It is the containment rule, besides the shipped
-same-content ones. A web form mailing "Dear <name>" with the name changed gives a
-near-duplicate of the same content to the content fingerprint, but the same-content
-rules wait for 100 recipients; the per-script rule trips first, at 30.
+same-content ones. A web form mailing "Dear <name>" with the name changed is one
+content to the near-duplicate fingerprint, but the same-content rules wait for 100
+recipients; the per-script rule trips first, at 30.
 
 What a freeze promises (issue 4, conf/floodgate.yaml `containment:`): the message that
 trips the rule gets the containment action, and so does every later message from the
