@@ -29,8 +29,7 @@ constexpr std::size_t k_iconv_failed = static_cast<std::size_t>(-1);
 constexpr std::size_t k_output_block = 4096;
 
 bool is_charset_token_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
-         c == ':';
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == ':';
 }
 
 // Labels that name something other than what the sender's software wrote.
@@ -44,19 +43,32 @@ struct Alias {
   std::string_view canonical;
 };
 constexpr Alias k_aliases[] = {
-    {"us-ascii", "utf-8"},         {"ascii", "utf-8"},          {"ansi_x3.4-1968", "utf-8"},
-    {"utf8", "utf-8"},             {"iso-8859-1", "windows-1252"},
-    {"iso8859-1", "windows-1252"}, {"iso_8859-1", "windows-1252"},
-    {"latin1", "windows-1252"},    {"l1", "windows-1252"},       {"cp819", "windows-1252"},
-    {"cp1252", "windows-1252"},    {"gb2312", "gb18030"},        {"gbk", "gb18030"},
-    {"x-gbk", "gb18030"},          {"euc-cn", "gb18030"},        {"ks_c_5601-1987", "cp949"},
-    {"euc-kr", "cp949"},           {"shift_jis", "cp932"},       {"sjis", "cp932"},
-    {"x-sjis", "cp932"},           {"windows-31j", "cp932"},
+    {"us-ascii", "utf-8"},
+    {"ascii", "utf-8"},
+    {"ansi_x3.4-1968", "utf-8"},
+    {"utf8", "utf-8"},
+    {"iso-8859-1", "windows-1252"},
+    {"iso8859-1", "windows-1252"},
+    {"iso_8859-1", "windows-1252"},
+    {"latin1", "windows-1252"},
+    {"l1", "windows-1252"},
+    {"cp819", "windows-1252"},
+    {"cp1252", "windows-1252"},
+    {"gb2312", "gb18030"},
+    {"gbk", "gb18030"},
+    {"x-gbk", "gb18030"},
+    {"euc-cn", "gb18030"},
+    {"ks_c_5601-1987", "cp949"},
+    {"euc-kr", "cp949"},
+    {"shift_jis", "cp932"},
+    {"sjis", "cp932"},
+    {"x-sjis", "cp932"},
+    {"windows-31j", "cp932"},
 };
 
 bool is_ascii_compatible(std::string_view canonical) {
-  return canonical == "utf-8" || canonical.starts_with("iso-8859-") ||
-         canonical.starts_with("windows-125") || canonical.starts_with("koi8-");
+  return canonical == "utf-8" || canonical.starts_with("iso-8859-") || canonical.starts_with("windows-125") ||
+         canonical.starts_with("koi8-");
 }
 
 std::string upper_ascii(std::string_view text) {

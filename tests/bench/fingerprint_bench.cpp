@@ -69,8 +69,7 @@ Message split_message(std::string_view raw) {
     if ((line.front() == ' ' || line.front() == '\t') && !message.headers.empty()) {
       message.headers.back().second.append("\r\n").append(line);
     } else if (const std::size_t colon = line.find(':'); colon != std::string_view::npos) {
-      message.headers.emplace_back(std::string(line.substr(0, colon)),
-                                   std::string(line.substr(colon + 1)));
+      message.headers.emplace_back(std::string(line.substr(0, colon)), std::string(line.substr(colon + 1)));
     }
   }
   message.body = std::string(rest);
@@ -99,8 +98,7 @@ void load_json_dir(const std::filesystem::path& dir, std::vector<Message>& messa
   std::sort(files.begin(), files.end());
   for (const auto& file : files) {
     const auto json = nlohmann::json::parse(read_file(file), nullptr, /*allow_exceptions=*/false);
-    if (json.is_discarded() || !json.is_object() || !json.contains("text") ||
-        !json["text"].is_string()) {
+    if (json.is_discarded() || !json.is_object() || !json.contains("text") || !json["text"].is_string()) {
       continue;  // file_list.json and friends
     }
     messages.push_back(split_message(json["text"].get<std::string>()));
@@ -210,8 +208,7 @@ int main(int argc, char** argv) {
   }
   if (eml_dirs.empty() && json_dirs.empty()) {
     const char* from_env = std::getenv("FLOODGATE_BENCH_CORPUS");
-    eml_dirs.emplace_back(from_env != nullptr ? from_env
-                                              : FLOODGATE_SOURCE_DIR "/tests/unit/content/data");
+    eml_dirs.emplace_back(from_env != nullptr ? from_env : FLOODGATE_SOURCE_DIR "/tests/unit/content/data");
   }
   static std::vector<Message> messages;
   try {

@@ -41,16 +41,31 @@ extern "C" __attribute__((weak)) void __sanitizer_set_death_callback(void (*call
 namespace {
 
 constexpr std::string_view k_tokens[] = {
-    "\r\n--b\r\n", "\r\n--b--\r\n", "\r\n\r\n", "=\r\n", "=3D", "=\n", "==",
+    "\r\n--b\r\n",
+    "\r\n--b--\r\n",
+    "\r\n\r\n",
+    "=\r\n",
+    "=3D",
+    "=\n",
+    "==",
     "Content-Type: multipart/mixed; boundary=b\r\n\r\n",
     "Content-Type: text/html; charset=shift_jis\r\n\r\n",
     "Content-Transfer-Encoding: base64\r\n\r\n",
     "Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-    "<!--", "-->", "<script>", "<style>", "&#x", "&amp", "=?utf-8?b?", "http://", "\xC3", "\xE2\x82",
+    "<!--",
+    "-->",
+    "<script>",
+    "<style>",
+    "&#x",
+    "&amp",
+    "=?utf-8?b?",
+    "http://",
+    "\xC3",
+    "\xE2\x82",
     std::string_view("\0", 1),
 };
-constexpr unsigned char k_interesting_bytes[] = {0, 0xFF, 0x80, '\n', '\r', '=', '-',
-                                                 '<', '>', ';', '"', ' ', '\t', '&'};
+constexpr unsigned char k_interesting_bytes[] = {0,   0xFF, 0x80, '\n', '\r', '=',  '-',
+                                                 '<', '>',  ';',  '"',  ' ',  '\t', '&'};
 
 // The input being run, for the crash handlers.
 const std::string* g_current_input = nullptr;
@@ -155,7 +170,8 @@ void mutate_once(std::string& input, const std::vector<std::string>& seeds, Rand
     default:  // repeat a short slice many times: long lines, deep nesting
       if (size > 0) {
         const std::size_t from = random.below(size);
-        const std::string slice = input.substr(from, 1 + random.below(std::min<std::size_t>(size - from, 64)));
+        const std::string slice =
+            input.substr(from, 1 + random.below(std::min<std::size_t>(size - from, 64)));
         std::string repeated;
         const std::size_t times = 1 + random.below(2000);
         for (std::size_t i = 0; i < times && repeated.size() < max_len; ++i) repeated += slice;
@@ -275,8 +291,8 @@ int main(int argc, char** argv) {
       ++runs;
     }
   }
-  std::cout << "fuzz_smoke: " << runs << " inputs (" << seeds.size() << " seeds, up to "
-            << mutations << " mutations each) in " << elapsed() << " s, no crash"
+  std::cout << "fuzz_smoke: " << runs << " inputs (" << seeds.size() << " seeds, up to " << mutations
+            << " mutations each) in " << elapsed() << " s, no crash"
             << (out_of_time ? "; stopped mutating at --max-seconds" : "") << "\n";
   return 0;
 }

@@ -35,8 +35,7 @@ std::string decode_in_pieces(std::string_view charset, std::string_view input, s
 
 // Every way of cutting the input in two, and byte by byte, must give what
 // the whole input gives.
-void expect_any_split_decodes_to(std::string_view charset, std::string_view input,
-                                 std::string_view want) {
+void expect_any_split_decodes_to(std::string_view charset, std::string_view input, std::string_view want) {
   EXPECT_EQ(decode_whole(charset, input), want) << "charset " << charset << ", whole";
   for (std::size_t cut = 0; cut <= input.size(); ++cut) {
     CharsetDecoder decoder(charset);
@@ -64,8 +63,7 @@ TEST(CharsetDecoder, ConvertsCommonMailCharsetsToUtf8WhereverTheInputIsCut) {
       {"koi8-r", "\xF0\xD2\xC9\xD7\xC5\xD4, \xCD\xC9\xD2", "Привет, мир"},
       {"utf-8", "h\xC3\xA9llo \xE2\x9C\x93 \xF0\x9F\x98\x80", "héllo ✓ 😀"},
       {"us-ascii", "plain text\r\n", "plain text\r\n"},
-      {"shift_jis", "\x82\xB1\x82\xF1\x82\xC9\x82\xBF\x82\xCD abc \x93\xFA\x96\x7B",
-       "こんにちは abc 日本"},
+      {"shift_jis", "\x82\xB1\x82\xF1\x82\xC9\x82\xBF\x82\xCD abc \x93\xFA\x96\x7B", "こんにちは abc 日本"},
       {"gb2312", "\xD6\xD0\xCE\xC4 and \xD6\xD0\xB9\xFA", "中文 and 中国"},
       {"iso-2022-jp", "\x1B$B$3$s\x1B(B ok", "こん ok"},
       {"utf-16le", std::string_view("h\0i\0", 4), "hi"},
@@ -75,11 +73,19 @@ TEST(CharsetDecoder, ConvertsCommonMailCharsetsToUtf8WhereverTheInputIsCut) {
 
 TEST(CharsetDecoder, ReplacesInvalidBytesAndGoesOn) {
   const Case cases[] = {
-      {"utf-8", "a\xFF" "b", "a\xEF\xBF\xBD" "b"},
+      {"utf-8",
+       "a\xFF"
+       "b",
+       "a\xEF\xBF\xBD"
+       "b"},
       {"utf-8", "\xC3(", "\xEF\xBF\xBD("},
       {"utf-8", "x\xED\xA0\x80y", "x\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDy"},  // a surrogate
       {"utf-8", "overlong \xC0\xAF.", "overlong \xEF\xBF\xBD\xEF\xBF\xBD."},
-      {"windows-1252", "\x81" "a", "\xEF\xBF\xBD" "a"},  // unassigned in 1252
+      {"windows-1252",
+       "\x81"
+       "a",
+       "\xEF\xBF\xBD"
+       "a"},  // unassigned in 1252
       {"shift_jis", "\x82\xB1\xFF\x82\xF1", "こ\xEF\xBF\xBDん"},
   };
   for (const Case& c : cases) expect_any_split_decodes_to(c.charset, c.input, c.want);
@@ -92,8 +98,8 @@ TEST(CharsetDecoder, CharacterCutOffAtTheEndBecomesOneReplacement) {
 }
 
 TEST(CharsetDecoder, UnknownCharsetPassesBytesThrough) {
-  const std::string_view charsets[] = {"x-no-such-charset", "unknown-8bit", "utf-8//TRANSLIT", "../../etc/passwd",
-        "a b", std::string_view("utf-8\0x", 7)};
+  const std::string_view charsets[] = {"x-no-such-charset", "unknown-8bit", "utf-8//TRANSLIT",
+                                       "../../etc/passwd",  "a b",          std::string_view("utf-8\0x", 7)};
   for (const std::string_view charset : charsets) {
     CharsetDecoder decoder(charset);
     EXPECT_FALSE(decoder.known()) << charset;
@@ -150,12 +156,10 @@ TEST(CanonicalCharsetName, ResolvesMislabelsAndRejectsNonTokens) {
 TEST(ContentTypeCharset, ParsedLowerCaseWithUsAsciiDefault) {
   EXPECT_EQ(parse_content_type("text/plain").charset, "us-ascii");
   EXPECT_EQ(parse_content_type("text/plain; charset=UTF-8").charset, "utf-8");
-  EXPECT_EQ(parse_content_type("text/html;\r\n charset=\"Windows-1252\"; x=y").charset,
-            "windows-1252");
+  EXPECT_EQ(parse_content_type("text/html;\r\n charset=\"Windows-1252\"; x=y").charset, "windows-1252");
   EXPECT_EQ(parse_content_type("text/plain; charset=koi8-r; charset=utf-8").charset, "koi8-r");
   EXPECT_EQ(parse_content_type("text/plain; charset=\"\"").charset, "us-ascii");
-  EXPECT_EQ(parse_content_type("text/plain; charset=" + std::string(41, 'x')).charset,
-            "us-ascii");
+  EXPECT_EQ(parse_content_type("text/plain; charset=" + std::string(41, 'x')).charset, "us-ascii");
   EXPECT_EQ(parse_content_type("garbage; charset=iso-8859-2").charset, "iso-8859-2");
 }
 

@@ -7,8 +7,8 @@
 #include <chrono>
 #include <cstdint>
 #include <fstream>
-#include <iostream>
 #include <functional>
+#include <iostream>
 #include <random>
 #include <string>
 #include <string_view>
@@ -60,8 +60,8 @@ Outcome run(const Headers& headers, const BodyFeeder& feed_body) {
   for (const auto& [name, value] : headers) fingerprinter->add_header(name, value);
   feed_body(*fingerprinter);
   Outcome outcome{fingerprinter->finish(), {}};
-  outcome.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - start);
+  outcome.elapsed =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
   return outcome;
 }
 
@@ -84,8 +84,7 @@ void expect_sound(const Outcome& outcome, std::string_view what,
                   std::chrono::milliseconds time_bound = k_time_bound) {
   const ContentFingerprint& fp = outcome.fingerprint;
   EXPECT_LE(outcome.elapsed, time_bound)
-      << what << ": took " << outcome.elapsed.count() << " ms, want at most "
-      << time_bound.count();
+      << what << ": took " << outcome.elapsed.count() << " ms, want at most " << time_bound.count();
   if (fp.present) {
     EXPECT_FALSE(fp.method.empty()) << what << ": present, got no method";
     return;
@@ -100,8 +99,8 @@ void expect_sound(const Outcome& outcome, std::string_view what,
 
 Headers multipart(std::string_view boundary, std::string_view subtype = "mixed") {
   return {{"MIME-Version", " 1.0"},
-          {"Content-Type", " multipart/" + std::string(subtype) + "; boundary=\"" +
-                               std::string(boundary) + "\""}};
+          {"Content-Type",
+           " multipart/" + std::string(subtype) + "; boundary=\"" + std::string(boundary) + "\""}};
 }
 
 Headers text_part(std::string_view encoding) {
@@ -131,8 +130,7 @@ TEST(MalformedMime, MissingClosingBoundaryStillFingerprintsTheParts) {
 }
 
 TEST(MalformedMime, BoundaryDeclaredButNeverUsed) {
-  expect_sound(run(multipart("never-seen"), in_chunks(k_words + "\r\n" + k_words)),
-               "unused boundary");
+  expect_sound(run(multipart("never-seen"), in_chunks(k_words + "\r\n" + k_words)), "unused boundary");
   expect_sound(run(multipart(""), in_chunks("--\r\n" + k_words)), "empty boundary");
   expect_sound(run({{"Content-Type", " multipart/mixed"}}, in_chunks("--x\r\n\r\n" + k_words)),
                "multipart without boundary");
@@ -171,8 +169,7 @@ TEST(MalformedMime, TenThousandNestedMultipartsFinishQuickly) {
     body += "--b" + std::to_string(i) + "\r\nContent-Type: multipart/mixed; boundary=\"b" +
             std::to_string(i + 1) + "\"\r\n\r\n";
   }
-  body += "--b" + std::to_string(k_depth) + "\r\nContent-Type: text/plain\r\n\r\n" + k_words +
-          "\r\n";
+  body += "--b" + std::to_string(k_depth) + "\r\nContent-Type: text/plain\r\n\r\n" + k_words + "\r\n";
   for (int i = k_depth; i >= 0; --i) body += "--b" + std::to_string(i) + "--\r\n";
   expect_sound(run(multipart("b0"), in_chunks(body)), "10,000 nested multiparts");
 }
@@ -194,8 +191,8 @@ TEST(MalformedMime, HundredMegabyteLineWithoutNewlineInBoundedTimeAndMemory) {
   for (char& c : chunk) {
     if (c == '\n' || c == '\r') c = ' ';
   }
-  for (const auto& [what, headers] : {std::pair{"text/plain", text_part("8bit")},
-                                      std::pair{"multipart", multipart("b")}}) {
+  for (const auto& [what, headers] :
+       {std::pair{"text/plain", text_part("8bit")}, std::pair{"multipart", multipart("b")}}) {
     const std::int64_t peak_before = peak_rss_kib();
     const Outcome outcome = run(headers, [&](ContentFingerprinter& fingerprinter) {
       for (std::size_t sent = 0; sent < k_total; sent += chunk.size()) {
@@ -204,8 +201,8 @@ TEST(MalformedMime, HundredMegabyteLineWithoutNewlineInBoundedTimeAndMemory) {
     });
     const std::int64_t peak_after = peak_rss_kib();
     expect_sound(outcome, std::string("100 MB line, ") + what, k_time_bound_100_mb);
-    std::cout << "100 MB line, " << what << ": " << outcome.elapsed.count()
-              << " ms, peak RSS grew " << (peak_after - peak_before) << " KiB\n";
+    std::cout << "100 MB line, " << what << ": " << outcome.elapsed.count() << " ms, peak RSS grew "
+              << (peak_after - peak_before) << " KiB\n";
     // ASan's quarantine and shadow memory make RSS meaningless there.
     if (!k_sanitized && peak_before > 0) {
       EXPECT_LE(peak_after - peak_before, k_memory_bound_kib)
@@ -217,21 +214,18 @@ TEST(MalformedMime, HundredMegabyteLineWithoutNewlineInBoundedTimeAndMemory) {
 
 TEST(MalformedMime, TenMegabyteHeadersAreCut) {
   const std::string huge(10 * 1024 * 1024, 'x');
-  expect_sound(run({{"Content-Type", " text/plain; charset=\"" + huge + "\""},
-                    {"Subject", huge}},
-                   in_chunks(k_words)),
-               "10 MB message header");
+  expect_sound(
+      run({{"Content-Type", " text/plain; charset=\"" + huge + "\""}, {"Subject", huge}}, in_chunks(k_words)),
+      "10 MB message header");
   expect_sound(run({{"Content-Type", " multipart/mixed; boundary=" + huge}}, in_chunks(k_words)),
                "10 MB boundary");
   // Inside the body: a part header of 10 MB, one line and folded.
   std::string folded;
   for (std::size_t i = 0; i < 10 * 1024; ++i) folded += " " + std::string(1022, 'y') + "\r\n";
-  for (const auto& [what, part_header] :
-       {std::pair{"10 MB part header line", "X-Junk: " + huge + "\r\n"},
-        std::pair{"10 MB folded part header", "X-Junk:" + folded}}) {
-    expect_sound(run(multipart("b"), in_chunks("--b\r\n" + part_header +
-                                               "Content-Type: text/plain\r\n\r\n" + k_words +
-                                               "\r\n--b--\r\n")),
+  for (const auto& [what, part_header] : {std::pair{"10 MB part header line", "X-Junk: " + huge + "\r\n"},
+                                          std::pair{"10 MB folded part header", "X-Junk:" + folded}}) {
+    expect_sound(run(multipart("b"), in_chunks("--b\r\n" + part_header + "Content-Type: text/plain\r\n\r\n" +
+                                               k_words + "\r\n--b--\r\n")),
                  what);
   }
 }
@@ -242,8 +236,7 @@ TEST(MalformedMime, BinaryGarbageBody) {
   for (char& c : garbage) c = static_cast<char>(random());
   for (const auto& [what, headers] :
        {std::pair{"text/plain", text_part("8bit")}, std::pair{"base64", text_part("base64")},
-        std::pair{"quoted-printable", text_part("quoted-printable")},
-        std::pair{"multipart", multipart("b")},
+        std::pair{"quoted-printable", text_part("quoted-printable")}, std::pair{"multipart", multipart("b")},
         std::pair{"html", Headers{{"Content-Type", " text/html"}}}}) {
     expect_sound(run(headers, in_chunks(garbage)), std::string("binary garbage, ") + what);
   }
