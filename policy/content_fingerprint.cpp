@@ -14,9 +14,12 @@
 #include <xxhash.h>
 
 #include <new>
+#include <algorithm>
+#include <bit>
 #include <string>
 #include <vector>
 
+#include "policy/charset.hpp"
 #include "policy/mime_decoders.hpp"
 #include "policy/mime_header.hpp"
 #include "policy/mime_html.hpp"
@@ -35,6 +38,10 @@ constexpr std::size_t k_max_multipart_depth = 8;
 constexpr std::size_t k_max_parts = 512;
 // Longest header value kept (Content-Type with a long boundary fits easily).
 constexpr std::size_t k_max_header_value = 1024;
+// An attachment is summarised by its type, size class and a hash of its
+// first bytes (decoded): enough to tell one image spam from another, at a
+// bounded cost whatever its size.
+constexpr std::size_t k_max_attachment_hashed = 1024 * 1024;
 
 // The header fields of one entity (the message or a MIME part) that decide
 // how its body is read. First occurrence wins, as in MessageFacts.
@@ -140,6 +147,7 @@ class MinHashFingerprinter final : public ContentFingerprinter {
       // An unterminated last line still counts: "--b--" without CRLF closes.
       if (!m_line.empty() && !stopped()) on_line(true);
       end_text_part();
+      end_attachment();
       m_text.finish();
       fill_result();
       m_finished = true;
@@ -149,7 +157,7 @@ class MinHashFingerprinter final : public ContentFingerprinter {
 
  private:
   void fill_result() {
-    m_result.present = m_text.saw_text();
+    m_result.present = m_text.saw_text() || m_attachments > 0;
     if (!m_result.present) {
       // Text hidden where the caps stopped reading is worth telling apart
       // from a message that simply has none.
@@ -168,7 +176,7 @@ class MinHashFingerprinter final : public ContentFingerprinter {
   }
 
   // What the lines of the current entity are.
-  enum class Section { Headers, Text, Skip, Done };
+  enum class Section { Headers, Text, Attachment, Skip, Done };
 
   // Once the cap is reached and text was seen, nothing further can change
   // the result: the rest of the body is not even scanned.
@@ -197,6 +205,10 @@ class MinHashFingerprinter final : public ContentFingerprinter {
           add_text(line);
           if (ends_line) add_text("\n");
           break;
+        case Section::Attachment:
+          add_attachment_bytes(line);
+          if (ends_line) add_attachment_bytes("\n");
+          break;
         case Section::Skip:
         case Section::Done:
           break;
@@ -217,6 +229,7 @@ class MinHashFingerprinter final : public ContentFingerprinter {
       const std::string_view rest = line.substr(delimiter.size());
       if (!rest.empty() && rest != "--") continue;
       end_text_part();
+      end_attachment();
       m_boundaries.resize(level + 1);
       if (rest == "--") {
         // The epilogue up to the enclosing multipart's next delimiter is not
@@ -271,12 +284,15 @@ class MinHashFingerprinter final : public ContentFingerprinter {
       }
       return;  // the preamble is skipped until the first delimiter
     }
+    m_decoder = TransferDecoder(parse_transfer_encoding(headers.transfer_encoding));
     // A multipart without a boundary cannot be split into parts; its text
     // is all that can be read, so it is read as text/plain.
-    if (!type.is_text() && !type.is_multipart()) return;
-    if (is_attachment_disposition(headers.disposition)) return;
+    if ((!type.is_text() && !type.is_multipart()) || is_attachment_disposition(headers.disposition)) {
+      begin_attachment(type.media_type);
+      return;
+    }
     m_section = Section::Text;
-    m_decoder = TransferDecoder(parse_transfer_encoding(headers.transfer_encoding));
+    m_charset = std::make_unique<CharsetDecoder>(type.charset);
     m_is_html = type.is_html();
     m_html = HtmlTextExtractor{};
   }
@@ -287,14 +303,63 @@ class MinHashFingerprinter final : public ContentFingerprinter {
     add_decoded();
   }
 
+  // The part's charset to UTF-8, then (HTML) to its visible text.
   void add_decoded() {
+    m_utf8.clear();
+    m_charset->decode(m_decoded, m_utf8);
+    add_utf8();
+  }
+
+  void add_utf8() {
     if (m_is_html) {
       m_html_text.clear();
-      m_html.extract(m_decoded, m_html_text);
+      m_html.extract(m_utf8, m_html_text);
       m_text.add(m_html_text);
     } else {
-      m_text.add(m_decoded);
+      m_text.add(m_utf8);
     }
+  }
+
+  void begin_attachment(std::string_view media_type) {
+    m_section = Section::Attachment;
+    m_attachment_type = std::string(media_type.substr(0, 64));
+    m_attachment_bytes = 0;
+    XXH3_64bits_reset(m_attachment_hash.get());
+  }
+
+  void add_attachment_bytes(std::string_view encoded) {
+    m_decoded.clear();
+    m_decoder.decode(encoded, m_decoded);
+    hash_attachment(m_decoded);
+  }
+
+  void hash_attachment(std::string_view decoded) {
+    if (m_attachment_bytes < k_max_attachment_hashed) {
+      const std::size_t take = std::min(decoded.size(), k_max_attachment_hashed - m_attachment_bytes);
+      XXH3_64bits_update(m_attachment_hash.get(), decoded.data(), take);
+    }
+    m_attachment_bytes += decoded.size();
+  }
+
+  // One token per attachment: "<attachment:type:size class:hash>", the size
+  // class being the bit length of its decoded size (so 3 KB and 3.5 KB are
+  // one class). Its bytes never reach the text.
+  void end_attachment() {
+    if (m_section != Section::Attachment) return;
+    m_decoded.clear();
+    m_decoder.finish(m_decoded);
+    hash_attachment(m_decoded);
+    m_section = Section::Skip;
+    if (m_attachment_bytes == 0) return;
+    static constexpr char k_hex[] = "0123456789abcdef";
+    std::string token = "<attachment:" + m_attachment_type + ":" +
+                        std::to_string(std::bit_width(m_attachment_bytes)) + ":";
+    const std::uint64_t hash = XXH3_64bits_digest(m_attachment_hash.get());
+    for (int shift = 60; shift >= 0; shift -= 4) token += k_hex[(hash >> shift) & 0xf];
+    token += ">";
+    m_text.separate();
+    m_tokens.on_token(token);
+    ++m_attachments;
   }
 
   void end_text_part() {
@@ -302,6 +367,9 @@ class MinHashFingerprinter final : public ContentFingerprinter {
     m_decoded.clear();
     m_decoder.finish(m_decoded);
     add_decoded();
+    m_utf8.clear();
+    m_charset->finish(m_utf8);
+    add_utf8();
     if (m_is_html) {
       m_html_text.clear();
       m_html.finish(m_html_text);
@@ -332,7 +400,14 @@ class MinHashFingerprinter final : public ContentFingerprinter {
   TransferDecoder m_decoder;
   bool m_is_html = false;
   HtmlTextExtractor m_html;
+  std::unique_ptr<CharsetDecoder> m_charset;
   std::string m_decoded;    // one line's decoded bytes, reused
+  std::string m_utf8;       // the same in UTF-8, reused
+  // Current attachment.
+  std::string m_attachment_type;
+  std::uint64_t m_attachment_bytes = 0;
+  std::unique_ptr<XXH3_state_s, void (*)(XXH3_state_s*)> m_attachment_hash{new_state(), &free_state};
+  std::size_t m_attachments = 0;
   std::string m_html_text;  // one line's text from HTML, reused
 };
 

@@ -11,7 +11,10 @@
 // an error.
 //
 // make_content_fingerprinter decodes the text parts (quoted-printable,
-// base64, HTML reduced to its visible text), tokenises the text
+// base64, the part's charset to UTF-8 (policy/charset.hpp), HTML reduced to
+// its visible text), sums up every other part -- an attachment, an image --
+// as one token of its type, size class (bit length of its decoded size)
+// and a hash of its first MiB, never its bytes, and tokenises the text
 // (policy/text_tokens.hpp: case, whitespace, numbers, random tokens, URLs,
 // addresses and the salutation folded away) and fills the fingerprint:
 //   - `digest`: XXH3 of the token stream, always when `present`;
@@ -19,7 +22,8 @@
 //     signature of the token shingles (policy/minhash.hpp), when the text
 //     has at least MinHashSketch::k_min_tokens tokens;
 //   - method "exact" and no bands for shorter texts: only `digest` counts;
-//   - !present with `unfingerprintable` saying why when there is no text.
+//   - !present with `unfingerprintable` saying why when there is neither
+//     text nor an attachment.
 #pragma once
 
 #include <memory>

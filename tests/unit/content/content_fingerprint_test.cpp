@@ -143,7 +143,9 @@ TEST(ContentFingerprint, TextHiddenBeyondTheCapsSaysWhy) {
   EXPECT_FALSE(too_deep.present);
   EXPECT_EQ(too_deep.unfingerprintable, "nesting too deep");
 
-  std::vector<std::pair<std::string, std::string>> parts(600, {"Content-Type: image/gif\r\n", "GIF"});
+  // Parts with nothing to fingerprint (images would count: see
+  // AttachmentsCountByTypeSizeAndHash), then text beyond the parts cap.
+  std::vector<std::pair<std::string, std::string>> parts(600, {"Content-Type: text/plain\r\n", " "});
   parts.emplace_back("Content-Type: text/plain\r\n", "late words");
   const auto too_many = fingerprint(multipart_headers("mixed", "b"), multipart_body("b", parts));
   EXPECT_FALSE(too_many.present);
@@ -237,9 +239,7 @@ TEST(ContentFingerprint, NestedMultipartTextIsFound) {
       "alt", {{"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n",
                encode_base64(k_offer)}});
   const std::string related = multipart_body(
-      "rel", {{"Content-Type: multipart/alternative; boundary=alt\r\n", alternative},
-              {"Content-Type: image/gif\r\nContent-Transfer-Encoding: base64\r\n",
-               encode_base64("GIF89a not really")}});
+      "rel", {{"Content-Type: multipart/alternative; boundary=alt\r\n", alternative}});
   const std::string mixed =
       multipart_body("mix", {{"Content-Type: multipart/related; boundary=\"rel\"\r\n", related}});
   EXPECT_EQ(fingerprint(multipart_headers("mixed", "mix"), mixed).digest, plain(k_offer).digest);
@@ -262,28 +262,79 @@ TEST(ContentFingerprint, HtmlTagsAreDroppedAndEntitiesDecoded) {
   EXPECT_EQ(html.digest, plain("offer caf\xc3\xa9 & cr\xc3\xa8me <50%> \"off\" 3 < 4").digest);
 }
 
-TEST(ContentFingerprint, AttachmentsAndImagesAreIgnored) {
-  const std::string text_only =
-      multipart_body("b", {{"Content-Type: text/plain\r\n", k_offer}});
-  const std::string with_attachments = multipart_body(
+// Issue 5: text parts are read in their charset, so the same words in
+// Latin-1, KOI8-R or UTF-8 are one content.
+TEST(ContentFingerprint, TheSameTextInAnotherCharsetIsTheSameContent) {
+  const auto in_charset = [](const std::string& body, const std::string& encoding, const std::string& charset) {
+    return fingerprint({{"Content-Type", " text/plain; charset=" + charset},
+                        {"Content-Transfer-Encoding", " " + encoding}},
+                       body);
+  };
+  // ASCII apart from the accented words (k_offer holds UTF-8 bytes itself).
+  const std::string rest =
+      " for everyone this week only, our premium watches are eighty percent off, reply today to claim yours\n";
+  const std::string utf8 = "Caf\xc3\xa9 cr\xc3\xa8me br\xc3\xbbl\xc3\xa9" "e" + rest;
+  const std::string latin1 = "Caf\xe9 cr\xe8me br\xfbl\xe9" "e" + rest;
+  const auto as_utf8 = in_charset(encode_base64(utf8), "base64", "utf-8");
+  const auto as_latin1 = in_charset(latin1, "8bit", "iso-8859-1");
+  ASSERT_TRUE(as_utf8.present);
+  EXPECT_EQ(as_latin1.digest, as_utf8.digest);
+  EXPECT_EQ(as_latin1.bands, as_utf8.bands);
+  // Read as raw bytes (an unknown charset), Latin-1 is other text.
+  EXPECT_NE(in_charset(latin1, "8bit", "x-unknown-charset").digest, as_utf8.digest);
+
+  // "Privet" in KOI8-R and in UTF-8.
+  const std::string russian_koi8 = "\xf0\xd2\xc9\xd7\xc5\xd4" + rest;
+  const std::string russian_utf8 = "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82" + rest;
+  EXPECT_EQ(in_charset(russian_koi8, "8bit", "koi8-r").digest, in_charset(russian_utf8, "8bit", "UTF-8").digest);
+}
+
+// Issue 5: an attachment contributes its type, size class and a hash of its
+// decoded bytes (one token), never its bytes as text.
+TEST(ContentFingerprint, AttachmentsCountByTypeSizeAndHash) {
+  const auto with = [](const std::string& type, const std::string& bytes, const std::string& text) {
+    std::vector<std::pair<std::string, std::string>> parts;
+    if (!text.empty()) parts.emplace_back("Content-Type: text/plain\r\n", text);
+    parts.emplace_back("Content-Type: " + type + "\r\nContent-Transfer-Encoding: base64\r\n", encode_base64(bytes));
+    return fingerprint(multipart_headers("mixed", "b"), multipart_body("b", parts));
+  };
+  const std::string jpeg(3000, '\xd8');
+  std::string other_jpeg = jpeg;
+  other_jpeg[1500] = 'x';
+
+  // Image spam: no text, the same picture -> one fingerprint; another
+  // picture of the same size -> another.
+  const auto image = with("image/jpeg", jpeg, "");
+  ASSERT_TRUE(image.present);
+  EXPECT_EQ(image.method, "exact");
+  EXPECT_EQ(with("image/jpeg; name=other.jpg", jpeg, "").digest, image.digest);
+  EXPECT_NE(with("image/jpeg", other_jpeg, "").digest, image.digest);
+  EXPECT_NE(with("image/png", jpeg, "").digest, image.digest);
+
+  // With text: the attachment changes the fingerprint, not what the text says.
+  const auto reference = fingerprint(multipart_headers("mixed", "b"),
+                                     multipart_body("b", {{"Content-Type: text/plain\r\n", k_offer}}));
+  const auto text_and_pdf = with("application/pdf", "%PDF-1.4 words inside a pdf", k_offer);
+  EXPECT_NE(text_and_pdf.digest, reference.digest);
+  EXPECT_EQ(with("application/pdf", "%PDF-1.4 words inside a pdf", k_offer).digest, text_and_pdf.digest);
+  // Mostly the same shingles: still a near-duplicate of the text alone.
+  std::size_t shared = 0;
+  for (std::size_t band = 0; band < reference.bands.size(); ++band)
+    shared += text_and_pdf.bands.at(band) == reference.bands[band] ? 1 : 0;
+  EXPECT_GT(shared, 0u) << "the text with a PDF shares no band with the text alone";
+  // The words inside an attached text file are not read as the message's.
+  const std::string attached_notes = multipart_body(
       "b", {{"Content-Type: text/plain\r\n", k_offer},
-            {"Content-Type: image/jpeg; name=a.jpg\r\nContent-Transfer-Encoding: base64\r\n",
-             encode_base64("\xff\xd8\xff\xe0 jpeg bytes")},
-            {"Content-Type: application/pdf\r\nContent-Disposition: attachment\r\n",
-             "%PDF-1.4 words inside a pdf"},
-            {"Content-Type: text/plain; name=notes.txt\r\n"
-             "Content-Disposition: attachment; filename=notes.txt\r\n",
+            {"Content-Type: text/plain; name=notes.txt\r\nContent-Disposition: attachment; filename=notes.txt\r\n",
              "a text file attached, not the message"}});
-  const auto reference = fingerprint(multipart_headers("mixed", "b"), text_only);
-  ASSERT_TRUE(reference.present);
-  EXPECT_EQ(fingerprint(multipart_headers("mixed", "b"), with_attachments).digest,
-            reference.digest);
+  const std::string inline_notes = multipart_body(
+      "b", {{"Content-Type: text/plain\r\n", k_offer},
+            {"Content-Type: text/plain\r\n", "a text file attached, not the message"}});
+  EXPECT_NE(fingerprint(multipart_headers("mixed", "b"), attached_notes).digest,
+            fingerprint(multipart_headers("mixed", "b"), inline_notes).digest);
 }
 
 TEST(ContentFingerprint, MessageWithoutTextHasNoFingerprint) {
-  const std::string attachments_only = multipart_body(
-      "b", {{"Content-Type: application/zip\r\nContent-Transfer-Encoding: base64\r\n",
-             encode_base64("PK\x03\x04 zip")}});
   const struct {
     const char* name;
     Headers headers;
@@ -291,8 +342,6 @@ TEST(ContentFingerprint, MessageWithoutTextHasNoFingerprint) {
   } cases[] = {
       {"empty body", {}, ""},
       {"whitespace only", {{"Content-Type", " text/plain"}}, " \r\n\t\r\n\r\n"},
-      {"attachments only", multipart_headers("mixed", "b"), attachments_only},
-      {"image message", {{"Content-Type", " image/png"}}, "\x89PNG..."},
       {"html without text", {{"Content-Type", " text/html"}}, "<html><br><img src=x></html>"},
       {"empty multipart", multipart_headers("mixed", "b"), "--b\r\n\r\n--b--\r\n"},
   };
@@ -328,7 +377,7 @@ TEST(ContentFingerprint, MalformedMimeStillGivesAFingerprint) {
       {"unclosed inner multipart",
        multipart_headers("mixed", "out"),
        "--out\r\nContent-Type: multipart/alternative; boundary=in\r\n\r\n--in\r\n" + part +
-           "\r\n--out\r\nContent-Type: image/gif\r\n\r\nGIF\r\n--out--\r\n",
+           "\r\n--out\r\nContent-Type: text/plain\r\n\r\n \r\n--out--\r\n",
        true},
       {"invalid base64 characters", {{"Content-Transfer-Encoding", " base64"}},
        "!!" + encode_base64(k_offer) + "@@##\r\n", true},
@@ -491,7 +540,11 @@ TEST(ContentFingerprint, TwentyMegabyteBodiesFinishQuickly) {
   const auto big_attachment =
       fingerprint(RawMessage{multipart_headers("mixed", "b"), attachment}, Chunking::Random, 7);
   EXPECT_LT(Clock::now() - start, k_bound);
-  EXPECT_EQ(big_attachment.digest, plain("see attached").digest);
+  // The 15 MB attachment is one token (type, size class, hash of its first
+  // MiB), whatever the chunking.
+  EXPECT_NE(big_attachment.digest, plain("see attached").digest);
+  EXPECT_EQ(fingerprint(RawMessage{multipart_headers("mixed", "b"), attachment}, Chunking::Whole).digest,
+            big_attachment.digest);
 }
 
 TEST(ContentFingerprint, HeadersAfterTheBodyStartedAreIgnored) {
