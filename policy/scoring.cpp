@@ -69,6 +69,11 @@ bool is_outbound(const OutboundScope& scope, const MessageFacts& facts) {
   return false;
 }
 
+bool is_content_signal(Signal signal) {
+  return signal == Signal::ContentCopies || signal == Signal::ContentRecipients ||
+         signal == Signal::ContentSources || signal == Signal::ContentRecipientDomains;
+}
+
 // Short, stable names for what a counter counts; part of the Redis key.
 std::string_view counter_name(Signal signal) {
   switch (signal) {
@@ -236,6 +241,7 @@ CounterPlan plan_counters(const Config& config, const MessageFacts& facts) {
       input.immediate_value = facts.recipients.size();
     } else if (auto requests = requests_for_rule(config, rule, facts); !requests.empty()) {
       input.source = RuleInput::Source::Counter;
+      input.exact_content = is_content_signal(rule.signal) && facts.fingerprint.bands.empty();
       input.counter_index = add_request(plan, std::move(requests.front()));
       for (std::size_t i = 1; i < requests.size(); ++i)
         input.more_counter_indices.push_back(add_request(plan, std::move(requests[i])));
@@ -274,7 +280,7 @@ Verdict score(const Config& config, const CounterPlan& plan,
     verdict.fired_rules.push_back(i);
     verdict.reasons.push_back(rule.name + "=" + std::to_string(value) + ">" +
                               std::to_string(rule.threshold) + " (" + (rule.points >= 0 ? "+" : "") +
-                              std::to_string(rule.points) + ")");
+                              std::to_string(rule.points) + (input.exact_content ? ", exact" : "") + ")");
   }
   verdict.action = action_for_score(config, verdict.score);
   return verdict;

@@ -47,6 +47,9 @@ struct RuleInput {
   // LSH band (ContentFingerprint::bands): the same content, reworded, shares
   // at least one band with its copies, so its count is the highest.
   std::vector<std::size_t> more_counter_indices;
+  // A content rule read on an exact fingerprint (text too short for
+  // shingles): its reason says so, since only identical text is counted.
+  bool exact_content = false;
 };
 
 struct CounterPlan {

@@ -121,7 +121,8 @@ class SpoolBurst(SpoolTestCase):
                 "score": 20,
                 # The 101st trips the rule, which also freezes the client
                 # (shipped containment): each entry says so.
-                "reasons": [f"same_content_rcpts_per_client={i + 1}>100 (+20)",
+                # "exact": "You won" is too short for shingles (issue 5).
+                "reasons": [f"same_content_rcpts_per_client={i + 1}>100 (+20, exact)",
                             "frozen(same_content_rcpts_per_client)"],
                 "cause": "freeze:same_content_rcpts_per_client",
                 "mode": "spool",
@@ -338,7 +339,7 @@ class HoldMode(SpoolTestCase):
         self.assertEqual(entry["sender"], k_sender)
         self.assertEqual(entry["score"], 50)
         self.assertEqual(entry["reasons"], ["rcpts_per_msg=200>50 (+10)", "rcpts_per_msg_high=200>150 (+20)",
-                                            "same_content_rcpts_per_client=200>100 (+20)",
+                                            "same_content_rcpts_per_client=200>100 (+20, exact)",
                                             "frozen(same_content_rcpts_per_client)"])
         self.assertEqual(entry["cause"], "freeze:same_content_rcpts_per_client")
 

@@ -546,6 +546,18 @@ TEST(Scoring, ANearDuplicateContentRuleTakesItsHighestBandCounter) {
   EXPECT_EQ(verdict.reasons[0], "copies=12>10 (+1)");
 }
 
+TEST(Scoring, AContentRuleOnAnExactFingerprintSaysSoInItsReason) {
+  Config config = test_config();
+  config.rules = {rule("copies", Signal::ContentCopies, std::nullopt, 3600s, 10),
+                  rule("msgs", Signal::Messages, k_by_address, 3600s, 10)};
+  MessageFacts facts = outbound_facts();
+  facts.fingerprint = {7, true, "exact", {}, {}};
+  const CounterPlan plan = plan_counters(config, facts);
+  const std::vector<std::uint64_t> values = {12, 12};
+  const Verdict verdict = score(config, plan, values);
+  EXPECT_EQ(verdict.reasons, (std::vector<std::string>{"copies=12>10 (+1, exact)", "msgs=12>10 (+1)"}));
+}
+
 TEST(PlanCounters, ContentRecipientDomainsCountsDistinctDomainsLowerCased) {
   Config config = test_config();
   config.rules = {rule("domains", Signal::ContentRecipientDomains, std::nullopt, 3600s)};
@@ -639,7 +651,7 @@ CounterPlan counter_plan(std::size_t rules) {
   CounterPlan plan;
   for (std::size_t i = 0; i < rules; ++i) {
     plan.requests.push_back({"k" + std::to_string(i), CounterKind::Sum, 600s, 1, {}});
-    plan.rule_inputs.push_back({RuleInput::Source::Counter, 0, i, {}});
+    plan.rule_inputs.push_back({RuleInput::Source::Counter, 0, i, {}, false});
   }
   return plan;
 }
