@@ -251,6 +251,11 @@ struct TopSettings {
 struct ContentSettings {
   // How much decoded body text the fingerprinter reads; the rest is ignored.
   std::size_t max_text_bytes = 256 * 1024;
+  // Real mail nests multiparts three or four deep (mixed > related >
+  // alternative); deeper parts are a parser attack and are skipped.
+  std::size_t max_nesting_depth = 8;
+  // MIME parts read; after this many the rest of the message is ignored.
+  std::size_t max_parts = 512;
 };
 
 struct Config {

@@ -174,12 +174,18 @@ class Loader : public detail::YamlReader {
   }
 
   void read_content(const Entry& section, ContentSettings& content) {
-    auto fields = read_map(section, {"max_text_bytes"});
+    auto fields = read_map(section, {"max_text_bytes", "max_nesting_depth", "max_parts"});
     if (!fields) return;
     if (const Entry* e = fields->find("max_text_bytes")) {
       auto v = integer<std::size_t>(*e, 1, std::numeric_limits<std::size_t>::max(),
                                     "a positive integer");
       if (v) content.max_text_bytes = *v;
+    }
+    if (const Entry* e = fields->find("max_nesting_depth")) {
+      if (auto v = integer<std::size_t>(*e, 1, 100, "an integer from 1 to 100")) content.max_nesting_depth = *v;
+    }
+    if (const Entry* e = fields->find("max_parts")) {
+      if (auto v = integer<std::size_t>(*e, 1, 100000, "an integer from 1 to 100000")) content.max_parts = *v;
     }
   }
 

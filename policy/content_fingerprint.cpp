@@ -31,11 +31,6 @@ namespace floodgate::policy {
 namespace {
 
 constexpr std::size_t k_max_line = 8 * 1024;
-// Real mail nests multiparts three or four deep (mixed > related >
-// alternative); deeper is a parser attack, its contents are skipped.
-constexpr std::size_t k_max_multipart_depth = 8;
-// After this many parts the rest of the message is ignored.
-constexpr std::size_t k_max_parts = 512;
 // Longest header value kept (Content-Type with a long boundary fits easily).
 constexpr std::size_t k_max_header_value = 1024;
 // An attachment is summarised by its type, size class and a hash of its
@@ -108,7 +103,9 @@ class TokenDigests final : public TokenSink {
 class MinHashFingerprinter final : public ContentFingerprinter {
  public:
   explicit MinHashFingerprinter(const ContentSettings& settings)
-      : m_text(settings.max_text_bytes, m_tokens) {
+      : m_max_nesting_depth(settings.max_nesting_depth),
+        m_max_parts(settings.max_parts),
+        m_text(settings.max_text_bytes, m_tokens) {
     m_line.reserve(k_max_line);
   }
 
@@ -161,7 +158,7 @@ class MinHashFingerprinter final : public ContentFingerprinter {
     if (!m_result.present) {
       // Text hidden where the caps stopped reading is worth telling apart
       // from a message that simply has none.
-      m_result.unfingerprintable = m_parts > k_max_parts      ? "too many parts"
+      m_result.unfingerprintable = m_parts > m_max_parts      ? "too many parts"
                                    : m_too_deep                ? "nesting too deep"
                                                                : "no text";
       return;
@@ -236,7 +233,7 @@ class MinHashFingerprinter final : public ContentFingerprinter {
         // part of any entity.
         m_boundaries.pop_back();
         m_section = Section::Skip;
-      } else if (++m_parts > k_max_parts) {
+      } else if (++m_parts > m_max_parts) {
         m_section = Section::Done;
       } else {
         m_section = Section::Headers;
@@ -277,7 +274,7 @@ class MinHashFingerprinter final : public ContentFingerprinter {
     const ContentType type = parse_content_type(headers.content_type);
     m_section = Section::Skip;
     if (type.is_multipart() && !type.boundary.empty()) {
-      if (m_boundaries.size() < k_max_multipart_depth) {
+      if (m_boundaries.size() < m_max_nesting_depth) {
         m_boundaries.push_back("--" + type.boundary);
       } else {
         m_too_deep = true;
@@ -379,6 +376,8 @@ class MinHashFingerprinter final : public ContentFingerprinter {
     m_section = Section::Skip;
   }
 
+  std::size_t m_max_nesting_depth;  // ContentSettings' caps
+  std::size_t m_max_parts;
   TokenDigests m_tokens;
   TextTokeniser m_text;  // feeds m_tokens, so declared after it
   ContentFingerprint m_result;

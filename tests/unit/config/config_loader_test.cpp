@@ -260,6 +260,16 @@ TEST(ConfigLoader, ReadsTheContentRecipientDomainsSignalWithAnOptionalIdentity) 
   EXPECT_EQ(config->rules[1].identity, std::optional<std::size_t>(0));
 }
 
+TEST(ConfigLoader, ReadsTheContentCaps) {
+  const auto config =
+      load_config_text("content: {max_text_bytes: 65536, max_nesting_depth: 4, max_parts: 100}\n", "test.yaml");
+  EXPECT_EQ(config->content.max_text_bytes, 65536u);
+  EXPECT_EQ(config->content.max_nesting_depth, 4u);
+  EXPECT_EQ(config->content.max_parts, 100u);
+  EXPECT_THAT(issues_of("content: {max_parts: 0}\n"), SizeIs(1));
+  EXPECT_THAT(issues_of("content: {max_nesting_depth: 1000}\n"), SizeIs(1));
+}
+
 TEST(ConfigLoader, ContainmentExtrasDefaultToNoNotificationNoQueueClearingAndTopOn) {
   const auto config = load_config_text("", "test.yaml");
   EXPECT_EQ(config->containment.queue_clearing, QueueClearing::Off);

@@ -262,6 +262,18 @@ TEST(ContentFingerprint, HtmlTagsAreDroppedAndEntitiesDecoded) {
   EXPECT_EQ(html.digest, plain("offer caf\xc3\xa9 & cr\xc3\xa8me <50%> \"off\" 3 < 4").digest);
 }
 
+TEST(ContentFingerprint, TheConfiguredPartCapStopsReading) {
+  std::vector<std::pair<std::string, std::string>> parts(3, {"Content-Type: text/plain\r\n", " "});
+  parts.emplace_back("Content-Type: text/plain\r\n", k_offer);
+  ContentSettings settings;
+  const RawMessage message{multipart_headers("mixed", "b"), multipart_body("b", parts)};
+  EXPECT_TRUE(fingerprint(message, Chunking::Whole, 0, settings).present);
+  settings.max_parts = 3;
+  const auto capped = fingerprint(message, Chunking::Whole, 0, settings);
+  EXPECT_FALSE(capped.present);
+  EXPECT_EQ(capped.unfingerprintable, "too many parts");
+}
+
 // Issue 5: text parts are read in their charset, so the same words in
 // Latin-1, KOI8-R or UTF-8 are one content.
 TEST(ContentFingerprint, TheSameTextInAnotherCharsetIsTheSameContent) {
