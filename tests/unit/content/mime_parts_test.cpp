@@ -1,5 +1,5 @@
 // The building blocks of the content fingerprinter: transfer decoders, HTML
-// text extraction, header parsing, text normalisation.
+// text extraction, header parsing (tokens: text_tokens_test.cpp).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -7,7 +7,6 @@
 #include "policy/mime_decoders.hpp"
 #include "policy/mime_header.hpp"
 #include "policy/mime_html.hpp"
-#include "policy/text_normaliser.hpp"
 
 namespace floodgate::policy {
 namespace {
@@ -29,12 +28,6 @@ std::string html_text(std::string_view html) {
   extractor.extract(html, out);
   extractor.finish(out);
   return out;
-}
-
-std::uint64_t normalised_digest(std::string_view text, std::size_t cap = 1000) {
-  TextNormaliser normaliser(cap);
-  normaliser.add(text);
-  return normaliser.digest();
 }
 
 TEST(ContentBase64Decoder, DecodesWhateverTheSplit) {
@@ -121,33 +114,6 @@ TEST(ContentHtmlText, ResultDoesNotDependOnSplit) {
     extractor.finish(out);
     EXPECT_EQ(out, whole) << "cut " << cut;
   }
-}
-
-TEST(ContentTextNormaliser, FoldsCaseAndWhitespace) {
-  EXPECT_EQ(normalised_digest("  Hello\r\n\tWORLD \f\v "), normalised_digest("hello world"));
-  EXPECT_NE(normalised_digest("hello world"), normalised_digest("hello  world!"));
-  // Only ASCII is folded: bytes of other scripts pass through unchanged.
-  EXPECT_NE(normalised_digest("\xc3\x89t\xc3\xa9"), normalised_digest("\xc3\xa9t\xc3\xa9"));
-}
-
-TEST(ContentTextNormaliser, SeparateKeepsPartsFromGluingTogether) {
-  TextNormaliser parts(1000);
-  parts.add("end of part one");
-  parts.separate();
-  parts.add("start of part two ");
-  EXPECT_EQ(parts.digest(), normalised_digest("end of part one start of part two"));
-}
-
-TEST(ContentTextNormaliser, ReportsTextAndFullness) {
-  TextNormaliser normaliser(4);
-  normaliser.add(" \r\n ");
-  EXPECT_FALSE(normaliser.saw_text());
-  normaliser.add("ab");
-  EXPECT_TRUE(normaliser.saw_text());
-  EXPECT_FALSE(normaliser.full());
-  normaliser.add("cdef");
-  EXPECT_TRUE(normaliser.full());
-  EXPECT_EQ(normaliser.digest(), normalised_digest("abcd"));
 }
 
 }  // namespace
