@@ -256,6 +256,10 @@ struct ContentSettings {
   std::size_t max_nesting_depth = 8;
   // MIME parts read; after this many the rest of the message is ignored.
   std::size_t max_parts = 512;
+  // Of the header fields that say how a part is read (Content-Type,
+  // Content-Transfer-Encoding, Content-Disposition), this much of each value
+  // is kept; a long boundary still fits in the default.
+  std::size_t max_header_bytes = 1024;
 };
 
 struct Config {

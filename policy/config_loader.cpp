@@ -174,7 +174,7 @@ class Loader : public detail::YamlReader {
   }
 
   void read_content(const Entry& section, ContentSettings& content) {
-    auto fields = read_map(section, {"max_text_bytes", "max_nesting_depth", "max_parts"});
+    auto fields = read_map(section, {"max_text_bytes", "max_nesting_depth", "max_parts", "max_header_bytes"});
     if (!fields) return;
     if (const Entry* e = fields->find("max_text_bytes")) {
       auto v = integer<std::size_t>(*e, 1, std::numeric_limits<std::size_t>::max(),
@@ -186,6 +186,11 @@ class Loader : public detail::YamlReader {
     }
     if (const Entry* e = fields->find("max_parts")) {
       if (auto v = integer<std::size_t>(*e, 1, 100000, "an integer from 1 to 100000")) content.max_parts = *v;
+    }
+    if (const Entry* e = fields->find("max_header_bytes")) {
+      // Below ~100 bytes a Content-Type with its boundary no longer fits.
+      if (auto v = integer<std::size_t>(*e, 128, 1 << 20, "an integer from 128 to 1048576"))
+        content.max_header_bytes = *v;
     }
   }
 

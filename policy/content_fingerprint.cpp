@@ -31,8 +31,6 @@ namespace floodgate::policy {
 namespace {
 
 constexpr std::size_t k_max_line = 8 * 1024;
-// Longest header value kept (Content-Type with a long boundary fits easily).
-constexpr std::size_t k_max_header_value = 1024;
 // An attachment is summarised by its type, size class and a hash of its
 // first bytes (decoded): enough to tell one image spam from another, at a
 // bounded cost whatever its size.
@@ -66,9 +64,10 @@ struct EntityHeaders {
   }
 };
 
-void append_capped(std::string& to, std::string_view text) {
-  if (to.size() >= k_max_header_value) return;
-  to.append(text.substr(0, k_max_header_value - to.size()));
+// At most `cap` bytes of a header value are kept (ContentSettings::max_header_bytes).
+void append_capped(std::string& to, std::string_view text, std::size_t cap) {
+  if (to.size() >= cap) return;
+  to.append(text.substr(0, cap - to.size()));
 }
 
 void free_state(XXH3_state_s* state) { XXH3_freeState(state); }
@@ -105,6 +104,7 @@ class MinHashFingerprinter final : public ContentFingerprinter {
   explicit MinHashFingerprinter(const ContentSettings& settings)
       : m_max_nesting_depth(settings.max_nesting_depth),
         m_max_parts(settings.max_parts),
+        m_max_header_bytes(settings.max_header_bytes),
         m_text(settings.max_text_bytes, m_tokens) {
     m_line.reserve(k_max_line);
   }
@@ -114,7 +114,7 @@ class MinHashFingerprinter final : public ContentFingerprinter {
     const auto field = EntityHeaders::field_of(name);
     if (field == EntityHeaders::Other || m_message_headers.seen[field]) return;
     m_message_headers.seen[field] = true;
-    append_capped(*m_message_headers.value_of(field), value);
+    append_capped(*m_message_headers.value_of(field), value, m_max_header_bytes);
   }
 
   void add_body_chunk(std::string_view chunk) override {
@@ -249,8 +249,8 @@ class MinHashFingerprinter final : public ContentFingerprinter {
     if (!at_line_start || (!line.empty() && (line[0] == ' ' || line[0] == '\t'))) {
       // The rest of a long line, or a folded continuation.
       if (std::string* value = m_part_headers.value_of(m_current_field)) {
-        append_capped(*value, " ");
-        append_capped(*value, line);
+        append_capped(*value, " ", m_max_header_bytes);
+        append_capped(*value, line, m_max_header_bytes);
       }
       return;
     }
@@ -266,7 +266,7 @@ class MinHashFingerprinter final : public ContentFingerprinter {
     if (field == EntityHeaders::Other || m_part_headers.seen[field]) return;
     m_part_headers.seen[field] = true;
     m_current_field = field;
-    append_capped(*m_part_headers.value_of(field), line.substr(colon + 1));
+    append_capped(*m_part_headers.value_of(field), line.substr(colon + 1), m_max_header_bytes);
   }
 
   // Decides, from its headers, how the body of an entity is read.
@@ -378,6 +378,7 @@ class MinHashFingerprinter final : public ContentFingerprinter {
 
   std::size_t m_max_nesting_depth;  // ContentSettings' caps
   std::size_t m_max_parts;
+  std::size_t m_max_header_bytes;
   TokenDigests m_tokens;
   TextTokeniser m_text;  // feeds m_tokens, so declared after it
   ContentFingerprint m_result;

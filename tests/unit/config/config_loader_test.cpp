@@ -262,10 +262,13 @@ TEST(ConfigLoader, ReadsTheContentRecipientDomainsSignalWithAnOptionalIdentity) 
 
 TEST(ConfigLoader, ReadsTheContentCaps) {
   const auto config =
-      load_config_text("content: {max_text_bytes: 65536, max_nesting_depth: 4, max_parts: 100}\n", "test.yaml");
+      load_config_text("content: {max_text_bytes: 65536, max_nesting_depth: 4, max_parts: 100, max_header_bytes: 4096}\n",
+                       "test.yaml");
   EXPECT_EQ(config->content.max_text_bytes, 65536u);
   EXPECT_EQ(config->content.max_nesting_depth, 4u);
   EXPECT_EQ(config->content.max_parts, 100u);
+  EXPECT_EQ(config->content.max_header_bytes, 4096u);
+  EXPECT_THAT(issues_of("content: {max_header_bytes: 10}\n"), SizeIs(1));
   EXPECT_THAT(issues_of("content: {max_parts: 0}\n"), SizeIs(1));
   EXPECT_THAT(issues_of("content: {max_nesting_depth: 1000}\n"), SizeIs(1));
 }

@@ -274,6 +274,18 @@ TEST(ContentFingerprint, TheConfiguredPartCapStopsReading) {
   EXPECT_EQ(capped.unfingerprintable, "too many parts");
 }
 
+TEST(ContentFingerprint, TheConfiguredHeaderCapCutsAContentTypeTooLongToKeep) {
+  // A boundary parameter past the cap is lost: the body is then one text part.
+  const std::string boundary(150, 'b');  // RFC 2046 allows 70; senders do longer
+  const std::string body = multipart_body(boundary, {{"Content-Type: text/plain\r\n", k_offer}});
+  ContentSettings settings;
+  const RawMessage message{multipart_headers("mixed", boundary), body};
+  const auto kept = fingerprint(message, Chunking::Whole, 0, settings);
+  EXPECT_EQ(kept.digest, plain(k_offer).digest);
+  settings.max_header_bytes = 128;
+  EXPECT_NE(fingerprint(message, Chunking::Whole, 0, settings).digest, kept.digest);
+}
+
 // Issue 5: text parts are read in their charset, so the same words in
 // Latin-1, KOI8-R or UTF-8 are one content.
 TEST(ContentFingerprint, TheSameTextInAnotherCharsetIsTheSameContent) {
