@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -182,6 +183,19 @@ std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& op
   if (!config->redis.password_file.empty()) {
     if (auto password = ratelimit::read_redis_password_file(config->redis.password_file); !password)
       issue("redis.password_file", nullptr, password.error());
+  }
+  // Anyone who can write these can change the policy or plant mail to be
+  // released: refuse to run with them, as Postfix does with its own files.
+  struct stat file_status {};
+  if (::stat(options.config_path.c_str(), &file_status) == 0 && (file_status.st_mode & S_IWOTH) != 0) {
+    issues.push_back(policy::ConfigIssue{options.config_path, 0, "",
+                                         "the configuration file is writable by everyone; "
+                                         "chmod o-w it (Floodgate will not run with it)"});
+  }
+  const std::string& spool = config->quarantine.spool_directory;
+  if (::stat(spool.c_str(), &file_status) == 0 && (file_status.st_mode & S_IWOTH) != 0) {
+    issue("quarantine.spool_directory", nullptr,
+          "\"" + spool + "\" is writable by everyone; chmod o-w it (Floodgate will not run with it)");
   }
   if (!issues.empty()) throw policy::ConfigError(std::move(issues));
   return config;

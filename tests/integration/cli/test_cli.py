@@ -93,6 +93,35 @@ class CheckConfig(unittest.TestCase):
         self.assertIn("redis.password_file", result.stderr)
 
 
+    def test_a_world_writable_config_file_is_refused(self):
+        with open(k_config) as f:
+            path = self.write_config(f.read())
+        os.chmod(path, 0o666)
+        result = run("--config", path, "--check-config")
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertEqual(result.stderr.strip(), f"{path}: the configuration file is writable by everyone; "
+                                                "chmod o-w it (Floodgate will not run with it)")
+        os.chmod(path, 0o644)
+        self.assertEqual(run("--config", path, "--check-config").returncode, 0)
+
+    def test_a_world_writable_spool_directory_is_refused_at_its_line(self):
+        spool = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, spool)
+        os.chmod(spool, 0o777)
+        with open(k_config) as f:
+            text = f.read()
+        self.assertEqual(text.count("  spool_directory: /var/spool/floodgate/quarantine\n"), 1)
+        text = text.replace("  spool_directory: /var/spool/floodgate/quarantine\n", f"  spool_directory: {spool}\n")
+        path = self.write_config(text)
+        line = text[:text.index(f"spool_directory: {spool}")].count("\n") + 1
+        result = run("--config", path, "--check-config")
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertEqual(result.stderr.strip(), f'{path}:{line}: quarantine.spool_directory: "{spool}" is writable '
+                                                "by everyone; chmod o-w it (Floodgate will not run with it)")
+        os.chmod(spool, 0o700)
+        self.assertEqual(run("--config", path, "--check-config").returncode, 0)
+
+
 class Flags(unittest.TestCase):
     def test_version(self):
         result = run("--version")
