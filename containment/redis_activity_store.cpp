@@ -390,13 +390,7 @@ class RedisActivityStore final : public ActivityStore {
   // Keeps the promise of no exceptions (bad_alloc, a JSON surprise).
   template <typename F>
   static auto guarded(F&& body) -> decltype(body()) {
-    try {
-      return body();
-    } catch (const std::exception& error) {
-      return fail(CounterFailure::Kind::Protocol, std::string{"redis activity store: "} + error.what());
-    } catch (...) {
-      return fail(CounterFailure::Kind::Protocol, "redis activity store: unknown exception");
-    }
+    return ratelimit::without_exceptions("redis activity store", std::forward<F>(body));
   }
 
   ratelimit::RedisFreezeStoreOptions m_options;

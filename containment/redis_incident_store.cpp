@@ -760,13 +760,7 @@ class RedisIncidentStore final : public IncidentStore {
   // Keeps the promise of no exceptions (bad_alloc, a JSON surprise).
   template <typename F>
   static auto guarded(F&& body) -> decltype(body()) {
-    try {
-      return body();
-    } catch (const std::exception& error) {
-      return fail(CounterFailure::Kind::Protocol, std::string{"redis incident store: "} + error.what());
-    } catch (...) {
-      return fail(CounterFailure::Kind::Protocol, "redis incident store: unknown exception");
-    }
+    return ratelimit::without_exceptions("redis incident store", std::forward<F>(body));
   }
 
   std::string index_key() const { return m_base + "incidents"; }

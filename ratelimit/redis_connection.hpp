@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <exception>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -67,5 +68,20 @@ tl::expected<RedisReplyPtr, CounterFailure> redis_command(
 // The reply's string (status, error or bulk), cut to a length fit for a
 // log line; empty if it has none.
 std::string_view redis_reply_text(const redisReply& reply);
+
+// Runs `body`, which returns tl::expected<T, CounterFailure>, and turns any
+// exception it throws (bad_alloc, a JSON surprise) into a Protocol failure
+// naming `store`: the Redis stores promise failures as values, never as
+// exceptions.
+template <typename Body>
+auto without_exceptions(std::string_view store, Body&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const std::exception& error) {
+    return tl::unexpected{CounterFailure{CounterFailure::Kind::Protocol, std::string{store} + ": " + error.what()}};
+  } catch (...) {
+    return tl::unexpected{CounterFailure{CounterFailure::Kind::Protocol, std::string{store} + ": unknown exception"}};
+  }
+}
 
 }  // namespace floodgate::ratelimit

@@ -322,13 +322,7 @@ class RedisFreezeStore final : public FreezeStore {
   // Keeps the promise of no exceptions (bad_alloc, a JSON surprise).
   template <typename F>
   static auto guarded(F&& body) -> decltype(body()) {
-    try {
-      return body();
-    } catch (const std::exception& error) {
-      return fail(CounterFailure::Kind::Protocol, std::string{"redis freeze store: "} + error.what());
-    } catch (...) {
-      return fail(CounterFailure::Kind::Protocol, "redis freeze store: unknown exception");
-    }
+    return without_exceptions("redis freeze store", std::forward<F>(body));
   }
 
   RedisFreezeStoreOptions m_options;
