@@ -2,6 +2,8 @@
 // directory, small files and executable scripts in it.
 #pragma once
 
+#include "tests/support/scratch_directory.hpp"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,26 +17,9 @@
 namespace floodgate::containment::testing {
 
 // A fresh directory under TMPDIR, removed with everything in it.
-class ScratchDirectory {
+class ScratchDirectory : public floodgate::testing::ScratchDirectory {
  public:
-  ScratchDirectory() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/floodgate-notify-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) std::abort();
-    m_path = pattern;
-  }
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    std::filesystem::remove_all(m_path, ignored);
-  }
-  ScratchDirectory(const ScratchDirectory&) = delete;
-  ScratchDirectory& operator=(const ScratchDirectory&) = delete;
-
-  const std::string& path() const { return m_path; }
-  std::string file(const std::string& name) const { return m_path + "/" + name; }
-
- private:
-  std::string m_path;
+  ScratchDirectory() : floodgate::testing::ScratchDirectory("floodgate-notify") {}
 };
 
 inline std::string read_whole_file(const std::string& path) {

@@ -2,6 +2,8 @@
 // SpoolFilesystem, sample entries.
 #pragma once
 
+#include "tests/support/scratch_directory.hpp"
+
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,24 +22,9 @@
 namespace floodgate::quarantine::testing {
 
 // A fresh directory under TMPDIR, removed with everything in it.
-class ScratchDirectory {
+class ScratchDirectory : public floodgate::testing::ScratchDirectory {
  public:
-  ScratchDirectory() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/floodgate-quarantine-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) std::abort();
-    m_path = pattern;
-  }
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    std::filesystem::remove_all(m_path, ignored);
-  }
-  ScratchDirectory(const ScratchDirectory&) = delete;
-  ScratchDirectory& operator=(const ScratchDirectory&) = delete;
-  const std::string& path() const { return m_path; }
-
- private:
-  std::string m_path;
+  ScratchDirectory() : floodgate::testing::ScratchDirectory("floodgate-quarantine") {}
 };
 
 inline std::vector<std::string> names_in(const std::string& directory) {
