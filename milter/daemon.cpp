@@ -203,7 +203,7 @@ std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& op
 
 int run_daemon(const DaemonOptions& options) {
   const auto config = load_daemon_config(options);
-  setup_logging(config->log_level);
+  setup_logging(config->log.level);
 
   std::optional<std::string> password;
   if (!config->redis.password_file.empty()) {

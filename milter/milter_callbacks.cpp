@@ -25,6 +25,7 @@ struct ConnectionState {
   ConnectionInfo info;
   std::optional<MessageSession> message;
   bool message_broken = false;  // a callback failed: tempfail at end-of-message
+  bool in_flight = false;       // counted in MilterRuntime::messages_in_flight()
   // Stages for which the MTA agreed not to wait for our reply (SMFIP_NR_*).
   unsigned long no_reply_steps = 0;
   // Header values arrive with their leading space (SMFIP_HDR_LEADSPC), and
@@ -39,6 +40,24 @@ sfsistat carry_on(const ConnectionState* state, unsigned long no_reply_flag) {
 }
 
 ConnectionState* state_of(SMFICTX* ctx) { return static_cast<ConnectionState*>(smfi_getpriv(ctx)); }
+
+// Whether this connection's message is past DATA and not yet answered; a
+// shutdown waits for those.
+void set_in_flight(ConnectionState& state, bool in_flight) {
+  if (state.in_flight == in_flight) return;
+  state.in_flight = in_flight;
+  if (in_flight) {
+    g_runtime->message_started();
+  } else {
+    g_runtime->message_ended();
+  }
+}
+
+// The end of a message, whatever ended it.
+void end_message(ConnectionState& state) {
+  state.message.reset();
+  set_in_flight(state, false);
+}
 
 std::optional<std::string> macro_value(SMFICTX* ctx, const std::string& name) {
   // Single-letter macros are asked for bare ("i"), long ones in braces.
@@ -205,7 +224,7 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
   return guarded(ctx, "mail", SMFIP_NR_MAIL, [&] {
     ConnectionState* state = state_of(ctx);
     if (state == nullptr) return SMFIS_CONTINUE;
-    state->message.reset();
+    end_message(*state);
     state->message_broken = false;
     // Each message takes the config current when it starts.
     state->config = g_runtime->config();
@@ -243,7 +262,18 @@ sfsistat on_data(SMFICTX* ctx) {
   ConnectionState* state = state_of(ctx);
   try {
     if (state == nullptr) return SMFIS_CONTINUE;
+    if (g_runtime->draining()) {
+      // Shutting down: this message has not sent its body yet, so its client
+      // keeps it and retries, on this daemon's successor.
+      spdlog::info("qid={} action=tempfail reason=shutting_down stage=data",
+                   escape_log_value(macro_value(ctx, "i").value_or("-"), 32));
+      smfi_setreply(ctx, const_cast<char*>("451"), const_cast<char*>("4.3.2"),
+                    const_cast<char*>("Mail filter restarting, try again shortly"));
+      end_message(*state);
+      return SMFIS_TEMPFAIL;
+    }
     if (auto refused = refuse_if_frozen(ctx, *state, "data", milliseconds_now())) return *refused;
+    if (state->message) set_in_flight(*state, true);
   } catch (const std::exception& error) {
     spdlog::error("stage=data error={}", escape_log_value(error.what()));
     if (state) state->message_broken = true;
@@ -319,7 +349,11 @@ void report_quarantine_health(const Decision& decision) {
 sfsistat on_eom(SMFICTX* ctx) {
   ConnectionState* state = state_of(ctx);
   try {
-    if (state == nullptr || !state->message) return SMFIS_CONTINUE;
+    if (state == nullptr) return SMFIS_CONTINUE;
+    if (!state->message) {
+      set_in_flight(*state, false);
+      return SMFIS_CONTINUE;
+    }
     state->message->set_macro("i", macro_value(ctx, "i").value_or("-"));
     if (auto user = macro_value(ctx, "auth_authen")) state->message->set_macro("auth_authen", *user);
     if (state->message_broken) {
@@ -327,7 +361,7 @@ sfsistat on_eom(SMFICTX* ctx) {
                     escape_log_value(macro_value(ctx, "i").value_or("-"), 32));
       smfi_setreply(ctx, const_cast<char*>("451"), const_cast<char*>("4.3.0"),
                     const_cast<char*>("Temporary failure in mail filter, try again later"));
-      state->message.reset();
+      end_message(*state);
       return SMFIS_TEMPFAIL;
     }
     const auto started = std::chrono::steady_clock::now();
@@ -341,26 +375,27 @@ sfsistat on_eom(SMFICTX* ctx) {
     spdlog::info("{}", format_decision_log(*state->message, decision, elapsed));
     report_quarantine_health(decision);
     if (auto* containment = g_runtime->containment()) containment->message_decided(*state->message, decision, now);
-    state->message.reset();
+    end_message(*state);
     return status;
   } catch (const std::exception& error) {
     spdlog::error("stage=eom action=tempfail error={}", escape_log_value(error.what()));
   } catch (...) {
     spdlog::error("stage=eom action=tempfail error=unknown");
   }
-  if (state) state->message.reset();
+  if (state) end_message(*state);
   return SMFIS_TEMPFAIL;
 }
 
 sfsistat on_abort(SMFICTX* ctx) {
   if (ConnectionState* state = state_of(ctx)) {
-    state->message.reset();
+    end_message(*state);
     state->message_broken = false;
   }
   return SMFIS_CONTINUE;
 }
 
 sfsistat on_close(SMFICTX* ctx) {
+  if (ConnectionState* state = state_of(ctx)) set_in_flight(*state, false);
   delete state_of(ctx);
   smfi_setpriv(ctx, nullptr);
   return SMFIS_CONTINUE;
@@ -384,6 +419,39 @@ std::shared_ptr<const policy::Config> MilterRuntime::config() const {
 void MilterRuntime::replace_config(std::shared_ptr<const policy::Config> config) {
   std::lock_guard lock(m_mutex);
   m_config = std::move(config);
+}
+
+void MilterRuntime::begin_drain() {
+  std::lock_guard lock(m_flight_mutex);
+  m_draining = true;
+}
+
+bool MilterRuntime::draining() const {
+  std::lock_guard lock(m_flight_mutex);
+  return m_draining;
+}
+
+bool MilterRuntime::wait_for_messages(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(m_flight_mutex);
+  return m_flight_changed.wait_for(lock, timeout, [this] { return m_in_flight == 0; });
+}
+
+std::size_t MilterRuntime::messages_in_flight() const {
+  std::lock_guard lock(m_flight_mutex);
+  return m_in_flight;
+}
+
+void MilterRuntime::message_started() {
+  std::lock_guard lock(m_flight_mutex);
+  ++m_in_flight;
+}
+
+void MilterRuntime::message_ended() {
+  {
+    std::lock_guard lock(m_flight_mutex);
+    if (m_in_flight > 0) --m_in_flight;
+  }
+  m_flight_changed.notify_all();
 }
 
 void install_runtime(MilterRuntime* runtime) { g_runtime = runtime; }

@@ -12,6 +12,9 @@
 // then answers tempfail, so the MTA keeps the message and nothing is lost.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
 #include <memory>
 #include <mutex>
 
@@ -42,6 +45,18 @@ class MilterRuntime {
   FreezeCache* freezes() { return m_freezes; }
   ContainmentWorker* containment() { return m_containment; }
 
+  // Shutdown. After begin_drain(), a message that reaches DATA is
+  // tempfailed there (its client retries later, nothing is lost), and the
+  // ones already past DATA go on to their verdict; wait_for_messages() waits
+  // until none is left or `timeout` has passed, and says whether none is.
+  void begin_drain();
+  bool draining() const;
+  bool wait_for_messages(std::chrono::milliseconds timeout);
+  // Messages past DATA whose verdict has not been given yet.
+  std::size_t messages_in_flight() const;
+  void message_started();
+  void message_ended();
+
  private:
   mutable std::mutex m_mutex;
   std::shared_ptr<const policy::Config> m_config;
@@ -49,6 +64,11 @@ class MilterRuntime {
   quarantine::SpoolStore* m_spool;
   FreezeCache* m_freezes;
   ContainmentWorker* m_containment;
+
+  mutable std::mutex m_flight_mutex;  // guards the two below
+  std::condition_variable m_flight_changed;
+  std::size_t m_in_flight = 0;
+  bool m_draining = false;
 };
 
 // Installs the runtime the callbacks use. Must outlive smfi_main().

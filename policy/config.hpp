@@ -147,9 +147,22 @@ enum class CounterFailureMode {
   Tempfail,  // tempfail the message
 };
 
+// Redis Sentinel: where to ask for the current master. With sentinels set,
+// the host and port of `url` are ignored (its db, user and password still
+// apply) and every new connection goes to the master the sentinels name.
+struct SentinelSettings {
+  std::string master_name;             // empty: no Sentinel
+  std::vector<std::string> addresses;  // "host:port", "[v6]:port"; asked in order
+  std::string password_file;           // for sentinels with requirepass; optional
+};
+
 struct RedisSettings {
   std::string url = "redis://127.0.0.1:6379/0";
+  // Redis 6 ACL user; overrides a user in the URL. With no password, none
+  // is sent (the user is then unused, as Redis' AUTH needs both).
+  std::string username;
   std::string password_file;  // optional; overrides a password in the URL
+  SentinelSettings sentinel;
   std::chrono::milliseconds connect_timeout{200};
   std::chrono::milliseconds command_timeout{200};
   unsigned pool_size = 8;
@@ -262,10 +275,42 @@ struct ContentSettings {
   std::size_t max_header_bytes = 1024;
 };
 
+// How the daemon runs: its socket, who it runs as, and how it stops.
+struct DaemonSettings {
+  // After opening the socket and the files that need root, the daemon
+  // drops to this user ("USER" or "USER:GROUP"; group defaults to the
+  // user's). Empty: keep running as whoever started it.
+  std::string user;
+  // A unix milter socket is given this owner, group and mode, so that the
+  // MTA's user can reach it. Empty owner/group: left as created.
+  std::string socket_owner;
+  std::string socket_group;
+  unsigned socket_mode = 0660;
+  // On SIGTERM: how long messages in flight may take to finish.
+  std::chrono::seconds shutdown_timeout{30};
+};
+
+// Where log lines go: syslog (the default for a daemon; the mail facility,
+// next to the MTA's own lines) or stderr (running in the foreground).
+struct LogSettings {
+  enum class Destination { Syslog, Stderr };
+  std::string level = "info";
+  Destination destination = Destination::Syslog;
+  std::string syslog_facility = "mail";  // mail, daemon, local0 .. local7
+  std::string syslog_ident = "floodgate";
+};
+
+// The Prometheus endpoint (milter/metrics). Empty listen: no endpoint.
+struct MetricsSettings {
+  std::string listen;  // "127.0.0.1:9890"
+};
+
 struct Config {
   std::string source_file;  // for messages only
   std::string milter_socket = "inet:8890@127.0.0.1";
-  std::string log_level = "info";
+  DaemonSettings daemon;
+  LogSettings log;
+  MetricsSettings metrics;
   RedisSettings redis;
   ContentSettings content;
   QuarantineSettings quarantine;

@@ -61,6 +61,44 @@ bool is_header_name(std::string_view text) {
   });
 }
 
+// A user or group as getpwnam/getgrnam take it, or a numeric id.
+bool is_account_name(std::string_view text) {
+  return !text.empty() && text.size() <= 32 && std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+  }) && text.front() != '-';
+}
+
+bool is_user_and_group(std::string_view text) {
+  const auto colon = text.find(':');
+  if (colon == std::string_view::npos) return is_account_name(text);
+  return is_account_name(text.substr(0, colon)) && is_account_name(text.substr(colon + 1));
+}
+
+// "host:port" or "[v6]:port" with a port from 1 to 65535; the port, or
+// nothing when the text is not of that form.
+std::optional<unsigned> host_port(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) return std::nullopt;
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port_text = text.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return std::nullopt;
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return std::nullopt;  // an IPv6 address needs brackets
+  }
+  if (!std::all_of(host.begin(), host.end(), [](char c) { return c > ' ' && c < 0x7f && c != '/'; }))
+    return std::nullopt;
+  if (port_text.size() > 5 || !std::all_of(port_text.begin(), port_text.end(), [](char c) {
+        return c >= '0' && c <= '9';
+      }))
+    return std::nullopt;
+  const unsigned port = static_cast<unsigned>(std::stoul(std::string(port_text)));
+  if (port == 0 || port > 65535) return std::nullopt;
+  return port;
+}
+
 // The section readers; the generic reading and issue collection are in
 // YamlReader.
 class Loader : public detail::YamlReader {
@@ -81,7 +119,7 @@ class Loader : public detail::YamlReader {
     if (root.IsNull()) return;  // an empty file: all defaults
     auto fields = read_map(root, "", line_of(root, 1),
                            {"milter", "log", "redis", "content", "outbound", "exemptions",
-                            "identities", "rules", "actions", "replies", "quarantine", "containment", "top"});
+                            "identities", "rules", "actions", "replies", "quarantine", "containment", "top", "metrics"});
     if (!fields) return;
     // Identities come before rules whatever the file order: rules refer to them.
     if (const Entry* e = fields->find("milter")) read_milter(*e, *config);
@@ -96,20 +134,60 @@ class Loader : public detail::YamlReader {
     // After rules: containment names them.
     if (const Entry* e = fields->find("containment")) read_containment(*e, *config);
     if (const Entry* e = fields->find("top")) read_top(*e, config->top);
+    if (const Entry* e = fields->find("metrics")) read_metrics(*e, config->metrics);
     if (const Entry* e = fields->find("actions")) read_actions(*e, config->bands);
     if (const Entry* e = fields->find("replies")) read_replies(*e, config->replies);
   }
 
   void read_milter(const Entry& section, Config& config) {
-    auto fields = read_map(section, {"socket"});
+    auto fields = read_map(section, {"socket", "user", "socket_owner", "socket_group", "socket_mode",
+                                     "shutdown_timeout"});
     if (!fields) return;
     if (const Entry* e = fields->find("socket")) {
       if (auto v = non_empty_string(*e)) config.milter_socket = *v;
     }
+    DaemonSettings& daemon = config.daemon;
+    if (const Entry* e = fields->find("user")) {
+      if (auto v = non_empty_string(*e)) {
+        if (is_user_and_group(*v)) {
+          daemon.user = *v;
+        } else {
+          report(*e, "expected USER or USER:GROUP (names or numeric ids), got " + in_quotes(*v));
+        }
+      }
+    }
+    for (auto [key, target] : {std::pair{"socket_owner", &daemon.socket_owner},
+                               std::pair{"socket_group", &daemon.socket_group}}) {
+      if (const Entry* e = fields->find(key)) {
+        if (auto v = non_empty_string(*e)) {
+          if (is_account_name(*v)) {
+            *target = *v;
+          } else {
+            report(*e, "expected a user or group name or a numeric id, got " + in_quotes(*v));
+          }
+        }
+      }
+    }
+    if (const Entry* e = fields->find("socket_mode")) {
+      // Written as octal, as chmod takes it: 0660, 660 or "0660".
+      if (auto v = non_empty_string(*e)) {
+        const bool octal = v->size() <= 4 && std::all_of(v->begin(), v->end(), [](char c) {
+          return c >= '0' && c <= '7';
+        });
+        if (octal) {
+          daemon.socket_mode = static_cast<unsigned>(std::stoul(*v, nullptr, 8));
+        } else {
+          report(*e, "expected an octal file mode such as 0660, got " + in_quotes(*v));
+        }
+      }
+    }
+    if (const Entry* e = fields->find("shutdown_timeout")) {
+      if (auto v = positive_duration(*e)) daemon.shutdown_timeout = std::max(1s, whole_seconds(*v));
+    }
   }
 
   void read_log(const Entry& section, Config& config) {
-    auto fields = read_map(section, {"level"});
+    auto fields = read_map(section, {"level", "destination", "syslog_facility", "syslog_ident"});
     if (!fields) return;
     if (const Entry* e = fields->find("level")) {
       auto v = choice<std::string_view>(*e, {{"trace", "trace"},
@@ -117,13 +195,55 @@ class Loader : public detail::YamlReader {
                                              {"info", "info"},
                                              {"warn", "warn"},
                                              {"error", "error"}});
-      if (v) config.log_level = std::string(*v);
+      if (v) config.log.level = std::string(*v);
+    }
+    if (const Entry* e = fields->find("destination")) {
+      auto v = choice<LogSettings::Destination>(*e, {{"syslog", LogSettings::Destination::Syslog},
+                                                     {"stderr", LogSettings::Destination::Stderr}});
+      if (v) config.log.destination = *v;
+    }
+    if (const Entry* e = fields->find("syslog_facility")) {
+      auto v = choice<std::string_view>(
+          *e, {{"mail", "mail"}, {"daemon", "daemon"}, {"user", "user"}, {"local0", "local0"},
+               {"local1", "local1"}, {"local2", "local2"}, {"local3", "local3"}, {"local4", "local4"},
+               {"local5", "local5"}, {"local6", "local6"}, {"local7", "local7"}});
+      if (v) config.log.syslog_facility = std::string(*v);
+    }
+    if (const Entry* e = fields->find("syslog_ident")) {
+      if (auto v = non_empty_string(*e)) {
+        if (is_name(*v) || std::all_of(v->begin(), v->end(), [](char c) {
+              return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '_' || c == '-' || c == '.';
+            })) {
+          config.log.syslog_ident = *v;
+        } else {
+          report(*e, "may contain only letters, digits, '_', '.' and '-', got " + in_quotes(*v));
+        }
+      }
+    }
+  }
+
+  void read_metrics(const Entry& section, MetricsSettings& metrics) {
+    auto fields = read_map(section, {"listen"});
+    if (!fields) return;
+    if (const Entry* e = fields->find("listen")) {
+      // "off" (or an empty value) turns the endpoint off.
+      if (auto v = scalar(*e)) {
+        if (v->empty() || *v == "off") {
+          metrics.listen.clear();
+        } else if (auto port = host_port(*v); port) {
+          metrics.listen = *v;
+        } else {
+          report(*e, "expected HOST:PORT (e.g. 127.0.0.1:9890) or off, got " + in_quotes(*v));
+        }
+      }
     }
   }
 
   void read_redis(const Entry& section, RedisSettings& redis) {
-    auto fields = read_map(section, {"url", "password_file", "connect_timeout", "command_timeout",
-                                     "pool_size", "key_prefix", "on_failure", "retry_interval"});
+    auto fields = read_map(section, {"url", "username", "password_file", "sentinel", "connect_timeout",
+                                     "command_timeout", "pool_size", "key_prefix", "on_failure",
+                                     "retry_interval"});
     if (!fields) return;
     if (const Entry* e = fields->find("url")) {
       if (auto v = non_empty_string(*e)) {
@@ -135,9 +255,19 @@ class Loader : public detail::YamlReader {
         }
       }
     }
+    if (const Entry* e = fields->find("username")) {
+      if (auto v = non_empty_string(*e)) {
+        if (std::all_of(v->begin(), v->end(), [](char c) { return c > ' ' && c < 0x7f; })) {
+          redis.username = *v;
+        } else {
+          report(*e, "a Redis user name has no spaces or control characters, got " + in_quotes(*v));
+        }
+      }
+    }
     if (const Entry* e = fields->find("password_file")) {
       if (auto v = non_empty_string(*e)) redis.password_file = *v;
     }
+    if (const Entry* e = fields->find("sentinel")) read_sentinel(*e, redis.sentinel);
     if (const Entry* e = fields->find("connect_timeout")) {
       if (auto v = positive_duration(*e)) redis.connect_timeout = *v;
     }
@@ -380,6 +510,34 @@ class Loader : public detail::YamlReader {
     }
     if (const Entry* e = fields->find("on_unfreeze")) {
       if (auto v = boolean(*e)) notify.on_unfreeze = *v;
+    }
+  }
+
+  void read_sentinel(const Entry& section, SentinelSettings& sentinel) {
+    auto fields = read_map(section, {"master_name", "addresses", "password_file"});
+    if (!fields) return;
+    if (const Entry* e = fields->find("master_name")) {
+      if (auto v = non_empty_string(*e)) {
+        if (std::all_of(v->begin(), v->end(), [](char c) { return c > ' ' && c < 0x7f; })) {
+          sentinel.master_name = *v;
+        } else {
+          report(*e, "a master name has no spaces or control characters, got " + in_quotes(*v));
+        }
+      }
+    }
+    if (const Entry* e = fields->find("addresses")) {
+      if (auto v = string_list(*e, false)) {
+        for (const auto& address : *v) {
+          if (!host_port(address)) report(*e, "expected HOST:PORT, got " + in_quotes(address));
+        }
+        sentinel.addresses = std::move(*v);
+      }
+    }
+    if (const Entry* e = fields->find("password_file")) {
+      if (auto v = non_empty_string(*e)) sentinel.password_file = *v;
+    }
+    if (sentinel.master_name.empty() != sentinel.addresses.empty()) {
+      report(section, "sentinel needs both master_name and addresses");
     }
   }
 

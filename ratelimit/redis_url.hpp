@@ -20,10 +20,21 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <tl/expected.hpp>
 
+#include "policy/config.hpp"
+
 namespace floodgate::ratelimit {
+
+// A Redis Sentinel to ask where the master is.
+struct SentinelAddress {
+  std::string host;  // name or address, without IPv6 brackets
+  std::uint16_t port = 26379;
+
+  friend bool operator==(const SentinelAddress&, const SentinelAddress&) = default;
+};
 
 struct RedisEndpoint {
   enum class Transport { Tcp, Unix };
@@ -34,6 +45,12 @@ struct RedisEndpoint {
   std::optional<std::string> username;
   std::optional<std::string> password;
   int db = 0;
+  // Sentinel: when sentinel_master is set, each new connection asks these
+  // sentinels (in order, until one answers) for that master's address, and
+  // host/port above are not used; db, username and password still are.
+  std::string sentinel_master;
+  std::vector<SentinelAddress> sentinels;
+  std::optional<std::string> sentinel_password;  // AUTH to the sentinels
 
   friend bool operator==(const RedisEndpoint&, const RedisEndpoint&) = default;
 };
@@ -43,7 +60,14 @@ inline constexpr int k_max_redis_db = 0xFFFF;  // Redis' own limit is config-dep
 
 tl::expected<RedisEndpoint, std::string> parse_redis_url(std::string_view url);
 
+// The endpoint the settings describe: `url` parsed, then redis.username,
+// redis.password_file (into `password`) and redis.sentinel applied, the
+// password files read. The error names the setting and what is wrong (never
+// a password). Reads files: call it before dropping privileges.
+tl::expected<RedisEndpoint, std::string> redis_endpoint_from_settings(const policy::RedisSettings& settings);
+
 // "host:port" or "unix:/path", for logs; never includes the password.
+// With Sentinel: "sentinel master NAME via host:port,...".
 std::string describe(const RedisEndpoint& endpoint);
 
 // The Redis password kept in a file (redis.password_file): its first line,

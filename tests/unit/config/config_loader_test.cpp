@@ -62,7 +62,7 @@ TEST(ConfigLoader, LoadsShippedConfigWithItsSettings) {
 
   EXPECT_EQ(config->source_file, k_shipped_config);
   EXPECT_EQ(config->milter_socket, "inet:8890@127.0.0.1");
-  EXPECT_EQ(config->log_level, "info");
+  EXPECT_EQ(config->log.level, "info");
   EXPECT_EQ(config->redis.url, "redis://127.0.0.1:6379/0");
   EXPECT_EQ(config->redis.password_file, "");
   EXPECT_EQ(config->redis.connect_timeout, 200ms);
@@ -318,7 +318,7 @@ TEST(ConfigLoader, EmptyFileGivesDefaults) {
     const auto config = load_config_text(text, "empty.yaml");
     EXPECT_EQ(config->source_file, "empty.yaml");
     EXPECT_EQ(config->milter_socket, defaults.milter_socket);
-    EXPECT_EQ(config->log_level, defaults.log_level);
+    EXPECT_EQ(config->log.level, defaults.log.level);
     EXPECT_EQ(config->redis.url, defaults.redis.url);
     EXPECT_EQ(config->redis.connect_timeout, defaults.redis.connect_timeout);
     EXPECT_EQ(config->redis.pool_size, defaults.redis.pool_size);
@@ -420,7 +420,7 @@ replies:
   EXPECT_EQ(config->redis.password_file, "/etc/floodgate/redis.password");
   EXPECT_EQ(config->redis.on_failure, CounterFailureMode::Tempfail);
   EXPECT_EQ(config->redis.key_prefix, "fg-prod.eu_1");
-  EXPECT_EQ(config->log_level, "debug");
+  EXPECT_EQ(config->log.level, "debug");
   EXPECT_THAT(config->outbound.client_networks, SizeIs(1));
   EXPECT_FALSE(config->outbound.authenticated);
   EXPECT_FALSE(config->outbound.local_submission);
