@@ -1,8 +1,8 @@
 #include "ratelimit/redis_url.hpp"
 
-#include <fstream>
-
 #include <charconv>
+#include <fstream>
+#include <utility>
 
 namespace floodgate::ratelimit {
 namespace {
@@ -128,14 +128,89 @@ tl::expected<RedisEndpoint, std::string> parse_redis_url(std::string_view url) {
   return failure(url, "must start with redis:// or unix:");
 }
 
+namespace {
+
+std::string host_port_text(const std::string& host, std::uint16_t port) {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+// "host:port" or "[v6]:port", the port required: a sentinel's port (26379
+// by convention) is too easily confused with the master's to be implied.
+tl::expected<SentinelAddress, std::string> parse_sentinel_address(std::string_view text) {
+  const auto bad = [&](std::string_view what) {
+    return tl::unexpected{"'" + std::string{text} + "': " + std::string{what}};
+  };
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) return bad("expected host:port or [v6]:port");
+  std::string_view host = text.substr(0, colon);
+  if (host.starts_with('[')) {
+    if (host.size() < 3 || !host.ends_with(']')) return bad("IPv6 address must be in [brackets]");
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return bad("IPv6 address must be in [brackets]");
+  }
+  if (host.empty()) return bad("host is missing");
+  for (const char c : host) {
+    if (c <= ' ' || c >= 0x7f || c == '/' || c == '@') return bad("host has a character hosts do not have");
+  }
+  const auto port = parse_number(text.substr(colon + 1), 1, 65535);
+  if (!port) return bad("port must be 1-65535");
+  return SentinelAddress{.host = std::string{host}, .port = static_cast<std::uint16_t>(*port)};
+}
+
+}  // namespace
+
+tl::expected<RedisEndpoint, std::string> redis_endpoint_from_settings(const policy::RedisSettings& settings) {
+  auto endpoint = parse_redis_url(settings.url);
+  if (!endpoint) return tl::unexpected{"redis.url: " + endpoint.error()};
+  if (!settings.username.empty()) endpoint->username = settings.username;
+  if (!settings.password_file.empty()) {
+    auto password = read_redis_password_file(settings.password_file);
+    if (!password) return tl::unexpected{"redis.password_file: " + password.error()};
+    endpoint->password = std::move(*password);
+  }
+
+  const policy::SentinelSettings& sentinel = settings.sentinel;
+  if (sentinel.master_name.empty() && sentinel.addresses.empty()) return endpoint;
+  if (sentinel.master_name.empty()) {
+    return tl::unexpected{std::string{"redis.sentinel.master_name: is missing (addresses are set)"}};
+  }
+  if (sentinel.addresses.empty()) {
+    return tl::unexpected{std::string{"redis.sentinel.addresses: is empty (master_name is set)"}};
+  }
+  // The sentinels name a host and port; a socket path has no place in that.
+  if (endpoint->transport == RedisEndpoint::Transport::Unix) {
+    return tl::unexpected{std::string{"redis.url: must be redis:// with Sentinel (the master is reached over TCP)"}};
+  }
+  endpoint->sentinel_master = sentinel.master_name;
+  for (const std::string& text : sentinel.addresses) {
+    auto address = parse_sentinel_address(text);
+    if (!address) return tl::unexpected{"redis.sentinel.addresses: " + address.error()};
+    endpoint->sentinels.push_back(std::move(*address));
+  }
+  if (!sentinel.password_file.empty()) {
+    auto password = read_redis_password_file(sentinel.password_file);
+    if (!password) return tl::unexpected{"redis.sentinel.password_file: " + password.error()};
+    endpoint->sentinel_password = std::move(*password);
+  }
+  return endpoint;
+}
+
+std::string describe(const SentinelAddress& sentinel) { return host_port_text(sentinel.host, sentinel.port); }
+
 std::string describe(const RedisEndpoint& endpoint) {
   std::string text;
-  if (endpoint.transport == RedisEndpoint::Transport::Unix) {
+  if (!endpoint.sentinel_master.empty()) {
+    text = "sentinel master " + endpoint.sentinel_master + " via ";
+    for (std::size_t i = 0; i < endpoint.sentinels.size(); ++i) {
+      if (i > 0) text += ",";
+      text += describe(endpoint.sentinels[i]);
+    }
+  } else if (endpoint.transport == RedisEndpoint::Transport::Unix) {
     text = "unix:" + endpoint.socket_path;
-  } else if (endpoint.host.find(':') != std::string::npos) {
-    text = "[" + endpoint.host + "]:" + std::to_string(endpoint.port);
   } else {
-    text = endpoint.host + ":" + std::to_string(endpoint.port);
+    text = host_port_text(endpoint.host, endpoint.port);
   }
   if (endpoint.db != 0) text += " db " + std::to_string(endpoint.db);
   return text;

@@ -62,13 +62,17 @@ tl::expected<RedisEndpoint, std::string> parse_redis_url(std::string_view url);
 
 // The endpoint the settings describe: `url` parsed, then redis.username,
 // redis.password_file (into `password`) and redis.sentinel applied, the
-// password files read. The error names the setting and what is wrong (never
-// a password). Reads files: call it before dropping privileges.
+// password files read. The error starts with the setting's dotted name and
+// ": " ("redis.sentinel.addresses: '[::1:26379': ..."), then says what is
+// wrong; it never contains a password. Sentinel needs a redis:// url (its
+// host and port are then unused). Reads files: call it before dropping
+// privileges.
 tl::expected<RedisEndpoint, std::string> redis_endpoint_from_settings(const policy::RedisSettings& settings);
 
 // "host:port" or "unix:/path", for logs; never includes the password.
 // With Sentinel: "sentinel master NAME via host:port,...".
 std::string describe(const RedisEndpoint& endpoint);
+std::string describe(const SentinelAddress& sentinel);  // "host:port", "[v6]:port"
 
 // The Redis password kept in a file (redis.password_file): its first line,
 // without a trailing CR or blanks. The error names the file, never its content.

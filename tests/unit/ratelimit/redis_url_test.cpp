@@ -1,9 +1,12 @@
 // parse_redis_url: every accepted form, and each bad form with its error.
 #include "ratelimit/redis_url.hpp"
 
+#include <fstream>
 #include <string>
 
 #include <gtest/gtest.h>
+
+#include "tests/support/scratch_directory.hpp"
 
 namespace floodgate::ratelimit {
 namespace {
@@ -107,6 +110,131 @@ TEST(RedisUrl, DescribesEndpointWithoutPassword) {
   EXPECT_EQ(describe(parse_redis_url("redis://:pw@10.1.1.1:6390/2").value()), "10.1.1.1:6390 db 2");
   EXPECT_EQ(describe(parse_redis_url("redis://[::1]:7000").value()), "[::1]:7000");
   EXPECT_EQ(describe(parse_redis_url("unix:/tmp/r.sock").value()), "unix:/tmp/r.sock");
+}
+
+// ---- redis_endpoint_from_settings -------------------------------------------
+
+void write_file(const std::string& path, const std::string& content) {
+  std::ofstream file(path);
+  file << content;
+}
+
+TEST(RedisEndpointFromSettings, WithoutExtrasIsTheParsedUrl) {
+  policy::RedisSettings settings;
+  settings.url = "redis://:inurl@10.0.0.1:6390/3";
+  const auto got = redis_endpoint_from_settings(settings);
+  ASSERT_TRUE(got.has_value()) << got.error();
+  EXPECT_EQ(*got, parse_redis_url(settings.url).value());
+}
+
+TEST(RedisEndpointFromSettings, UsernameAndPasswordFileOverrideTheUrl) {
+  testing::ScratchDirectory dir("floodgate-redis-url");
+  write_file(dir.file("pw"), "from-file \r\nsecond line ignored\n");
+  policy::RedisSettings settings;
+  settings.url = "redis://urluser:inurl@host:7000/1";
+  settings.username = "floodgate";
+  settings.password_file = dir.file("pw");
+  const auto got = redis_endpoint_from_settings(settings);
+  ASSERT_TRUE(got.has_value()) << got.error();
+  EXPECT_EQ(got->username, "floodgate");
+  EXPECT_EQ(got->password, "from-file");
+  EXPECT_EQ(got->host, "host");
+  EXPECT_EQ(got->db, 1);
+  EXPECT_TRUE(got->sentinel_master.empty());
+}
+
+TEST(RedisEndpointFromSettings, SentinelAddressesAndPasswordAreRead) {
+  testing::ScratchDirectory dir("floodgate-redis-url");
+  write_file(dir.file("sentinel-pw"), "sentinel-secret\n");
+  policy::RedisSettings settings;
+  settings.url = "redis://:pw@ignored:6379/2";
+  settings.sentinel.master_name = "mymaster";
+  settings.sentinel.addresses = {"10.0.0.1:26379", "[2001:db8::5]:26380", "sentinel.example:1"};
+  settings.sentinel.password_file = dir.file("sentinel-pw");
+  const auto got = redis_endpoint_from_settings(settings);
+  ASSERT_TRUE(got.has_value()) << got.error();
+  EXPECT_EQ(got->sentinel_master, "mymaster");
+  const std::vector<SentinelAddress> want{
+      {"10.0.0.1", 26379}, {"2001:db8::5", 26380}, {"sentinel.example", 1}};
+  EXPECT_EQ(got->sentinels, want);
+  EXPECT_EQ(got->sentinel_password, "sentinel-secret");
+  EXPECT_EQ(got->password, "pw");
+  EXPECT_EQ(got->db, 2);
+  EXPECT_EQ(describe(*got),
+            "sentinel master mymaster via 10.0.0.1:26379,[2001:db8::5]:26380,sentinel.example:1 db 2");
+}
+
+TEST(RedisEndpointFromSettings, EachBadSettingIsNamedInTheError) {
+  testing::ScratchDirectory dir("floodgate-redis-url");
+  write_file(dir.file("empty"), "\n");
+  struct Case {
+    std::string name;
+    policy::RedisSettings settings;
+    std::string want_error;
+  };
+  std::vector<Case> cases;
+  const auto sentinel = [](std::vector<std::string> addresses) {
+    policy::RedisSettings settings;
+    settings.sentinel.master_name = "m";
+    settings.sentinel.addresses = std::move(addresses);
+    return settings;
+  };
+  {
+    policy::RedisSettings s;
+    s.url = "redis://:hunter2@h:0";
+    cases.push_back({"bad url", s, "redis.url: redis URL 'redis://:***@h:0': port must be 1-65535"});
+  }
+  {
+    policy::RedisSettings s;
+    s.password_file = dir.file("missing");
+    cases.push_back({"missing password file", s,
+                     "redis.password_file: cannot read password file " + dir.file("missing")});
+  }
+  {
+    policy::RedisSettings s = sentinel({"127.0.0.1:26379"});
+    s.sentinel.password_file = dir.file("empty");
+    cases.push_back({"empty sentinel password file", s,
+                     "redis.sentinel.password_file: password file " + dir.file("empty") + " is empty"});
+  }
+  cases.push_back({"no port", sentinel({"127.0.0.1:26379", "sentinel2"}),
+                   "redis.sentinel.addresses: 'sentinel2': expected host:port or [v6]:port"});
+  cases.push_back({"port 0", sentinel({"s:0"}), "redis.sentinel.addresses: 's:0': port must be 1-65535"});
+  cases.push_back({"bare v6", sentinel({"::1:26379"}),
+                   "redis.sentinel.addresses: '::1:26379': IPv6 address must be in [brackets]"});
+  cases.push_back({"unclosed v6", sentinel({"[::1:26379"}),
+                   "redis.sentinel.addresses: '[::1:26379': IPv6 address must be in [brackets]"});
+  cases.push_back({"no host", sentinel({":26379"}), "redis.sentinel.addresses: ':26379': host is missing"});
+  {
+    policy::RedisSettings s = sentinel({});
+    cases.push_back({"no addresses", s, "redis.sentinel.addresses: is empty (master_name is set)"});
+  }
+  {
+    policy::RedisSettings s = sentinel({"s:1"});
+    s.sentinel.master_name.clear();
+    cases.push_back({"no master", s, "redis.sentinel.master_name: is missing (addresses are set)"});
+  }
+  {
+    policy::RedisSettings s = sentinel({"s:1"});
+    s.url = "unix:/run/redis.sock";
+    cases.push_back({"unix url", s, "redis.url: must be redis:// with Sentinel (the master is reached over TCP)"});
+  }
+  for (const Case& c : cases) {
+    const auto got = redis_endpoint_from_settings(c.settings);
+    ASSERT_FALSE(got.has_value()) << c.name << " was accepted";
+    EXPECT_EQ(got.error(), c.want_error) << c.name;
+  }
+}
+
+TEST(RedisEndpointFromSettings, NeverPutsThePasswordFileContentInAnError) {
+  testing::ScratchDirectory dir("floodgate-redis-url");
+  write_file(dir.file("pw"), "topsecret\n");
+  policy::RedisSettings settings;
+  settings.password_file = dir.file("pw");
+  settings.sentinel.master_name = "m";
+  settings.sentinel.addresses = {"no-port"};
+  const auto got = redis_endpoint_from_settings(settings);
+  ASSERT_FALSE(got.has_value());
+  EXPECT_EQ(got.error().find("topsecret"), std::string::npos) << got.error();
 }
 
 }  // namespace
