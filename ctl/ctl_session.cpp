@@ -55,20 +55,21 @@ bool CtlSession::open_freeze_store() {
     return config_issue("redis.url",
                         "is empty: freezes then live in each daemon's memory, out of floodgatectl's reach");
   }
-  auto endpoint = ratelimit::parse_redis_url(settings.url);
-  if (!endpoint) return config_issue("redis.url", escape_for_terminal(endpoint.error()));
-
-  std::optional<std::string> password;
-  if (!settings.password_file.empty()) {
-    auto read = ratelimit::read_redis_password_file(settings.password_file);
-    if (!read) return config_issue("redis.password_file", escape_for_terminal(read.error()));
-    password = std::move(*read);
+  // The same endpoint the daemon builds, Sentinel included, so that
+  // floodgatectl follows a failover as the daemon does.
+  auto endpoint = ratelimit::redis_endpoint_from_settings(settings);
+  if (!endpoint) {
+    // The error starts with the setting's name: "redis.sentinel.addresses: ...".
+    const std::string& error = endpoint.error();
+    const auto colon = error.find(": ");
+    if (colon == std::string::npos) return config_issue("redis", escape_for_terminal(error));
+    return config_issue(error.substr(0, colon), escape_for_terminal(error.substr(colon + 2)));
   }
 
   m_redis_name = "Redis at " + escape_for_terminal(ratelimit::describe(*endpoint));
   ratelimit::RedisFreezeStoreOptions options{
       .endpoint = std::move(*endpoint),
-      .password = std::move(password),
+      .password = std::nullopt,
       .connect_timeout = settings.connect_timeout,
       .command_timeout = settings.command_timeout,
       .key_prefix = settings.key_prefix,

@@ -5,10 +5,15 @@
 //                        a MemoryCounterStore fallback when on_failure is
 //                        Local (Accept and Tempfail need none)
 //
-// `password` is the content of settings.password_file, read by the caller
-// (main owns file I/O); when set it overrides a password in the URL.
-// A bad URL is returned as an error string naming what is wrong; the caller
-// adds the config file and key. Nothing connects until the first apply().
+// The endpoint comes from redis_endpoint_from_settings (url, username,
+// password files, Sentinel). The first form reads the password files itself;
+// `password`, when set, overrides the one they give (kept for callers that
+// read redis.password_file themselves). The second form takes an endpoint
+// already built, so a caller that reads files before dropping privileges
+// builds it once and shares it with the other Redis stores.
+// A bad setting is returned as an error string that starts with the
+// setting's name ("redis.url: ..."); the caller adds the config file.
+// Nothing connects until the first apply().
 #pragma once
 
 #include <memory>
@@ -19,10 +24,12 @@
 
 #include "policy/config.hpp"
 #include "ratelimit/counter_store.hpp"
+#include "ratelimit/redis_url.hpp"
 
 namespace floodgate::ratelimit {
 
 tl::expected<std::unique_ptr<CounterStore>, std::string> make_counter_store(
     const policy::RedisSettings& settings, std::optional<std::string> password = std::nullopt);
+std::unique_ptr<CounterStore> make_counter_store(const policy::RedisSettings& settings, RedisEndpoint endpoint);
 
 }  // namespace floodgate::ratelimit

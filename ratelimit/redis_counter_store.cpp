@@ -52,18 +52,25 @@ class RedisCounterStore::Pool {
   }
 
   // A healthy connection goes back to the idle list; a broken one (or a
-  // slot whose connect failed) is closed and its slot freed.
+  // slot whose connect failed) is closed and its slot freed. So are all the
+  // idle ones: what broke one (a restart, a failover whose sentinels closed
+  // the old master's clients or made it answer -READONLY) has broken them
+  // too, and each would cost one more failed message and one more
+  // retry_interval on the fallback before the store reached the new server.
   void give_back(RedisContextPtr context, bool healthy) {
+    std::vector<RedisContextPtr> dropped;
     {
       const std::lock_guard lock{m_mutex};
       if (healthy && context) {
         m_idle.push_back(std::move(context));
       } else {
         --m_open;
+        dropped.swap(m_idle);
+        m_open -= static_cast<unsigned>(dropped.size());
       }
     }
-    m_available.notify_one();
-    // A broken context is freed here, outside the lock.
+    m_available.notify_all();
+    // Broken contexts are freed here, outside the lock.
   }
 
   std::size_t open() const {
@@ -226,6 +233,9 @@ CounterResult RedisCounterStore::run_script(Lease& lease,
   if (!reply) return tl::unexpected{std::move(reply.error())};
 
   const redisReply& values = **reply;
+  // -READONLY (a master demoted while this connection was open) lands here
+  // too: as a failure it drops the connection, and the next one asks the
+  // sentinels again.
   if (values.type == REDIS_REPLY_ERROR) {
     return fail(CounterFailure::Kind::Unavailable,
                 "counter script failed: " + std::string{redis_reply_text(values)});

@@ -41,7 +41,7 @@ TEST(CounterStoreFromRedisSettings, ReportsBadUrl) {
   settings.url = "redis://host:0";
   const auto store = make_counter_store(settings);
   ASSERT_FALSE(store.has_value());
-  EXPECT_EQ(store.error(), "redis URL 'redis://host:0': port must be 1-65535");
+  EXPECT_EQ(store.error(), "redis.url: redis URL 'redis://host:0': port must be 1-65535");
 }
 
 TEST(CounterStoreFromRedisSettings, FallsBackToLocalCountersWhenRedisRefusesInLocalMode) {
@@ -59,6 +59,20 @@ TEST(CounterStoreFromRedisSettings, ReturnsFailureWhenRedisRefusesInTempfailMode
   EXPECT_NE(result.error().detail.find("connect to 127.0.0.1:1"), std::string::npos)
       << result.error().detail;
   EXPECT_EQ(store->state_label(), "unavailable");
+}
+
+TEST(CounterStoreFromRedisSettings, SentinelFailureNamesEverySentinelAskedAndWhatHappened) {
+  policy::RedisSettings settings = unreachable(CounterFailureMode::Tempfail);
+  settings.url = "redis://:never-shown@ignored.invalid:6379";
+  settings.sentinel.master_name = "mymaster";
+  settings.sentinel.addresses = {"127.0.0.1:1", "127.0.0.1:2"};
+  auto store = make_counter_store(settings).value();
+  const auto result = store->apply(k_message, k_now);
+  ASSERT_FALSE(result.has_value());
+  EXPECT_EQ(result.error().kind, CounterFailure::Kind::Unavailable);
+  EXPECT_EQ(result.error().detail,
+            "no master 'mymaster' from the sentinels: connect to sentinel 127.0.0.1:1: Connection refused; "
+            "connect to sentinel 127.0.0.1:2: Connection refused");
 }
 
 }  // namespace
