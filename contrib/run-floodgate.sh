@@ -20,4 +20,4 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
   done
 fi
 
-exec "$BUILD_DIR/milter/floodgate" --config "$CONFIG" "$@"
+exec "$BUILD_DIR/milter/floodgate" --config "$CONFIG" --foreground "$@"

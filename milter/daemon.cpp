@@ -2,10 +2,14 @@
 
 #include <libmilter/mfapi.h>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <syslog.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -21,8 +25,10 @@
 #include "containment/activity.hpp"
 #include "containment/incident_store.hpp"
 #include "containment/notifier.hpp"
+#include "milter/config_reload.hpp"
 #include "milter/containment_worker.hpp"
 #include "milter/milter_callbacks.hpp"
+#include "milter/privileges.hpp"
 #include "policy/config_loader.hpp"
 #include "milter/freeze_cache.hpp"
 #include "quarantine/spool_store.hpp"
@@ -42,10 +48,31 @@ bool is_valid_socket_spec(const std::string& spec) {
   return false;
 }
 
-void setup_logging(const std::string& level) {
-  auto logger = spdlog::stderr_logger_mt("floodgate");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
-  logger->set_level(spdlog::level::from_str(level));
+int syslog_facility(const std::string& name) {
+  static const std::pair<const char*, int> k_facilities[] = {
+      {"mail", LOG_MAIL},     {"daemon", LOG_DAEMON}, {"user", LOG_USER},     {"local0", LOG_LOCAL0},
+      {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},
+      {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7}};
+  for (const auto& [known, facility] : k_facilities)
+    if (name == known) return facility;
+  return LOG_MAIL;  // the loader accepts only the names above
+}
+
+// Syslog by default, next to the MTA's own lines (the mail facility);
+// stderr in the foreground (--foreground, or log.destination: stderr).
+void setup_logging(const policy::LogSettings& settings, bool foreground) {
+  std::shared_ptr<spdlog::logger> logger;
+  if (foreground || settings.destination == policy::LogSettings::Destination::Stderr) {
+    logger = spdlog::stderr_logger_mt("floodgate");
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  } else {
+    // syslog adds the time, host and "floodgate[pid]:"; the level word
+    // stays in the text so grep finds warnings as in the foreground.
+    logger = spdlog::syslog_logger_mt("floodgate", settings.syslog_ident, LOG_PID | LOG_NDELAY,
+                                      syslog_facility(settings.syslog_facility), true);
+    logger->set_pattern("%l %v");
+  }
+  logger->set_level(spdlog::level::from_str(settings.level));
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(logger);
 }
@@ -68,9 +95,11 @@ void probe_counters(ratelimit::CounterStore& counters, const policy::Config& con
   spdlog::info("counters={} redis={}", state, redis);
 }
 
-// libmilter handles SIGTERM/SIGINT/SIGHUP in a thread of its own and needs
-// them blocked everywhere else; a thread started before smfi_main() inherits
-// our mask, so they are blocked while it starts.
+// SIGTERM/SIGINT/SIGHUP are the main thread's alone (see SignalPipe): every
+// other thread starts with them blocked. libmilter's own signal thread
+// sigwait()s for them too, and would stop the milter on SIGHUP; Linux gives
+// a process-directed signal to the main thread first whenever that thread
+// has it unblocked, which the main thread always has.
 template <typename Body>
 std::jthread start_background_thread(Body&& body) {
   sigset_t handled_by_libmilter, previous;
@@ -157,13 +186,124 @@ void purge_periodically(quarantine::SpoolStore& spool, const policy::QuarantineS
   }
 }
 
+// Signals become bytes on a pipe that the main thread polls: a handler
+// may do almost nothing (async-signal-safe), and reloading or stopping is
+// far from nothing. The milter thread writes 'M' when smfi_main() returns.
+class SignalPipe {
+ public:
+  static constexpr char k_reload = 'H';
+  static constexpr char k_stop = 'T';
+  static constexpr char k_milter_ended = 'M';
+
+  SignalPipe() {
+    if (::pipe2(s_fds, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("cannot create the signal pipe");
+    struct sigaction action {};
+    action.sa_handler = on_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    for (const int signal : {SIGHUP, SIGTERM, SIGINT}) ::sigaction(signal, &action, nullptr);
+  }
+  SignalPipe(const SignalPipe&) = delete;
+  SignalPipe& operator=(const SignalPipe&) = delete;
+
+  static void post(char event) {
+    // A full pipe already holds an event that wakes the main thread.
+    [[maybe_unused]] const auto written = ::write(s_fds[1], &event, 1);
+  }
+
+  // Waits for the next event; reads one at a time so that a stop is never
+  // lost behind reloads.
+  char wait() const {
+    for (;;) {
+      pollfd readable{.fd = s_fds[0], .events = POLLIN, .revents = 0};
+      if (::poll(&readable, 1, -1) < 0 && errno != EINTR) throw std::runtime_error("poll on the signal pipe failed");
+      char event = 0;
+      if (::read(s_fds[0], &event, 1) == 1) return event;
+    }
+  }
+
+ private:
+  static void on_signal(int signal) {
+    const int saved_errno = errno;
+    post(signal == SIGHUP ? k_reload : k_stop);
+    errno = saved_errno;
+  }
+
+  static inline int s_fds[2] = {-1, -1};
+};
+
+void set_main_thread_signals(int how) {
+  sigset_t ours;
+  sigemptyset(&ours);
+  for (const int signal : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&ours, signal);
+  pthread_sigmask(how, &ours, nullptr);
+}
+
+// SIGHUP: the policy of the new file applies to the next message; a file
+// with any problem is refused whole, and the running one stays.
+void reload_config(const DaemonOptions& options, MilterRuntime& runtime) {
+  std::shared_ptr<const policy::Config> loaded;
+  try {
+    loaded = load_daemon_config(options, ConfigChecks::ForReload);
+  } catch (const policy::ConfigError& error) {
+    for (const auto& issue : error.issues()) spdlog::error("reload refused: {}", issue.to_string());
+    spdlog::error("reload refused: {} has {} problem(s); the running configuration stays", options.config_path,
+                  error.issues().size());
+    return;
+  } catch (const std::exception& error) {
+    spdlog::error("reload refused: {}; the running configuration stays", error.what());
+    return;
+  }
+  ReloadPlan plan = plan_reload(*runtime.config(), *loaded);
+  for (const auto& key : plan.needs_restart)
+    spdlog::warn("reload: {} changed in the file; it keeps its running value until a restart", key);
+  spdlog::set_level(spdlog::level::from_str(plan.config->log.level));
+  const std::size_t rules = plan.config->rules.size();
+  runtime.replace_config(std::move(plan.config));
+  spdlog::info("reload: {} applied to new messages (rules={})", options.config_path, rules);
+}
+
+// SIGTERM: no new connections; messages not yet past DATA are tempfailed
+// there; the others get up to shutdown_timeout to finish.
+void drain(MilterRuntime& runtime, std::chrono::seconds timeout) {
+  runtime.begin_drain();
+  smfi_stop();
+  const std::size_t in_flight = runtime.messages_in_flight();
+  spdlog::info("stopping: new connections refused; waiting up to {}s for {} message(s) in flight", timeout.count(),
+               in_flight);
+  if (runtime.wait_for_messages(timeout)) {
+    spdlog::info("stopping: no message in flight");
+  } else {
+    spdlog::warn("stopping: {} message(s) still in flight after {}s; their MTA applies its milter_default_action",
+                 runtime.messages_in_flight(), timeout.count());
+  }
+}
+
+// Everything that needs root, done before the switch to milter.user.
+tl::expected<void, std::string> prepare_as_root(const policy::Config& config, const std::optional<Account>& account) {
+  const std::string socket_path = unix_socket_path(config.milter_socket);
+  if (!socket_path.empty()) {
+    std::string owner = config.daemon.socket_owner;
+    if (owner.empty() && account) owner = std::to_string(account->uid);
+    if (auto set = set_socket_access(socket_path, owner, config.daemon.socket_group, config.daemon.socket_mode); !set)
+      return tl::unexpected(set.error());
+  }
+  if (account) {
+    if (auto prepared = prepare_directory_for(config.quarantine.spool_directory, *account); !prepared)
+      return tl::unexpected("quarantine spool: " + prepared.error());
+    if (auto became = become(*account); !became) return tl::unexpected("milter.user: " + became.error());
+  }
+  return {};
+}
+
 }  // namespace
 
-std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& options) {
+std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& options, ConfigChecks checks) {
   auto loaded = policy::load_config_file(options.config_path);
   auto config = std::make_shared<policy::Config>(*loaded);
   if (options.socket_override) config->milter_socket = *options.socket_override;
   if (options.redis_override) config->redis.url = *options.redis_override;
+  if (options.user_override) config->daemon.user = *options.user_override;
 
   std::vector<policy::ConfigIssue> issues;
   // Where a value came from: its line in the file, or the flag that overrode it.
@@ -180,9 +320,23 @@ std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& op
     if (auto endpoint = ratelimit::parse_redis_url(config->redis.url); !endpoint)
       issue("redis.url", options.redis_override ? "--redis" : nullptr, endpoint.error());
   }
-  if (!config->redis.password_file.empty()) {
+  // Secrets are read at start, as root; a reload (as milter.user, and with
+  // Redis settings that only a restart changes) does not read them again.
+  if (checks == ConfigChecks::Full && !config->redis.password_file.empty()) {
     if (auto password = ratelimit::read_redis_password_file(config->redis.password_file); !password)
       issue("redis.password_file", nullptr, password.error());
+  }
+  if (!config->daemon.user.empty()) {
+    if (auto account = resolve_account(config->daemon.user); !account)
+      issue("milter.user", options.user_override ? "--user" : nullptr, account.error());
+  }
+  if (!config->daemon.socket_owner.empty()) {
+    if (auto owner = resolve_user_id(config->daemon.socket_owner); !owner)
+      issue("milter.socket_owner", nullptr, owner.error());
+  }
+  if (!config->daemon.socket_group.empty()) {
+    if (auto group = resolve_group_id(config->daemon.socket_group); !group)
+      issue("milter.socket_group", nullptr, group.error());
   }
   // Anyone who can write these can change the policy or plant mail to be
   // released: refuse to run with them, as Postfix does with its own files.
@@ -202,8 +356,13 @@ std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& op
 }
 
 int run_daemon(const DaemonOptions& options) {
-  const auto config = load_daemon_config(options);
-  setup_logging(config->log.level);
+  const auto config = load_daemon_config(options, ConfigChecks::Full);
+  setup_logging(config->log, options.foreground);
+
+  // Until the main thread waits for them, the signals stay pending; every
+  // thread started meanwhile inherits the block.
+  set_main_thread_signals(SIG_BLOCK);
+  const SignalPipe signals;
 
   std::optional<std::string> password;
   if (!config->redis.password_file.empty()) {
@@ -214,6 +373,25 @@ int run_daemon(const DaemonOptions& options) {
     }
     password = std::move(*read);
   }
+
+  smfiDesc description = filter_description();
+  if (smfi_register(description) != MI_SUCCESS) {
+    spdlog::critical("smfi_register failed");
+    return 1;
+  }
+  if (smfi_setconn(const_cast<char*>(config->milter_socket.c_str())) != MI_SUCCESS ||
+      smfi_opensocket(true) != MI_SUCCESS) {
+    spdlog::critical("cannot listen on {} (in use, or no permission?)", config->milter_socket);
+    return 1;
+  }
+  std::optional<Account> account;
+  if (!config->daemon.user.empty()) account = *resolve_account(config->daemon.user);  // checked by load_daemon_config
+  if (auto prepared = prepare_as_root(*config, account); !prepared) {
+    spdlog::critical("{}", prepared.error());
+    return 1;
+  }
+  if (account) spdlog::info("running as uid={} gid={} ({})", ::getuid(), ::getgid(), config->daemon.user);
+
   auto counters = ratelimit::make_counter_store(config->redis, password);
   if (!counters) {
     spdlog::critical("redis: {}", counters.error());
@@ -252,22 +430,35 @@ int run_daemon(const DaemonOptions& options) {
   MilterRuntime runtime(config, **counters, spool.get(), &freezes, &containment);
   install_runtime(&runtime);
 
-  smfiDesc description = filter_description();
-  if (smfi_register(description) != MI_SUCCESS) {
-    spdlog::critical("smfi_register failed");
-    return 1;
-  }
-  if (smfi_setconn(const_cast<char*>(config->milter_socket.c_str())) != MI_SUCCESS ||
-      smfi_opensocket(true) != MI_SUCCESS) {
-    spdlog::critical("cannot listen on {} (in use, or no permission?)", config->milter_socket);
-    return 1;
-  }
   spdlog::info("floodgate {} listening on {} config={}", FLOODGATE_VERSION, config->milter_socket,
                config->source_file);
-  const int status = smfi_main();
+  std::atomic<int> milter_status{MI_SUCCESS};
+  std::jthread milter_thread = start_background_thread([&] {
+    milter_status = smfi_main();
+    SignalPipe::post(SignalPipe::k_milter_ended);
+  });
+
+  set_main_thread_signals(SIG_UNBLOCK);
+  for (bool running = true; running;) {
+    switch (signals.wait()) {
+      case SignalPipe::k_reload:
+        reload_config(options, runtime);
+        break;
+      case SignalPipe::k_milter_ended:
+        spdlog::warn("libmilter stopped on its own (status {}); stopping", milter_status.load());
+        running = false;
+        break;
+      default:
+        running = false;
+        break;
+    }
+  }
+  set_main_thread_signals(SIG_BLOCK);
+  drain(runtime, runtime.config()->daemon.shutdown_timeout);
+  milter_thread.join();
   spdlog::info("floodgate stopped");
   install_runtime(nullptr);
-  return status == MI_SUCCESS ? 0 : 1;
+  return milter_status == MI_SUCCESS ? 0 : 1;
 }
 
 }  // namespace floodgate::milter

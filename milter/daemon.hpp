@@ -1,5 +1,8 @@
-// The floodgate daemon: load the config, build the counter stack, register
-// with libmilter and serve until SIGTERM/SIGINT.
+// The floodgate daemon: load the config, open the socket (as root), become
+// milter.user, build the counter stack, register with libmilter and serve.
+// SIGHUP reloads the config (config_reload.hpp); SIGTERM/SIGINT stop taking
+// connections and let messages in flight finish, up to
+// milter.shutdown_timeout.
 //
 // DIAGNOSTICS: configuration problems are collected and reported together
 // (file:line: key: message); run_daemon() returns the process exit status:
@@ -19,12 +22,20 @@ struct DaemonOptions {
   std::string config_path;
   std::optional<std::string> socket_override;  // --socket
   std::optional<std::string> redis_override;   // --redis
+  std::optional<std::string> user_override;    // --user
+  bool foreground = false;                     // --foreground: log to stderr
+};
+
+enum class ConfigChecks {
+  Full,       // at start and --check-config: also reads the password files
+  ForReload,  // SIGHUP, as milter.user: secrets are not read again
 };
 
 // Loads and validates the config with the command-line overrides applied.
 // Throws policy::ConfigError listing every problem, including those only
 // the daemon checks (Redis URL, password file, socket spec).
-std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& options);
+std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& options,
+                                                        ConfigChecks checks = ConfigChecks::Full);
 
 int run_daemon(const DaemonOptions& options);
 

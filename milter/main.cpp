@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
       ("config,c", po::value<std::string>()->default_value("/etc/floodgate/floodgate.yaml"), "configuration file")
       ("socket,s", po::value<std::string>(), "milter socket, overrides the config (inet:PORT@HOST or unix:/path)")
       ("redis,r", po::value<std::string>(), "Redis URL, overrides the config (redis://host:port/db or unix:/path)")
+      ("user,u", po::value<std::string>(), "after opening the socket as root, run as USER[:GROUP] (overrides milter.user)")
+      ("foreground,f", "log to stderr instead of syslog")
       ("check-config", "validate the configuration, print every problem, and exit")
       ("version,V", "print the version and exit");
 
@@ -39,6 +41,8 @@ int main(int argc, char** argv) {
   daemon_options.config_path = flags["config"].as<std::string>();
   if (flags.count("socket")) daemon_options.socket_override = flags["socket"].as<std::string>();
   if (flags.count("redis")) daemon_options.redis_override = flags["redis"].as<std::string>();
+  if (flags.count("user")) daemon_options.user_override = flags["user"].as<std::string>();
+  daemon_options.foreground = flags.count("foreground") > 0;
 
   try {
     if (flags.count("check-config")) {

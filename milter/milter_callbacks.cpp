@@ -12,6 +12,7 @@
 
 #include "milter/containment_worker.hpp"
 #include "milter/log_escape.hpp"
+#include "milter/metrics.hpp"
 #include "milter/session.hpp"
 
 namespace floodgate::milter {
@@ -215,6 +216,7 @@ std::optional<sfsistat> refuse_if_frozen(SMFICTX* ctx, ConnectionState& state, c
   smfi_setreply(ctx, const_cast<char*>(decision.reply->code.c_str()),
                 const_cast<char*>(decision.reply->status.c_str()), const_cast<char*>(decision.reply->text.c_str()));
   spdlog::info("{} stage={}", format_decision_log(*state.message, decision, std::chrono::microseconds(0)), stage);
+  if (auto* metrics = g_runtime->metrics()) metrics->record_refusal(decision);
   if (auto* containment = g_runtime->containment()) containment->message_refused(*state.message, decision, now);
   state.message.reset();
   return decision.action == policy::Action::Reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
@@ -373,6 +375,7 @@ sfsistat on_eom(SMFICTX* ctx) {
     const auto elapsed =
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
     spdlog::info("{}", format_decision_log(*state->message, decision, elapsed));
+    if (auto* metrics = g_runtime->metrics()) metrics->record_decision(state->message->config(), decision, elapsed);
     report_quarantine_health(decision);
     if (auto* containment = g_runtime->containment()) containment->message_decided(*state->message, decision, now);
     end_message(*state);
@@ -404,12 +407,20 @@ sfsistat on_close(SMFICTX* ctx) {
 }  // namespace
 
 MilterRuntime::MilterRuntime(std::shared_ptr<const policy::Config> config, ratelimit::CounterStore& counters,
-                             quarantine::SpoolStore* spool, FreezeCache* freezes, ContainmentWorker* containment)
+                             quarantine::SpoolStore* spool, FreezeCache* freezes, ContainmentWorker* containment,
+                             Metrics* metrics)
     : m_config(std::move(config)),
       m_counters(counters),
       m_spool(spool),
       m_freezes(freezes),
-      m_containment(containment) {}
+      m_containment(containment),
+      m_metrics(metrics) {
+  if (m_metrics != nullptr) m_metrics->watch_runtime(this);
+}
+
+MilterRuntime::~MilterRuntime() {
+  if (m_metrics != nullptr) m_metrics->watch_runtime(nullptr);
+}
 
 std::shared_ptr<const policy::Config> MilterRuntime::config() const {
   std::lock_guard lock(m_mutex);

@@ -28,14 +28,22 @@
 namespace floodgate::milter {
 
 class ContainmentWorker;
+class Metrics;
 
 class MilterRuntime {
  public:
   // `spool` may be null: no usable quarantine spool (quarantines tempfail).
   // `freezes` may be null: no containment.
   // `containment` may be null: no incidents, notifications or activity.
+  // `metrics` may be null: nothing is counted. Else it must outlive the
+  // runtime, which registers with it (Metrics::watch_runtime) so scrapes
+  // read messages_in_flight() only while the runtime exists.
   MilterRuntime(std::shared_ptr<const policy::Config> config, ratelimit::CounterStore& counters,
-                quarantine::SpoolStore* spool, FreezeCache* freezes, ContainmentWorker* containment = nullptr);
+                quarantine::SpoolStore* spool, FreezeCache* freezes, ContainmentWorker* containment = nullptr,
+                Metrics* metrics = nullptr);
+  ~MilterRuntime();
+  MilterRuntime(const MilterRuntime&) = delete;
+  MilterRuntime& operator=(const MilterRuntime&) = delete;
 
   // The snapshot new connections start with; messages in flight keep theirs.
   std::shared_ptr<const policy::Config> config() const;
@@ -44,6 +52,7 @@ class MilterRuntime {
   quarantine::SpoolStore* spool() { return m_spool; }
   FreezeCache* freezes() { return m_freezes; }
   ContainmentWorker* containment() { return m_containment; }
+  Metrics* metrics() { return m_metrics; }
 
   // Shutdown. After begin_drain(), a message that reaches DATA is
   // tempfailed there (its client retries later, nothing is lost), and the
@@ -64,6 +73,7 @@ class MilterRuntime {
   quarantine::SpoolStore* m_spool;
   FreezeCache* m_freezes;
   ContainmentWorker* m_containment;
+  Metrics* m_metrics;
 
   mutable std::mutex m_flight_mutex;  // guards the two below
   std::condition_variable m_flight_changed;

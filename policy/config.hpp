@@ -154,6 +154,8 @@ struct SentinelSettings {
   std::string master_name;             // empty: no Sentinel
   std::vector<std::string> addresses;  // "host:port", "[v6]:port"; asked in order
   std::string password_file;           // for sentinels with requirepass; optional
+
+  friend bool operator==(const SentinelSettings&, const SentinelSettings&) = default;
 };
 
 struct RedisSettings {
@@ -170,6 +172,8 @@ struct RedisSettings {
   CounterFailureMode on_failure = CounterFailureMode::Local;
   // While Redis is failing, how long to wait between attempts to return.
   std::chrono::milliseconds retry_interval{5000};
+
+  friend bool operator==(const RedisSettings&, const RedisSettings&) = default;
 };
 
 // Where quarantined mail goes and how it is released (quarantine/, ctl/).
@@ -194,6 +198,8 @@ struct QuarantineSettings {
   // Hold mode: the Postfix configuration directory postsuper gets (-c);
   // empty for the default /etc/postfix.
   std::string postfix_config_directory;
+
+  friend bool operator==(const QuarantineSettings&, const QuarantineSettings&) = default;
 };
 
 // What each freeze's incident keeps (containment/incident_store.hpp).
@@ -206,6 +212,8 @@ struct IncidentSettings {
   std::size_t recipient_sample = 20;  // recipients (and domains) kept as a sample
   std::size_t subjects = 10;          // distinct subjects shown, most frequent first
   std::size_t max_queue_ids = 1000;   // queue ids listed; counts go on beyond
+
+  friend bool operator==(const IncidentSettings&, const IncidentSettings&) = default;
 };
 
 // Who is told about a freeze and its end (containment/notifier.hpp).
@@ -220,6 +228,8 @@ struct NotificationSettings {
   // this interval.
   std::chrono::seconds min_interval{900};
   bool on_unfreeze = true;
+
+  friend bool operator==(const NotificationSettings&, const NotificationSettings&) = default;
 };
 
 // On freeze, what to do with the source's accepted messages still in the
@@ -259,6 +269,8 @@ struct TopSettings {
   std::chrono::seconds history{3600};  // how far back `top --window` can look
   // How often each instance writes its aggregated activity to Redis.
   std::chrono::milliseconds flush_interval{1000};
+
+  friend bool operator==(const TopSettings&, const TopSettings&) = default;
 };
 
 struct ContentSettings {
@@ -282,12 +294,15 @@ struct DaemonSettings {
   // user's). Empty: keep running as whoever started it.
   std::string user;
   // A unix milter socket is given this owner, group and mode, so that the
-  // MTA's user can reach it. Empty owner/group: left as created.
+  // MTA's user can reach it. Unset: left as created (the owner is the
+  // daemon's user, the mode follows the umask).
   std::string socket_owner;
   std::string socket_group;
-  unsigned socket_mode = 0660;
+  std::optional<unsigned> socket_mode;
   // On SIGTERM: how long messages in flight may take to finish.
   std::chrono::seconds shutdown_timeout{30};
+
+  friend bool operator==(const DaemonSettings&, const DaemonSettings&) = default;
 };
 
 // Where log lines go: syslog (the default for a daemon; the mail facility,
@@ -298,11 +313,15 @@ struct LogSettings {
   Destination destination = Destination::Syslog;
   std::string syslog_facility = "mail";  // mail, daemon, local0 .. local7
   std::string syslog_ident = "floodgate";
+
+  friend bool operator==(const LogSettings&, const LogSettings&) = default;
 };
 
 // The Prometheus endpoint (milter/metrics). Empty listen: no endpoint.
 struct MetricsSettings {
   std::string listen;  // "127.0.0.1:9890"
+
+  friend bool operator==(const MetricsSettings&, const MetricsSettings&) = default;
 };
 
 struct Config {

@@ -177,7 +177,8 @@ class Floodgate(Daemon):
             self.port = free_port()
             self.path = None
             self.socket_spec = f"inet:{self.port}@127.0.0.1"
-        argv = [binary, "--config", config, "--socket", self.socket_spec]
+        # --foreground: the log goes to stderr, which is this log file.
+        argv = [binary, "--config", config, "--socket", self.socket_spec, "--foreground"]
         if redis_url:
             argv += ["--redis", redis_url]
         old_umask = os.umask(0) if self.path else None
