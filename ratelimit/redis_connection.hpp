@@ -9,6 +9,14 @@
 // command_timeout. Host names are resolved by getaddrinfo(3), which the
 // connect timeout does not bound.
 //
+// With endpoint.sentinel_master set, open_redis_connection() first asks the
+// sentinels, in order, for that master's address (AUTH with
+// endpoint.sentinel_password), connects there, and keeps the connection only
+// if ROLE says "master"; otherwise it asks the next sentinel. Nothing is
+// cached: every new connection asks again, which is how a failover is
+// followed. Each sentinel tried adds its own timeouts to the worst case.
+// The failure then lists what each sentinel answered.
+//
 // Failures are CounterFailure values (Timeout, or Unavailable for a refused
 // or closed connection and a refused AUTH/SELECT); nothing here throws
 // except std::bad_alloc. An error reply to redis_command() is a reply, not

@@ -22,17 +22,35 @@ CounterResult fail(CounterFailure::Kind kind, std::string detail) {
   return tl::unexpected{CounterFailure{kind, std::move(detail)}};
 }
 
+// With Sentinel, a pooled connection older than this is closed instead of
+// reused, so that the next one asks the sentinels again. A master that dies
+// breaks its connections anyway; this is for a failover that leaves the old
+// master up (SENTINEL FAILOVER for maintenance, a partition): the sentinels
+// demote it only ~8 s after promoting the replica, and counts it takes
+// meanwhile are lost. Reconnecting costs ~5 loopback round trips a second
+// per connection.
+constexpr std::chrono::milliseconds k_sentinel_connection_max_age{1000};
+
+using Clock = std::chrono::steady_clock;
+
 }  // namespace
 
 // Idle connections plus the count of all open ones; also remembers the
 // script's SHA1 once Redis told us.
 class RedisCounterStore::Pool {
  public:
-  explicit Pool(unsigned size) : m_size{std::max(size, 1u)} {}
+  // `max_age`: idle connections older than this are not reused (zero: no limit).
+  Pool(unsigned size, std::chrono::milliseconds max_age) : m_size{std::max(size, 1u)}, m_max_age{max_age} {}
+
+  struct Taken {
+    RedisContextPtr context;  // null: open one (the slot is the caller's)
+    Clock::time_point opened;
+  };
 
   // An idle connection, or a null context and the right to open one, or a
   // Timeout after waiting `patience` for another thread to give one back.
-  tl::expected<RedisContextPtr, CounterFailure> take(std::chrono::milliseconds patience) {
+  tl::expected<Taken, CounterFailure> take(std::chrono::milliseconds patience) {
+    Taken expired{RedisContextPtr{nullptr, redisFree}, {}};
     std::unique_lock lock{m_mutex};
     const bool available = m_available.wait_for(
         lock, patience, [&] { return !m_idle.empty() || m_open < m_size; });
@@ -43,12 +61,17 @@ class RedisCounterStore::Pool {
               std::to_string(patience.count()) + " ms"}};
     }
     if (!m_idle.empty()) {
-      RedisContextPtr context = std::move(m_idle.back());
+      Taken taken = std::move(m_idle.back());
       m_idle.pop_back();
-      return context;
+      if (m_max_age.count() == 0 || Clock::now() - taken.opened < m_max_age) return taken;
+      // Too old: its slot is the caller's to open a fresh one; it is freed
+      // (with `expired`) outside the lock.
+      expired = std::move(taken);
+      lock.unlock();
+      return Taken{RedisContextPtr{nullptr, redisFree}, {}};
     }
     ++m_open;
-    return RedisContextPtr{nullptr, redisFree};
+    return Taken{RedisContextPtr{nullptr, redisFree}, {}};
   }
 
   // A healthy connection goes back to the idle list; a broken one (or a
@@ -57,12 +80,12 @@ class RedisCounterStore::Pool {
   // the old master's clients or made it answer -READONLY) has broken them
   // too, and each would cost one more failed message and one more
   // retry_interval on the fallback before the store reached the new server.
-  void give_back(RedisContextPtr context, bool healthy) {
-    std::vector<RedisContextPtr> dropped;
+  void give_back(Taken taken, bool healthy) {
+    std::vector<Taken> dropped;
     {
       const std::lock_guard lock{m_mutex};
-      if (healthy && context) {
-        m_idle.push_back(std::move(context));
+      if (healthy && taken.context) {
+        m_idle.push_back(std::move(taken));
       } else {
         --m_open;
         dropped.swap(m_idle);
@@ -90,9 +113,10 @@ class RedisCounterStore::Pool {
 
  private:
   const unsigned m_size;
+  const std::chrono::milliseconds m_max_age;
   mutable std::mutex m_mutex;
   std::condition_variable m_available;
-  std::vector<RedisContextPtr> m_idle;
+  std::vector<Taken> m_idle;
   unsigned m_open = 0;
   std::string m_script_sha;
 };
@@ -101,24 +125,30 @@ class RedisCounterStore::Pool {
 // exit, kept only if the caller marked it healthy.
 class RedisCounterStore::Lease {
  public:
-  Lease(Pool& pool, RedisContextPtr context) : m_pool{pool}, m_context{std::move(context)} {}
-  ~Lease() { m_pool.give_back(std::move(m_context), m_healthy); }
+  Lease(Pool& pool, Pool::Taken taken) : m_pool{pool}, m_taken{std::move(taken)} {}
+  ~Lease() { m_pool.give_back(std::move(m_taken), m_healthy); }
   Lease(const Lease&) = delete;
   Lease& operator=(const Lease&) = delete;
 
-  bool connected() const { return m_context != nullptr; }
-  void attach(RedisContextPtr context) { m_context = std::move(context); }
-  redisContext& context() { return *m_context; }
+  bool connected() const { return m_taken.context != nullptr; }
+  void attach(RedisContextPtr context) {
+    m_taken.context = std::move(context);
+    m_taken.opened = Clock::now();
+  }
+  redisContext& context() { return *m_taken.context; }
   void mark_healthy() { m_healthy = true; }
 
  private:
   Pool& m_pool;
-  RedisContextPtr m_context;
+  Pool::Taken m_taken;
   bool m_healthy = false;
 };
 
 RedisCounterStore::RedisCounterStore(RedisCounterStoreOptions options)
-    : m_options{std::move(options)}, m_pool{std::make_unique<Pool>(m_options.pool_size)} {
+    : m_options{std::move(options)},
+      m_pool{std::make_unique<Pool>(m_options.pool_size, m_options.endpoint.sentinel_master.empty()
+                                                             ? std::chrono::milliseconds{0}
+                                                             : k_sentinel_connection_max_age)} {
   struct sigaction current {};
   if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
     std::signal(SIGPIPE, SIG_IGN);

@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -38,11 +39,18 @@ std::uint16_t free_loopback_port() {
 
 }  // namespace
 
-RedisServer::RedisServer(RedisServerOptions options) : m_options{std::move(options)} {
+RedisServer::RedisServer(RedisServerOptions options, RedisServerRole role)
+    : m_options{std::move(options)}, m_role{std::move(role)} {
   char dir_template[] = "/tmp/fg-redis-XXXXXX";
   if (::mkdtemp(dir_template) == nullptr) throw std::runtime_error("mkdtemp failed");
   m_dir = dir_template;
   if (m_options.unix_socket) m_socket_path = m_dir + "/redis.sock";
+  if (!m_role.config_lines.empty() || m_role.sentinel) {
+    m_config_path = m_dir + "/redis.conf";
+    std::ofstream config(m_config_path);
+    config << m_role.config_lines;
+    if (!config) throw std::runtime_error("cannot write " + m_config_path);
+  }
   m_port = free_loopback_port();
   start();
 }
@@ -60,10 +68,13 @@ std::string RedisServer::url(int db) const {
 }
 
 void RedisServer::start() {
-  std::vector<std::string> args{FLOODGATE_REDIS_SERVER, "--port", std::to_string(m_port),
-                                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                "--dir", m_dir, "--daemonize", "no", "--loglevel", "warning",
-                                "--logfile", m_dir + "/redis.log"};
+  std::vector<std::string> args{FLOODGATE_REDIS_SERVER};
+  if (!m_config_path.empty()) args.push_back(m_config_path);
+  if (m_role.sentinel) args.push_back("--sentinel");
+  args.insert(args.end(), {"--port", std::to_string(m_port), "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly", "no", "--dir", m_dir, "--daemonize", "no", "--loglevel",
+                           "warning", "--logfile", m_dir + "/redis.log"});
+  args.insert(args.end(), m_role.extra_args.begin(), m_role.extra_args.end());
   if (!m_options.password.empty()) {
     args.insert(args.end(), {"--requirepass", m_options.password});
   }

@@ -4,7 +4,8 @@
 // socket) in its own temp directory, persistence off; the constructor
 // returns once it answers PING and the destructor kills it. Tests can stop
 // (SIGSTOP), kill and restart it to play a Redis that hangs, dies or comes
-// back. Not thread-safe; one per test.
+// back. With options it also plays a replica or a Sentinel (see
+// sentinel_group.hpp). Not thread-safe; one per test.
 #pragma once
 
 #include <chrono>
@@ -26,9 +27,19 @@ struct RedisServerOptions {
   bool unix_socket = false;
 };
 
+// What makes a server a replica or a sentinel (see sentinel_group.hpp).
+struct RedisServerRole {
+  // Written to redis.conf in the server's directory, which is passed first
+  // (a sentinel needs a writable config file; so does a data server whose
+  // sentinels send it CONFIG REWRITE at a failover). Kept across restart().
+  std::string config_lines;
+  bool sentinel = false;               // run as `redis-server redis.conf --sentinel`
+  std::vector<std::string> extra_args;  // e.g. {"--replicaof", "127.0.0.1", "6380"}
+};
+
 class RedisServer {
  public:
-  explicit RedisServer(RedisServerOptions options = {});
+  explicit RedisServer(RedisServerOptions options = {}, RedisServerRole role = {});
   ~RedisServer();
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -41,6 +52,7 @@ class RedisServer {
   void restart();  // kill, then start again on the same port
   void pause();    // SIGSTOP: accepts connections, answers nothing
   void resume();   // SIGCONT
+  bool running() const { return m_pid > 0; }
 
   // A plain hiredis connection (authenticated, on `db`) for checking what
   // the store wrote. Fails the test if it cannot connect.
@@ -54,7 +66,9 @@ class RedisServer {
   bool answers_ping() const;
 
   RedisServerOptions m_options;
+  RedisServerRole m_role;
   std::string m_dir;
+  std::string m_config_path;
   std::string m_socket_path;
   std::uint16_t m_port = 0;
   pid_t m_pid = -1;
