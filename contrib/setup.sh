@@ -17,6 +17,8 @@ PACKAGES=(
   redis-server postfix python3
   # libpsl: registrable domains of URLs in content fingerprints.
   libpsl-dev
+  # prometheus-cpp: the /metrics endpoint (metrics.listen, milter/metrics.hpp).
+  prometheus-cpp-dev
 )
 # npm fetches the SpamAssassin corpus for the content_near_duplicates test.
 # A Node.js from elsewhere (NodeSource) brings its own npm, which Debian's
