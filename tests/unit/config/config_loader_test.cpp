@@ -861,5 +861,57 @@ TEST(ConfigIssue, LeavesOutLineAndKeyWhenUnknown) {
             "f.yaml: cannot read file");
 }
 
+// ---- redis.username and redis.sentinel (issue 6) ---------------------------------
+
+TEST(ConfigLoader, ReadsRedisUsernameAndSentinel) {
+  const auto config = load_config_text(R"(redis:
+  url: redis://:pw@127.0.0.1:6379/2
+  username: floodgate
+  sentinel:
+    master_name: mymaster
+    addresses: ["10.0.0.1:26379", "[2001:db8::3]:26380"]
+    password_file: /etc/floodgate/sentinel.password
+)",
+                                       "test.yaml");
+  EXPECT_EQ(config->redis.username, "floodgate");
+  EXPECT_EQ(config->redis.sentinel.master_name, "mymaster");
+  EXPECT_EQ(config->redis.sentinel.addresses, (std::vector<std::string>{"10.0.0.1:26379", "[2001:db8::3]:26380"}));
+  EXPECT_EQ(config->redis.sentinel.password_file, "/etc/floodgate/sentinel.password");
+}
+
+TEST(ConfigLoader, WithoutSentinelSectionThereIsNoSentinel) {
+  const auto config = load_config_text("redis:\n  url: redis://127.0.0.1:6379/0\n", "test.yaml");
+  EXPECT_EQ(config->redis.username, "");
+  EXPECT_TRUE(config->redis.sentinel.master_name.empty());
+  EXPECT_TRUE(config->redis.sentinel.addresses.empty());
+}
+
+TEST(ConfigLoader, ReportsEachBadRedisUserOrSentinelSettingByKey) {
+  struct Case {
+    std::string yaml;
+    std::string want_key;
+    std::string want_text;
+  };
+  const Case cases[] = {
+      {"redis:\n  username: \"two words\"\n", "redis.username", "no spaces"},
+      {"redis:\n  sentinel:\n    master_name: m\n    addresses: [\"10.0.0.1\"]\n", "redis.sentinel.addresses",
+       "HOST:PORT"},
+      {"redis:\n  sentinel:\n    master_name: m\n    addresses: [\"::1:26379\"]\n", "redis.sentinel.addresses",
+       "HOST:PORT"},
+      {"redis:\n  sentinel:\n    master_name: m\n", "redis.sentinel", "both master_name and addresses"},
+      {"redis:\n  sentinel:\n    addresses: [\"10.0.0.1:26379\"]\n", "redis.sentinel",
+       "both master_name and addresses"},
+      {"redis:\n  sentinel:\n    master: m\n", "redis.sentinel.master", "unknown key"},
+  };
+  for (const Case& c : cases) {
+    const auto issues = issues_of(c.yaml);
+    ASSERT_FALSE(issues.empty()) << c.yaml << "was accepted";
+    const bool found = std::any_of(issues.begin(), issues.end(), [&](const ConfigIssue& issue) {
+      return issue.key == c.want_key && issue.message.find(c.want_text) != std::string::npos;
+    });
+    EXPECT_TRUE(found) << c.yaml << "got: " << issues[0].to_string();
+  }
+}
+
 }  // namespace
 }  // namespace floodgate::policy
