@@ -17,6 +17,12 @@ PACKAGES=(
   redis-server postfix python3
   # libpsl: registrable domains of URLs in content fingerprints.
   libpsl-dev
+  # The .deb (cpack -G DEB, tests/integration/packaging): dpkg-shlibdeps
+  # computes its Depends, and CPack finds the ELF files with file(1).
+  dpkg-dev file
+  # m4 and Sendmail's m4 macros (no Sendmail, which would replace Postfix):
+  # the packaging test expands contrib/sendmail/floodgate.mc with them.
+  m4 sendmail-cf
   # prometheus-cpp: the /metrics endpoint (metrics.listen, milter/metrics.hpp).
   prometheus-cpp-dev
 )
