@@ -56,6 +56,7 @@ import textwrap
 import threading
 import time
 import unittest
+import http.client
 from dataclasses import dataclass, field
 
 from processes import (  # noqa: F401  (re-exported: tests and benchmarks use harness.X)
@@ -400,6 +401,26 @@ def release_listener_options() -> dict[str, str]:
     return options
 
 
+def with_metrics_listen(config_text: str, listen: str) -> str:
+    """config_text with its top-level `metrics:` section replaced by one whose
+    `listen:` is `listen` ("HOST:PORT" or "off"). Every world sets it: the shipped
+    127.0.0.1:9890 would make daemons of parallel tests fight over one port."""
+    lines = config_text.splitlines(keepends=True)
+    out, skipping = [], False
+    for line in lines:
+        if line.startswith("metrics:"):
+            skipping = True
+            continue
+        if skipping and line[:1] not in (" ", "\t", "\n", "\r", ""):
+            skipping = False
+        if not skipping:
+            out.append(line)
+    text = "".join(out)
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + f"\n# Set by the test harness (harness.py) for this world only.\nmetrics:\n  listen: {listen}\n"
+
+
 def yaml_string(text: str) -> str:
     return json.dumps(text)  # a JSON string is a YAML double-quoted scalar
 
@@ -431,7 +452,7 @@ class PostfixWorld:
                  extra_main: dict[str, str] | None = None,
                  quarantine_mode: str = "hold", quarantine: dict[str, str] | None = None,
                  release_options: dict[str, str] | None = None,
-                 spool_tmpfs_bytes: int | None = None):
+                 spool_tmpfs_bytes: int | None = None, metrics: bool = False):
         _install_guards()
         self.dir = tempfile.mkdtemp(prefix="floodgate-postfix-")
         _open_worlds.append(self)
@@ -472,6 +493,12 @@ class PostfixWorld:
             # (the release listener relays there) and upset every count of delivered
             # mail; tests of notifications name their own addresses.
             text = text.replace("    mail_to: [postmaster@localhost]\n", "    mail_to: []\n")
+            # metrics=True: the one daemon serves /metrics on a port of its own
+            # (scrape_metrics()); daemons sharing this config would share the port.
+            if metrics and floodgates != 1:
+                raise ValueError("metrics=True needs exactly one floodgate daemon")
+            self.metrics_port: int | None = free_port() if metrics else None
+            text = with_metrics_listen(text, f"127.0.0.1:{self.metrics_port}" if metrics else "off")
             with open(self.config_path, "w", encoding="utf-8") as f:
                 f.write(text)
             self.sink = Sink(self.dir)
@@ -603,6 +630,22 @@ class PostfixWorld:
     def spool_entry_files(self) -> list[str]:
         """The complete entries in the quarantine spool (<id>.fgq), oldest id first."""
         return sorted(glob.glob(os.path.join(self.spool_dir, "*.fgq")))
+
+    def scrape_metrics(self) -> str:
+        """GET /metrics from the daemon of a world made with metrics=True: the text format."""
+        if self.metrics_port is None:
+            raise RuntimeError("this world was made without metrics=True")
+        # http.client, not urllib: an http_proxy in the environment must not apply.
+        connection = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=k_command_timeout)
+        try:
+            connection.request("GET", "/metrics")
+            reply = connection.getresponse()
+            body = reply.read().decode("utf-8")
+            if reply.status != 200:
+                raise RuntimeError(f"GET /metrics: {reply.status} {body[:200]!r}")
+            return body
+        finally:
+            connection.close()
 
     def floodgatectl(self, *args: str, timeout: float = k_command_timeout) -> subprocess.CompletedProcess:
         """floodgatectl --config <this world's config> ARGS; never raises on exit status."""
