@@ -27,6 +27,7 @@
 #include "containment/notifier.hpp"
 #include "milter/config_reload.hpp"
 #include "milter/containment_worker.hpp"
+#include "milter/metrics.hpp"
 #include "milter/milter_callbacks.hpp"
 #include "milter/privileges.hpp"
 #include "policy/config_loader.hpp"
@@ -111,41 +112,38 @@ std::jthread start_background_thread(Body&& body) {
   return thread;
 }
 
-ratelimit::RedisFreezeStoreOptions redis_store_options(const policy::Config& config,
-                                                       const std::optional<std::string>& password);
-
 // Freezes are shared through Redis; with no Redis configured they are this
-// node's alone.
-std::unique_ptr<ratelimit::FreezeStore> make_freeze_store(const policy::Config& config,
-                                                          const std::optional<std::string>& password) {
-  if (config.redis.url.empty()) return ratelimit::make_memory_freeze_store();
-  return ratelimit::make_redis_freeze_store(redis_store_options(config, password));
-}
-
+// node's alone. `endpoint` is redis_endpoint_from_settings' (read at start,
+// with the password files, before dropping root); unused without Redis.
 ratelimit::RedisFreezeStoreOptions redis_store_options(const policy::Config& config,
-                                                       const std::optional<std::string>& password) {
+                                                       const ratelimit::RedisEndpoint& endpoint) {
   ratelimit::RedisFreezeStoreOptions options;
-  options.endpoint = *ratelimit::parse_redis_url(config.redis.url);  // validated by load_daemon_config
-  options.password = password;
+  options.endpoint = endpoint;
   options.connect_timeout = config.redis.connect_timeout;
   options.command_timeout = config.redis.command_timeout;
   options.key_prefix = config.redis.key_prefix;
   return options;
 }
 
+std::unique_ptr<ratelimit::FreezeStore> make_freeze_store(const policy::Config& config,
+                                                          const ratelimit::RedisEndpoint& endpoint) {
+  if (config.redis.url.empty()) return ratelimit::make_memory_freeze_store();
+  return ratelimit::make_redis_freeze_store(redis_store_options(config, endpoint));
+}
+
 // Incidents are shared through Redis like the freezes that open them.
 std::unique_ptr<containment::IncidentStore> make_incident_store(const policy::Config& config,
-                                                                const std::optional<std::string>& password) {
+                                                                const ratelimit::RedisEndpoint& endpoint) {
   const auto limits = containment::incident_limits(config.containment.incidents);
   if (config.redis.url.empty()) return containment::make_memory_incident_store(limits);
-  return containment::make_redis_incident_store(redis_store_options(config, password), limits);
+  return containment::make_redis_incident_store(redis_store_options(config, endpoint), limits);
 }
 
 // Activity is only worth keeping where floodgatectl top can read it.
 std::unique_ptr<containment::ActivityStore> make_activity_store(const policy::Config& config,
-                                                                const std::optional<std::string>& password) {
+                                                                const ratelimit::RedisEndpoint& endpoint) {
   if (config.redis.url.empty() || !config.top.enabled) return nullptr;
-  return containment::make_redis_activity_store(redis_store_options(config, password), config.top.history);
+  return containment::make_redis_activity_store(redis_store_options(config, endpoint), config.top.history);
 }
 
 std::string host_name() {
@@ -263,20 +261,23 @@ void reload_config(const DaemonOptions& options, MilterRuntime& runtime) {
   spdlog::info("reload: {} applied to new messages (rules={})", options.config_path, rules);
 }
 
-// SIGTERM: no new connections; messages not yet past DATA are tempfailed
-// there; the others get up to shutdown_timeout to finish.
+// SIGTERM: messages not yet past DATA are tempfailed there (their clients
+// retry); the ones past DATA get up to shutdown_timeout to get their
+// verdict; then libmilter stops. Only then: Debian's libmilter serves
+// sessions from a worker pool that quits as soon as smfi_stop() is called,
+// which would cut the messages in flight off.
 void drain(MilterRuntime& runtime, std::chrono::seconds timeout) {
   runtime.begin_drain();
-  smfi_stop();
   const std::size_t in_flight = runtime.messages_in_flight();
-  spdlog::info("stopping: new connections refused; waiting up to {}s for {} message(s) in flight", timeout.count(),
-               in_flight);
+  spdlog::info("stopping: messages reaching DATA are tempfailed; waiting up to {}s for {} message(s) in flight",
+               timeout.count(), in_flight);
   if (runtime.wait_for_messages(timeout)) {
     spdlog::info("stopping: no message in flight");
   } else {
     spdlog::warn("stopping: {} message(s) still in flight after {}s; their MTA applies its milter_default_action",
                  runtime.messages_in_flight(), timeout.count());
   }
+  smfi_stop();
 }
 
 // Everything that needs root, done before the switch to milter.user.
@@ -317,14 +318,22 @@ std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& op
     issue("milter.socket", options.socket_override ? "--socket" : nullptr,
           "\"" + config->milter_socket + "\" is not a libmilter socket (inet:PORT@HOST or unix:/path)");
   if (!config->redis.url.empty()) {
-    if (auto endpoint = ratelimit::parse_redis_url(config->redis.url); !endpoint)
+    if (auto endpoint = ratelimit::parse_redis_url(config->redis.url); !endpoint) {
       issue("redis.url", options.redis_override ? "--redis" : nullptr, endpoint.error());
-  }
-  // Secrets are read at start, as root; a reload (as milter.user, and with
-  // Redis settings that only a restart changes) does not read them again.
-  if (checks == ConfigChecks::Full && !config->redis.password_file.empty()) {
-    if (auto password = ratelimit::read_redis_password_file(config->redis.password_file); !password)
-      issue("redis.password_file", nullptr, password.error());
+    } else if (checks == ConfigChecks::Full) {
+      // Also reads the password files. Secrets are read at start, as root;
+      // a reload (as milter.user, and with Redis settings that only a
+      // restart changes) does not read them again.
+      if (auto full = ratelimit::redis_endpoint_from_settings(config->redis); !full) {
+        // "redis.password_file: cannot read ...": the key comes first.
+        const auto colon = full.error().find(": ");
+        if (colon == std::string::npos) {
+          issue("redis", nullptr, full.error());
+        } else {
+          issue(full.error().substr(0, colon), nullptr, full.error().substr(colon + 2));
+        }
+      }
+    }
   }
   if (!config->daemon.user.empty()) {
     if (auto account = resolve_account(config->daemon.user); !account)
@@ -364,14 +373,15 @@ int run_daemon(const DaemonOptions& options) {
   set_main_thread_signals(SIG_BLOCK);
   const SignalPipe signals;
 
-  std::optional<std::string> password;
-  if (!config->redis.password_file.empty()) {
-    auto read = ratelimit::read_redis_password_file(config->redis.password_file);
-    if (!read) {
-      spdlog::critical("redis: {}", read.error());
+  // Password files are read now, while still root.
+  ratelimit::RedisEndpoint redis_endpoint;
+  if (!config->redis.url.empty()) {
+    auto endpoint = ratelimit::redis_endpoint_from_settings(config->redis);
+    if (!endpoint) {
+      spdlog::critical("redis: {}", endpoint.error());
       return 1;
     }
-    password = std::move(*read);
+    redis_endpoint = std::move(*endpoint);
   }
 
   smfiDesc description = filter_description();
@@ -392,12 +402,8 @@ int run_daemon(const DaemonOptions& options) {
   }
   if (account) spdlog::info("running as uid={} gid={} ({})", ::getuid(), ::getgid(), config->daemon.user);
 
-  auto counters = ratelimit::make_counter_store(config->redis, password);
-  if (!counters) {
-    spdlog::critical("redis: {}", counters.error());
-    return 1;
-  }
-  probe_counters(**counters, *config);
+  const std::unique_ptr<ratelimit::CounterStore> counters = ratelimit::make_counter_store(config->redis, redis_endpoint);
+  probe_counters(*counters, *config);
 
   const std::unique_ptr<quarantine::SpoolStore> spool = open_quarantine_spool(*config);
   // Retention runs beside the milter threads; it stops with the daemon.
@@ -407,15 +413,15 @@ int run_daemon(const DaemonOptions& options) {
         [&](std::stop_token stop) { purge_periodically(*spool, config->quarantine, stop); });
   }
 
-  const std::unique_ptr<ratelimit::FreezeStore> freeze_store = make_freeze_store(*config, password);
+  const std::unique_ptr<ratelimit::FreezeStore> freeze_store = make_freeze_store(*config, redis_endpoint);
   FreezeCache freezes(*freeze_store);
   freezes.refresh(std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now()));
   const std::jthread freeze_refresher = start_background_thread([&](std::stop_token stop) {
     freezes.refresh_periodically(config->containment.refresh_interval, stop);
   });
 
-  const auto incident_store = make_incident_store(*config, password);
-  const auto activity_store = make_activity_store(*config, password);
+  const auto incident_store = make_incident_store(*config, redis_endpoint);
+  const auto activity_store = make_activity_store(*config, redis_endpoint);
   const containment::Notifier notifier(
       config->containment.notify,
       quarantine::SmtpTarget{.host = config->quarantine.release_host,
@@ -427,7 +433,17 @@ int run_daemon(const DaemonOptions& options) {
   const std::jthread containment_thread =
       start_background_thread([&](std::stop_token stop) { containment.run(stop); });
 
-  MilterRuntime runtime(config, **counters, spool.get(), &freezes, &containment);
+  std::unique_ptr<Metrics> metrics;
+  try {
+    metrics = start_metrics(*config, MetricsSources{.counters = counters.get(), .freezes = &freezes, .spool = spool.get()});
+  } catch (const MetricsError& error) {
+    spdlog::critical("{}", error.what());
+    return 1;
+  }
+  if (metrics) spdlog::info("metrics on http://{}/metrics", config->metrics.listen);
+  // With metrics, counter-store calls go through its timing decorator.
+  ratelimit::CounterStore& scored_counters = metrics ? metrics->counter_store() : *counters;
+  MilterRuntime runtime(config, scored_counters, spool.get(), &freezes, &containment, metrics.get());
   install_runtime(&runtime);
 
   spdlog::info("floodgate {} listening on {} config={}", FLOODGATE_VERSION, config->milter_socket,

@@ -1,8 +1,8 @@
 // The floodgate daemon: load the config, open the socket (as root), become
 // milter.user, build the counter stack, register with libmilter and serve.
-// SIGHUP reloads the config (config_reload.hpp); SIGTERM/SIGINT stop taking
-// connections and let messages in flight finish, up to
-// milter.shutdown_timeout.
+// SIGHUP reloads the config (config_reload.hpp); SIGTERM/SIGINT tempfail
+// messages that reach DATA from then on and let those past DATA finish, up
+// to milter.shutdown_timeout, before libmilter stops.
 //
 // DIAGNOSTICS: configuration problems are collected and reported together
 // (file:line: key: message); run_daemon() returns the process exit status:

@@ -149,7 +149,7 @@ class Daemon(unittest.TestCase):
             f.write(text.replace(old, f"  spool_directory: {workdir}/spool\n"))
         return subprocess.Popen(
             [k_binary, "--config", config, "--socket", f"inet:{port}@127.0.0.1",
-             "--redis", f"redis://127.0.0.1:{redis_port}/0"],
+             "--redis", f"redis://127.0.0.1:{redis_port}/0", "--foreground"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def wait_listening(self, port, deadline=10.0):
@@ -213,7 +213,7 @@ class Retention(unittest.TestCase):
 
         port = free_port()
         daemon = subprocess.Popen([k_binary, "--config", config, "--socket", f"inet:{port}@127.0.0.1",
-                                   "--redis", f"redis://127.0.0.1:{free_port()}/0"],
+                                   "--redis", f"redis://127.0.0.1:{free_port()}/0", "--foreground"],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             Daemon.wait_listening(self, port)
