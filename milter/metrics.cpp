@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <csignal>
 #include <set>
 
@@ -151,7 +152,7 @@ Metrics::Metrics(const policy::Config& config, MetricsSources sources)
   m_redis_errors_by_kind[static_cast<std::size_t>(ratelimit::CounterFailure::Kind::Protocol)] =
       &m_redis_errors.Add({{"kind", "protocol"}});
   for (const std::string_view state : k_store_states) m_store_state.Add({{"state", std::string(state)}});
-  m_rules.store(build_rule_table(config));
+  rule_table_for(config);
   if (m_sources.counters != nullptr) m_timed_store = std::make_unique<TimedCounterStore>(*m_sources.counters, *this);
   m_view = std::make_shared<ScrapeView>(*this);
 }
@@ -164,11 +165,13 @@ Metrics::~Metrics() {
 void Metrics::record_decision(const policy::Config& config, const Decision& decision,
                               std::chrono::microseconds elapsed) {
   m_messages_by_action[action_index(decision.action)]->Increment();
-  if (!decision.verdict.fired_rules.empty()) {
-    const auto table = rule_table_for(config);
-    for (const std::size_t rule : decision.verdict.fired_rules) {
-      if (rule < table->hits.size()) table->hits[rule]->Increment();
-    }
+  const RuleTable* table = m_rules.load(std::memory_order_acquire);
+  for (const std::size_t rule : decision.verdict.fired_rules) {
+    if (rule >= config.rules.size()) continue;  // not from this config: a bug upstream, not worth a crash
+    // The name check makes a table built for another config harmless: a
+    // counter is only ever bumped under its own rule's name.
+    if (rule >= table->names.size() || table->names[rule] != config.rules[rule].name) table = rule_table_for(config);
+    table->hits[rule]->Increment();
   }
   if (decision.scope == policy::Scope::Outbound) m_score.Observe(decision.verdict.score);
   m_decision_seconds.Observe(std::chrono::duration<double>(elapsed).count());
@@ -178,38 +181,32 @@ void Metrics::record_refusal(const Decision& decision) {
   m_messages_by_action[action_index(decision.action)]->Increment();
 }
 
-// The cached table when it was built for rules of these names (the usual
-// case: one string compare per fired rule would do, but comparing the whole
-// list once per config is as cheap and catches a reload that reorders).
-std::shared_ptr<const Metrics::RuleTable> Metrics::rule_table_for(const policy::Config& config) {
-  auto table = m_rules.load(std::memory_order_acquire);
-  const auto matches = [&config](const RuleTable& candidate) {
-    if (candidate.names.size() != config.rules.size()) return false;
-    for (std::size_t i = 0; i < candidate.names.size(); ++i)
-      if (candidate.names[i] != config.rules[i].name) return false;
-    return true;
+// The table for `config`'s rule list, made current. Messages scored with
+// the old and the new config alternate for a while after a reload (each
+// keeps the snapshot it started with), so earlier tables are found again
+// rather than rebuilt.
+const Metrics::RuleTable* Metrics::rule_table_for(const policy::Config& config) {
+  const auto same_rules = [&config](const RuleTable& table) {
+    return std::equal(table.names.begin(), table.names.end(), config.rules.begin(), config.rules.end(),
+                      [](const std::string& name, const policy::Rule& rule) { return name == rule.name; });
   };
-  if (matches(*table)) return table;
-  // A reload changed the rules. Messages scored with the old and the new
-  // config may alternate for a while (each keeps the snapshot it started
-  // with); each switch rebuilds, which only looks up existing counters.
   std::lock_guard lock(m_rules_mutex);
-  table = m_rules.load(std::memory_order_acquire);
-  if (matches(*table)) return table;
-  table = build_rule_table(config);
-  m_rules.store(table, std::memory_order_release);
-  return table;
-}
-
-std::shared_ptr<const Metrics::RuleTable> Metrics::build_rule_table(const policy::Config& config) {
-  auto table = std::make_shared<RuleTable>();
+  for (const auto& table : m_rule_tables) {
+    if (same_rules(*table)) {
+      m_rules.store(table.get(), std::memory_order_release);
+      return table.get();
+    }
+  }
+  auto table = std::make_unique<RuleTable>();
   for (const auto& rule : config.rules) {
     table->names.push_back(rule.name);
     // Add() returns the existing counter for a name seen before, so counts
     // survive a reload.
     table->hits.push_back(&m_rule_hits.Add({{"rule", rule.name}}));
   }
-  return table;
+  m_rules.store(table.get(), std::memory_order_release);
+  m_rule_tables.push_back(std::move(table));
+  return m_rule_tables.back().get();
 }
 
 ratelimit::CounterStore& Metrics::counter_store() {

