@@ -23,6 +23,9 @@
 #include <sstream>
 #include <utility>
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
+
 namespace floodgate::policy {
 
 namespace {
@@ -1004,6 +1007,64 @@ std::string join_issues(const std::vector<ConfigIssue>& issues) {
   return out;
 }
 
+// Where a second YAML document starts, if there is one. yaml-cpp 0.7
+// (Debian 12) never returns from LoadAll on some malformed text, a stray ','
+// for one: its parser keeps handing out empty documents without reading on
+// (jbeder/yaml-cpp#1040, fixed after 0.8), allocating until memory runs out.
+// So the documents are counted here, two at most, and only the first is loaded.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  struct Second {
+    YAML::Mark first_node;  // of the second document (its start if it is empty)
+    bool stuck = false;     // it starts where the first did: the parser did not move
+  };
+
+  static std::optional<Second> find_second(const std::string& text) {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentCounter counter;
+    for (int i = 0; i < 2 && parser.HandleNextDocument(counter); ++i) {
+    }
+    if (counter.m_documents < 2) return std::nullopt;
+    return Second{counter.m_second_node, counter.m_second_start.pos == counter.m_first_start.pos};
+  }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    ++m_documents;
+    (m_documents == 1 ? m_first_start : m_second_start) = mark;
+    if (m_documents == 2) m_second_node = mark;
+    m_seen_node = false;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override {
+    node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void node(const YAML::Mark& mark) {
+    if (m_documents == 2 && !m_seen_node) m_second_node = mark;
+    m_seen_node = true;
+  }
+
+  int m_documents = 0;
+  bool m_seen_node = false;
+  YAML::Mark m_first_start;
+  YAML::Mark m_second_start;
+  YAML::Mark m_second_node;
+};
+
 }  // namespace
 
 std::string ConfigIssue::to_string() const {
@@ -1023,12 +1084,13 @@ std::shared_ptr<const Config> load_config_text(std::string_view yaml_text,
   Loader loader(source_name);
   std::shared_ptr<const Config> config;
   try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
-    if (documents.size() > 1) {
-      loader.add_issue(documents[1].Mark().line + 1, "",
-                       "expected one YAML document, found " + std::to_string(documents.size()));
+    const std::string text(yaml_text);
+    if (const auto second = DocumentCounter::find_second(text)) {
+      loader.add_issue(second->first_node.line + 1, "",
+                       second->stuck ? "not valid YAML: nothing can be read from here on"
+                                     : "expected one YAML document, found more than one");
     } else {
-      config = loader.load(documents.empty() ? YAML::Node() : documents.front());
+      config = loader.load(YAML::Load(text));
     }
   } catch (const YAML::Exception& e) {
     // Syntax errors; and, should a check above have missed a case, no
