@@ -18,6 +18,20 @@ def run(*args, timeout=20):
     return subprocess.run([k_binary, *args], capture_output=True, text=True, timeout=timeout)
 
 
+def daemon_config_text(workdir: str) -> str:
+    """The shipped config for a daemon started by a test: its spool under
+    workdir (a test must not create /var/spool/floodgate) and no metrics
+    endpoint (the shipped 127.0.0.1:9890 would be fought over by parallel tests)."""
+    with open(k_config) as f:
+        text = f.read()
+    for old, new in (("  spool_directory: /var/spool/floodgate/quarantine\n", f"  spool_directory: {workdir}/spool\n"),
+                     ("\nmetrics:\n  listen: 127.0.0.1:9890\n", "\nmetrics:\n  listen: \"off\"\n")):
+        if old not in text:
+            raise AssertionError(f"conf/floodgate.yaml no longer has {old!r}; update test_cli.py")
+        text = text.replace(old, new)
+    return text
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -140,13 +154,9 @@ class Daemon(unittest.TestCase):
         # directory: a test must not create /var/spool/floodgate.
         workdir = tempfile.mkdtemp(prefix="floodgate-cli-")
         self.addCleanup(shutil.rmtree, workdir, True)
-        with open(k_config) as f:
-            text = f.read()
-        old = "  spool_directory: /var/spool/floodgate/quarantine\n"
-        self.assertIn(old, text)
         config = os.path.join(workdir, "floodgate.yaml")
         with open(config, "w") as f:
-            f.write(text.replace(old, f"  spool_directory: {workdir}/spool\n"))
+            f.write(daemon_config_text(workdir))
         return subprocess.Popen(
             [k_binary, "--config", config, "--socket", f"inet:{port}@127.0.0.1",
              "--redis", f"redis://127.0.0.1:{redis_port}/0", "--foreground"],
@@ -192,6 +202,57 @@ class Daemon(unittest.TestCase):
         self.assertIn(f"cannot listen on inet:{port}@127.0.0.1", output)
 
 
+class Syslog(unittest.TestCase):
+    """Without --foreground the log goes to syslog, mail facility. The daemon runs
+    in a private mount namespace whose /dev/log is this test's datagram socket, so
+    the test sees exactly what syslog(3) sends, and the machine's logging is left
+    alone (there may be no syslog daemon at all)."""
+
+    def test_without_foreground_the_log_goes_to_syslog_with_the_mail_facility(self):
+        workdir = tempfile.mkdtemp(prefix="floodgate-syslog-")
+        self.addCleanup(shutil.rmtree, workdir, True)
+        config = os.path.join(workdir, "floodgate.yaml")
+        with open(config, "w") as f:
+            f.write(daemon_config_text(workdir))
+        log_socket = os.path.join(workdir, "log")
+        receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(receiver.close)
+        receiver.bind(log_socket)
+        receiver.settimeout(10)
+        port = free_port()
+        # The real /dev stays reachable under workdir/dev for the nodes a process
+        # needs; /dev itself becomes a tmpfs holding those and our /dev/log.
+        script = (
+            "set -e; mkdir -p \"$W/realdev\"; mount --bind /dev \"$W/realdev\"; mount -t tmpfs none /dev; "
+            "for n in null zero random urandom; do touch /dev/$n; mount --bind \"$W/realdev/$n\" /dev/$n; done; "
+            "touch /dev/log; mount --bind \"$W/log\" /dev/log; "
+            "exec \"$FG\" --config \"$W/floodgate.yaml\" --socket inet:$PORT@127.0.0.1 --redis redis://127.0.0.1:1/0"
+        )
+        daemon = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            env={**os.environ, "W": workdir, "FG": k_binary, "PORT": str(port)},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            lines = []
+            while not any("listening on" in l for l in lines):
+                lines.append(receiver.recv(65536).decode("utf-8", "replace"))
+            daemon.send_signal(signal.SIGTERM)
+            while not any("floodgate stopped" in l for l in lines):
+                lines.append(receiver.recv(65536).decode("utf-8", "replace"))
+            output, _ = daemon.communicate(timeout=15)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.communicate()
+        self.assertEqual(daemon.returncode, 0, output)
+        self.assertEqual(output, "", "nothing on stderr when logging to syslog")
+        listening = next(l for l in lines if "listening on" in l)
+        # <PRI> = facility * 8 + severity: mail (2) and info (6) make 22.
+        self.assertRegex(listening, r"^<22>.*floodgate\[\d+\]: info floodgate [\d.]+ listening on inet:")
+        warning = [l for l in lines if "redis=unreachable" in l]
+        self.assertTrue(warning, lines)
+
+
 class Retention(unittest.TestCase):
     """The daemon purges quarantine entries older than `retention` by itself,
     every `purge_interval`, and keeps the younger ones."""
@@ -200,10 +261,8 @@ class Retention(unittest.TestCase):
         workdir = tempfile.mkdtemp(prefix="floodgate-retention-")
         self.addCleanup(shutil.rmtree, workdir, True)
         spool = os.path.join(workdir, "spool")
-        with open(k_config) as f:
-            text = f.read()
-        for old, new in (("  spool_directory: /var/spool/floodgate/quarantine\n", f"  spool_directory: {spool}\n"),
-                         ("  retention: 14d\n", "  retention: 1h\n"),
+        text = daemon_config_text(workdir)
+        for old, new in (("  retention: 14d\n", "  retention: 1h\n"),
                          ("  purge_interval: 1h\n", "  purge_interval: 1s\n")):
             self.assertIn(old, text)
             text = text.replace(old, new)

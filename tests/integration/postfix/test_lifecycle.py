@@ -15,7 +15,9 @@ The config under test is the shipped one; "strict" lowers rcpts_per_msg so that 
 the shipped policy delivers it untouched.
 """
 
+import grp
 import os
+import pwd
 import signal
 import smtplib
 import socket
@@ -251,3 +253,46 @@ class MilterClient:
 
     def close(self):
         self.sock.close()
+
+
+class PrivilegeDrop(FloodgateTestCase):
+    """Started as root with milter.user, floodgate opens its unix socket, gives it
+    the configured group and mode, and runs as that user; Postfix (user postfix,
+    group postfix) still reaches it and mail is filtered as before."""
+
+    def test_runs_as_the_configured_user_with_a_socket_postfix_can_reach(self):
+        text = read(floodgate_config())
+        self.assertIn("  # user: floodgate\n", text)
+        handle, path = tempfile.mkstemp(prefix="floodgate-test-", suffix=".yaml")
+        self.addCleanup(os.unlink, path)
+        os.chmod(path, 0o644)
+        with os.fdopen(handle, "w") as f:
+            f.write(text.replace("  # user: floodgate\n",
+                                 '  user: "nobody:nogroup"\n  socket_group: postfix\n  socket_mode: "0660"\n', 1))
+        world = self.make_world(config=path, milter_transport="unix")
+        floodgate = world.floodgates[0]
+
+        status = floodgate.proc_status()
+        nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+        self.assertEqual(status["Uid"].split(), [str(nobody)] * 4, "real, effective, saved and fs uid")
+        self.assertEqual(status["Gid"].split(), [str(nogroup)] * 4)
+        # initgroups(3) lists the primary group again; root's own groups must be gone.
+        self.assertTrue(set(status["Groups"].split()) <= {str(nogroup)}, status["Groups"])
+        self.assertIn(f"running as uid={nobody} gid={nogroup}", floodgate.log_text())
+
+        socket_status = os.stat(floodgate.path)
+        self.assertEqual(socket_status.st_mode & 0o7777, 0o660)
+        self.assertEqual(socket_status.st_gid, grp.getgrnam("postfix").gr_gid)
+        self.assertEqual(socket_status.st_uid, nobody)
+
+        # Through Postfix: filtered exactly as under root.
+        send_ten(world, "ordinary")
+        bulk = rcpt_list(200, "bulk")
+        world.send(k_client, k_sender, bulk, make_message(k_sender, bulk, "bulk", "Cheap pills\n"))
+        world.wait_settled(expect_sink=1)
+        self.assertEqual([m.header("Subject") for m in world.sink.messages()], ["ten ordinary"])
+        self.assertEqual(len(world.postfix.held()), 1)
+
+        # A reload reads the config as that user.
+        floodgate.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "applied to new messages" in floodgate.log_text(), 10, "the reload as nobody")
