@@ -440,7 +440,6 @@ int run_daemon(const DaemonOptions& options) {
     spdlog::critical("{}", error.what());
     return 1;
   }
-  if (metrics) spdlog::info("metrics on http://{}/metrics", config->metrics.listen);
   // With metrics, counter-store calls go through its timing decorator.
   ratelimit::CounterStore& scored_counters = metrics ? metrics->counter_store() : *counters;
   MilterRuntime runtime(config, scored_counters, spool.get(), &freezes, &containment, metrics.get());

@@ -51,6 +51,8 @@ class Metrics::TimedCounterStore final : public ratelimit::CounterStore {
 
   ratelimit::CounterResult apply(std::span<const policy::CounterRequest> requests,
                                  ratelimit::TimePoint now) override {
+    // A ResilientCounterStore reports its Redis calls itself (observe_primary).
+    if (m_metrics.m_observed_store != nullptr) return m_inner.apply(requests, now);
     const bool to_redis = m_inner.state_label() == "redis";
     const auto started = std::chrono::steady_clock::now();
     ratelimit::CounterResult result = m_inner.apply(requests, now);
@@ -154,12 +156,22 @@ Metrics::Metrics(const policy::Config& config, MetricsSources sources)
   for (const std::string_view state : k_store_states) m_store_state.Add({{"state", std::string(state)}});
   rule_table_for(config);
   if (m_sources.counters != nullptr) m_timed_store = std::make_unique<TimedCounterStore>(*m_sources.counters, *this);
+  // The daemon's store answers from local counters while Redis fails (mode
+  // local): only the store itself sees each Redis call and its failure.
+  m_observed_store = dynamic_cast<ratelimit::ResilientCounterStore*>(m_sources.counters);
+  if (m_observed_store != nullptr) {
+    m_observed_store->observe_primary([this](std::chrono::nanoseconds took, const ratelimit::CounterFailure* failure) {
+      m_redis_seconds.Observe(seconds(took));
+      if (failure != nullptr) m_redis_errors_by_kind[static_cast<std::size_t>(failure->kind)]->Increment();
+    });
+  }
   m_view = std::make_shared<ScrapeView>(*this);
 }
 
 Metrics::~Metrics() {
   // Stop serving before anything a scrape reads goes away.
   m_exposer.reset();
+  if (m_observed_store != nullptr) m_observed_store->observe_primary(nullptr);
 }
 
 void Metrics::record_decision(const policy::Config& config, const Decision& decision,

@@ -73,6 +73,10 @@ namespace prometheus {
 class Exposer;
 }
 
+namespace floodgate::ratelimit {
+class ResilientCounterStore;
+}
+
 namespace floodgate::milter {
 
 class MilterRuntime;
@@ -168,6 +172,9 @@ class Metrics {
   std::vector<std::unique_ptr<RuleTable>> m_rule_tables;
 
   std::unique_ptr<TimedCounterStore> m_timed_store;
+  // The daemon's store when it is a ResilientCounterStore: it reports each
+  // Redis call (and failure) to us itself.
+  ratelimit::ResilientCounterStore* m_observed_store = nullptr;
 
   mutable std::mutex m_scrape_mutex;  // guards the scrape-time state below
   const MilterRuntime* m_runtime = nullptr;

@@ -29,7 +29,9 @@ std::string_view ResilientCounterStore::state_label() const {
 CounterResult ResilientCounterStore::apply(std::span<const policy::CounterRequest> requests,
                                            TimePoint now) {
   if (!may_call_primary(now)) return degraded(requests, now, std::nullopt);
+  const auto started = std::chrono::steady_clock::now();
   CounterResult result = m_primary->apply(requests, now);
+  if (m_primary_observer) m_primary_observer(std::chrono::steady_clock::now() - started, result ? nullptr : &result.error());
   if (result) {
     record_success();
     return result;

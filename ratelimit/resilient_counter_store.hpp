@@ -33,6 +33,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -62,6 +63,14 @@ class ResilientCounterStore final : public CounterStore {
 
   bool circuit_open() const { return m_open.load(); }
 
+  // Told of every call that went to the primary (Redis), probes included:
+  // how long it took and its failure (null on success). For metrics, which
+  // only see the fallback's answer from outside. Set it before the store is
+  // shared between threads (or clear it after); it runs on the caller's
+  // thread and must not throw.
+  using PrimaryObserver = std::function<void(std::chrono::nanoseconds, const CounterFailure*)>;
+  void observe_primary(PrimaryObserver observer) { m_primary_observer = std::move(observer); }
+
  private:
   // Whether this call may use the primary: circuit closed, or open and due
   // for a probe no other thread is running.
@@ -77,6 +86,7 @@ class ResilientCounterStore final : public CounterStore {
   const std::unique_ptr<CounterStore> m_fallback;
   const policy::CounterFailureMode m_mode;
   const std::chrono::milliseconds m_retry_interval;
+  PrimaryObserver m_primary_observer;
 
   std::mutex m_mutex;  // guards the fields below, and makes transitions atomic
   TimePoint m_retry_at{};

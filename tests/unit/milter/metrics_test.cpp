@@ -289,8 +289,8 @@ TEST(Metrics, DecoratorTimesRedisCallsAndCountsFailuresByKind) {
 }
 
 TEST(Metrics, ResilientStoreStateAndTransitionsAreReadAtScrape) {
-  // Local mode: the fallback answers, so a Redis failure shows as a state
-  // change and a transition, not as a failed call.
+  // Local mode: the fallback answers, so the message sees no failure; the
+  // store itself reports the Redis call and its failure.
   auto store = std::make_unique<ratelimit::ResilientCounterStore>(
       std::make_unique<FailingCounterStore>(std::vector{ratelimit::CounterFailure::Kind::Timeout}),
       std::make_unique<ratelimit::MemoryCounterStore>(), policy::CounterFailureMode::Local, 1000ms);
@@ -307,7 +307,9 @@ TEST(Metrics, ResilientStoreStateAndTransitionsAreReadAtScrape) {
   EXPECT_EQ(value_of(text, "floodgate_counter_store_state", {{"state", "local-fallback"}}), 1);
   EXPECT_EQ(value_of(text, "floodgate_counter_store_transitions_total"), store->transitions());
   EXPECT_EQ(value_of(text, "floodgate_redis_request_duration_seconds_count"), 1)
-      << "only the call made while the store said redis";
+      << "one call reached Redis; the second was answered locally with the circuit open";
+  EXPECT_EQ(value_of(text, "floodgate_redis_errors_total", {{"kind", "timeout"}}), 1)
+      << "the Redis failure is counted although the fallback answered the message";
   // A second scrape does not add the same transitions again.
   EXPECT_EQ(value_of(metrics.serialize(), "floodgate_counter_store_transitions_total"), store->transitions());
 }
