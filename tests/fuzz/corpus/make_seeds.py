@@ -10,6 +10,12 @@ body; a message's own top-level boundary is renamed to the fuzz target's.
 message_session/: NUL-separated fields (client address, client name,
 auth_authen, sender, then recipient / header name / header value triples,
 the body last), as message_session_fuzz.cpp splits them.
+config_loader/: YAML files as they are: the shipped config, the benchmark's,
+the YAML of tests/unit/config and a few hostile ones (see CONFIG_SEEDS).
+header_address/: four selector bytes then NUL-separated fields (client
+address, client name, SASL user, sender, header name and value, macro name
+and value, Content-Type, Content-Disposition, source spec words), as
+header_address_fuzz.cpp reads them (see HEADER_ADDRESS_SEEDS).
 """
 import pathlib
 import re
@@ -92,6 +98,76 @@ def session_seed(headers, body):
     return b"\0".join(fields + [body.replace(b"\0", b"")])
 
 
+ROOT = HERE.parent.parent.parent
+CONFIG_TEST = ROOT / "tests" / "unit" / "config" / "config_loader_test.cpp"
+
+# Hostile YAML beside the real files: what a broken editor, a paste or a
+# careless template can produce.
+CONFIG_SEEDS = {
+    "anchors-aliases": b"identities:\n  client: &c {parts: [client_address]}\n  again: *c\n"
+                       b"rules:\n  - &r {name: r, signal: messages, identity: client, window: 10m,"
+                       b" threshold: 5, score: 10}\n  - *r\n",
+    "deep-nesting": b"redis: " + b"[" * 200 + b"]" * 200 + b"\n",
+    "two-documents": b"log: {level: info}\n---\nlog: {level: debug}\n",
+    "tags-and-merge": b"redis: !!map {<<: {url: redis://r}, pool_size: !!int 4}\n"
+                      b"milter: {socket: !custom inet:1@h}\n",
+    "numbers-at-the-edges": b"redis:\n  pool_size: 99999999999999999999\n  connect_timeout: -1ms\n"
+                            b"  command_timeout: 18446744073709551616s\nrules:\n"
+                            b"  - {name: r, signal: messages, threshold: 1e400, score: -0, window: 0x10m}\n",
+    "bad-utf8-and-controls": b"milter:\n  socket: \"unix:/s\\x00\\u2028\"\nlog: {level: \xff\xfe}\n\t\x01:\n",
+}
+
+
+def config_seeds():
+    """The raw strings and table rows of the config loader tests, and the two real files."""
+    seeds = {"shipped-floodgate": (ROOT / "conf" / "floodgate.yaml").read_bytes(),
+             "bench": (ROOT / "tests" / "bench" / "bench.yaml").read_bytes()}
+    test = CONFIG_TEST.read_text()
+    for i, text in enumerate(re.findall(r'R"\((.*?)\)"', test, re.S)):
+        seeds["unit-raw-%d" % i] = text.encode()
+    # Rows of the error table: {"Name", "yaml", line, "key", "message"}.
+    for name, text in re.findall(r'\{"(\w+)", ((?:"(?:[^"\\]|\\.)*"\s*)+),', test):
+        literal = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', text))
+        seeds["unit-" + name] = literal.encode().decode("unicode_escape").encode("latin-1")
+    seeds.update({"hostile-" + k: v for k, v in CONFIG_SEEDS.items()})
+    # Found by config_loader_fuzz: yaml-cpp 0.7's LoadAll never returned on it
+    # (jbeder/yaml-cpp#1040); the smoke test times out if that comes back.
+    seeds["regression-yaml-cpp-1040-stray-comma"] = b",quarantineA\n  spool_directnry: spool\n"
+    return seeds
+
+
+def header_address_seed(selector, fields):
+    return bytes(selector) + b"\0".join(fields)
+
+
+# name: ((part mask, IPv4 prefix, IPv6 prefix, log cap), fields)
+HEADER_ADDRESS_SEEDS = {
+    "web-form-ipv4": ((0b11111111, 24, 64, 255), [
+        b"192.0.2.7", b"Mail.Example.NET", b" Bob ", b"Web@Example.COM",
+        b"X-PHP-Originating-Script", b" 12:contact.php ", b"daemon_name", b"smtpd",
+        b'text/plain; charset="UTF-8"', b"attachment; filename=a.pdf",
+        b"client=10.1.2.3", b"header:X-PHP-Originating-Script=12:contact.php"]),
+    "ipv6-network": ((0b01000011, 16, 48, 40), [
+        b"2001:DB8::1", b"unknown", b"", b"<>", b"x-mailer", b"PHPMailer",
+        b"auth_authen", b"alice", b"multipart/mixed;\r\n boundary=\"=_x;y\"; charset=",
+        b"  Attachment ;", b"network=2001:db8::/64", b"sasl=Alice", b"macro:{auth_authen}=x"]),
+    "v4-mapped": ((0b00000011, 0, 128, 16), [
+        b"::ffff:10.0.0.1", b"host", b"u", b"a@b", b"h", b"v", b"m", b"v",
+        b"TEXT/HTML ; CHARSET=ISO-8859-1", b"inline", b"client_address=::ffff:10.0.0.1",
+        b"sender=<Someone@Example.org>", b"sender_domain=Example.org", b"client_name=MX.example"]),
+    "canonical-texts": ((0b00110000, 32, 0, 8), [
+        b"client_address=10.1.2.3 header:x-php-originating-script=12:contact.php",
+        b"client_network=10.1.2.0/24 sasl_user=bob", b"sender=a%20b@x", b"header:a%3Db=%25",
+        b"macro:i=Q%0D%0A", b"sender=lower%2a", b"", b"", b";;;", b"",
+        b"header:X=", b"sender=<>", b"client_name=unknown", b"client=10.0.0.1", b"client=10.0.0.2"]),
+    "hostile-bytes": ((0b11111111, 33, 200, 0), [
+        b"10.0.0.1\r\nfake=1", b"\x1b[31mred", b"\xc3\xa9\xff", b'a"b\\c@D\x7f',
+        b"X-\x80", b"%%%===   ", b"{weird}", b"\t", b"multipart/; boundary=" + b"b" * 250
+        + b"; charset=" + b"c" * 50, b";attachment",
+        b"header:=x", b"macro:{}=y", b"network=10.0.0.1", b"client=999.1.1.1", b"=", b"x"]),
+}
+
+
 def main():
     out_content = HERE / "content_fingerprint"
     out_session = HERE / "message_session"
@@ -108,6 +184,14 @@ def main():
         headers = [(b"Content-Type", b" multipart/mixed; boundary=b" if kind == MIXED_B else b" text/plain"),
                    (b"Subject", b" =?utf-8?b?w6k=?= \x1b[31m\r\n\tfolded")]
         (out_session / ("malformed-" + name + ".seed")).write_bytes(session_seed(headers, body))
+    for folder, seeds in ((HERE / "config_loader", config_seeds()),
+                          (HERE / "header_address",
+                           {name: header_address_seed(*seed) for name, seed in HEADER_ADDRESS_SEEDS.items()})):
+        folder.mkdir(exist_ok=True)
+        for old in folder.glob("*.seed"):
+            old.unlink()
+        for name, data in seeds.items():
+            (folder / (name + ".seed")).write_bytes(data)
 
 
 if __name__ == "__main__":
