@@ -30,6 +30,11 @@ PACKAGES=(
 # A Node.js from elsewhere (NodeSource) brings its own npm, which Debian's
 # npm package would conflict with.
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
+# clang for the libFuzzer targets (contrib/run-sanitizer-tests.sh builds them
+# in build-fuzz): libFuzzer and clang's ASan/UBSan runtimes (libclang_rt.*)
+# are in libclang-rt-14-dev, only a Recommends of clang, which
+# --no-install-recommends would skip.
+PACKAGES+=(clang libclang-rt-14-dev)
 
 missing_packages() {
   local package
