@@ -62,7 +62,9 @@ asan_step() {
 
 # Threaded code only: a TSan build runs 5-15x slower, and single-threaded
 # parsers and scoring gain nothing from it (ASan/UBSan cover them).
-readonly TSAN_TESTS='Worker|Containment|Incident|Activity|RunChild|Notifier|FreezeCache|Resilient|RedisCounterStore|RedisFreezeStore|SessionTest|postfix\.(containment|incident|two_daemons|top|same_content)|ctl\.'
+# The postfix.* ones run daemons with many concurrent milter sessions, the
+# worker, the metrics endpoint, reloads and draining shutdowns.
+readonly TSAN_TESTS='Worker|Containment|Incident|Activity|RunChild|Notifier|FreezeCache|Resilient|RedisCounterStore|RedisFreezeStore|SessionTest|Metrics|ConfigReload|postfix\.(containment|incident|two_daemons|top|same_content|reload|shutdown|metrics|redis_killed|sentinel)|ctl\.'
 readonly TSAN_TARGETS=(
   unit_milter unit_ratelimit unit_config unit_policy
   unit_containment_incident unit_containment_notify unit_containment_activity
