@@ -95,16 +95,26 @@ struct StepFlags {
 
 constexpr StepFlags flags_of(Step step) {
   switch (step) {
-    case Step::Connect: return {SMFIP_NOCONNECT, SMFIP_NR_CONN};
-    case Step::Helo: return {SMFIP_NOHELO, SMFIP_NR_HELO};
-    case Step::Mail: return {SMFIP_NOMAIL, SMFIP_NR_MAIL};
-    case Step::Rcpt: return {SMFIP_NORCPT, SMFIP_NR_RCPT};
-    case Step::Data: return {SMFIP_NODATA, SMFIP_NR_DATA};
-    case Step::Header: return {SMFIP_NOHDRS, SMFIP_NR_HDR};
-    case Step::Eoh: return {SMFIP_NOEOH, SMFIP_NR_EOH};
-    case Step::Body: return {SMFIP_NOBODY, SMFIP_NR_BODY};
-    case Step::Unknown: return {SMFIP_NOUNKNOWN, SMFIP_NR_UNKN};
-    case Step::Eom: return {0, 0};  // always sent, always answered
+    case Step::Connect:
+      return {SMFIP_NOCONNECT, SMFIP_NR_CONN};
+    case Step::Helo:
+      return {SMFIP_NOHELO, SMFIP_NR_HELO};
+    case Step::Mail:
+      return {SMFIP_NOMAIL, SMFIP_NR_MAIL};
+    case Step::Rcpt:
+      return {SMFIP_NORCPT, SMFIP_NR_RCPT};
+    case Step::Data:
+      return {SMFIP_NODATA, SMFIP_NR_DATA};
+    case Step::Header:
+      return {SMFIP_NOHDRS, SMFIP_NR_HDR};
+    case Step::Eoh:
+      return {SMFIP_NOEOH, SMFIP_NR_EOH};
+    case Step::Body:
+      return {SMFIP_NOBODY, SMFIP_NR_BODY};
+    case Step::Unknown:
+      return {SMFIP_NOUNKNOWN, SMFIP_NR_UNKN};
+    case Step::Eom:
+      return {0, 0};  // always sent, always answered
   }
   return {0, 0};
 }
@@ -113,14 +123,22 @@ constexpr StepFlags flags_of(Step step) {
 constexpr int k_macro_class_count = 7;
 constexpr int macro_class_of(char command) {
   switch (command) {
-    case SMFIC_CONNECT: return 0;
-    case SMFIC_HELO: return 1;
-    case SMFIC_MAIL: return 2;
-    case SMFIC_RCPT: return 3;
-    case SMFIC_DATA: return 4;
-    case SMFIC_BODYEOB: return 5;
-    case SMFIC_EOH: return 6;
-    default: return -1;
+    case SMFIC_CONNECT:
+      return 0;
+    case SMFIC_HELO:
+      return 1;
+    case SMFIC_MAIL:
+      return 2;
+    case SMFIC_RCPT:
+      return 3;
+    case SMFIC_DATA:
+      return 4;
+    case SMFIC_BODYEOB:
+      return 5;
+    case SMFIC_EOH:
+      return 6;
+    default:
+      return -1;
   }
 }
 
@@ -213,8 +231,8 @@ struct Negotiated {
 // offered (Postfix treats anything else as a configuration error).
 std::optional<Negotiated> parse_optneg(const Packet& packet, std::string* error) {
   if (packet.command != SMFIC_OPTNEG || packet.data.size() < 12) {
-    *error = "negotiation: want an OPTNEG reply of 12+ bytes, got '" + std::string(1, packet.command) + "' of " +
-             std::to_string(packet.data.size());
+    *error = "negotiation: want an OPTNEG reply of 12+ bytes, got '" + std::string(1, packet.command) +
+             "' of " + std::to_string(packet.data.size());
     return std::nullopt;
   }
   Negotiated result;
@@ -289,21 +307,36 @@ std::string header_packet(std::string_view name, std::string_view raw_value, boo
 
 // What one reply packet means to the MTA.
 enum class ReplyKind {
-  Continue, Accept, Reject, Tempfail, Discard, Skip,  // final for the step
-  Progress,                                           // keep waiting
-  Modification, Quarantine,                           // only at end-of-message, then keep waiting
-  ConnectionFailure, Shutdown, Unknown
+  Continue,
+  Accept,
+  Reject,
+  Tempfail,
+  Discard,
+  Skip,      // final for the step
+  Progress,  // keep waiting
+  Modification,
+  Quarantine,  // only at end-of-message, then keep waiting
+  ConnectionFailure,
+  Shutdown,
+  Unknown
 };
 
 ReplyKind classify_reply(const Packet& packet) {
   switch (packet.command) {
-    case SMFIR_CONTINUE: return ReplyKind::Continue;
-    case SMFIR_ACCEPT: return ReplyKind::Accept;
-    case SMFIR_REJECT: return ReplyKind::Reject;
-    case SMFIR_TEMPFAIL: return ReplyKind::Tempfail;
-    case SMFIR_DISCARD: return ReplyKind::Discard;
-    case SMFIR_SKIP: return ReplyKind::Skip;
-    case SMFIR_PROGRESS: return ReplyKind::Progress;
+    case SMFIR_CONTINUE:
+      return ReplyKind::Continue;
+    case SMFIR_ACCEPT:
+      return ReplyKind::Accept;
+    case SMFIR_REJECT:
+      return ReplyKind::Reject;
+    case SMFIR_TEMPFAIL:
+      return ReplyKind::Tempfail;
+    case SMFIR_DISCARD:
+      return ReplyKind::Discard;
+    case SMFIR_SKIP:
+      return ReplyKind::Skip;
+    case SMFIR_PROGRESS:
+      return ReplyKind::Progress;
     case SMFIR_REPLYCODE:
       // "4xx ..." is a tempfail and "5xx ..." a reject, as Postfix maps it.
       if (!packet.data.empty() && packet.data[0] == '4') return ReplyKind::Tempfail;
@@ -316,17 +349,23 @@ ReplyKind classify_reply(const Packet& packet) {
     case SMFIR_ADDRCPT_PAR:
     case SMFIR_DELRCPT:
     case SMFIR_CHGFROM:
-    case SMFIR_REPLBODY: return ReplyKind::Modification;
-    case SMFIR_QUARANTINE: return ReplyKind::Quarantine;
-    case SMFIR_CONN_FAIL: return ReplyKind::ConnectionFailure;
-    case SMFIR_SHUTDOWN: return ReplyKind::Shutdown;
-    default: return ReplyKind::Unknown;
+    case SMFIR_REPLBODY:
+      return ReplyKind::Modification;
+    case SMFIR_QUARANTINE:
+      return ReplyKind::Quarantine;
+    case SMFIR_CONN_FAIL:
+      return ReplyKind::ConnectionFailure;
+    case SMFIR_SHUTDOWN:
+      return ReplyKind::Shutdown;
+    default:
+      return ReplyKind::Unknown;
   }
 }
 
 // Verdicts counted per message.
 enum class Verdict { Accept, Tempfail, Reject, Discard, Quarantine };
-constexpr std::array<const char*, 5> k_verdict_names = {"accept", "tempfail", "reject", "discard", "quarantine"};
+constexpr std::array<const char*, 5> k_verdict_names = {"accept", "tempfail", "reject", "discard",
+                                                        "quarantine"};
 
 // ---------------------------------------------------------------- messages
 
@@ -347,7 +386,8 @@ std::string address_of(std::string_view value) {
   std::istringstream words{std::string(value)};
   for (std::string word; words >> word;) {
     if (word.find('@') != std::string::npos) {
-      word.erase(std::remove_if(word.begin(), word.end(), [](char c) { return c == '"' || c == ',' || c == '(' || c == ')'; }),
+      word.erase(std::remove_if(word.begin(), word.end(),
+                                [](char c) { return c == '"' || c == ',' || c == '(' || c == ')'; }),
                  word.end());
       return word;
     }
@@ -458,10 +498,10 @@ std::vector<Message> load_corpus(const std::filesystem::path& dir, std::size_t s
 // ---------------------------------------------------------------- envelopes
 
 const std::array<const char*, 12> k_recipient_domains = {
-    "gmail.com",   "yahoo.com",     "outlook.com", "hotmail.com", "gmx.de",        "web.de",
-    "orange.fr",   "libero.it",     "mail.ru",     "icloud.com",  "example.org",   "example.net"};
+    "gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "gmx.de",      "web.de",
+    "orange.fr", "libero.it", "mail.ru",     "icloud.com",  "example.org", "example.net"};
 const std::array<const char*, 10> k_local_parts = {"alice", "bob",   "carol", "dave", "erin",
-                                                    "frank", "grace", "heidi", "ivan", "judy"};
+                                                   "frank", "grace", "heidi", "ivan", "judy"};
 
 struct Client {
   std::string address;  // 10.x.y.z: inside the outbound client networks of the shipped policy
@@ -492,7 +532,8 @@ std::vector<std::string> recipients_for(std::uint64_t message_index, int count) 
   for (int r = 0; r < count; ++r) {
     const std::uint64_t k = message_index * 7 + static_cast<std::uint64_t>(r) * 13;
     out.push_back(std::string(k_local_parts[k % k_local_parts.size()]) + std::to_string(k % 997) + "@" +
-                  k_recipient_domains[(message_index + static_cast<std::uint64_t>(r) * 5) % k_recipient_domains.size()]);
+                  k_recipient_domains[(message_index + static_cast<std::uint64_t>(r) * 5) %
+                                      k_recipient_domains.size()]);
   }
   return out;
 }
@@ -593,11 +634,13 @@ class MilterConnection {
     if (spec.unix_socket) {
       sockaddr_un address{};
       address.sun_family = AF_UNIX;
-      if (spec.path.size() >= sizeof(address.sun_path)) fail(ConversationError::Connection, "socket path too long");
+      if (spec.path.size() >= sizeof(address.sun_path))
+        fail(ConversationError::Connection, "socket path too long");
       std::memcpy(address.sun_path, spec.path.c_str(), spec.path.size() + 1);
       m_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
       if (m_fd < 0 || ::connect(m_fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-        fail(ConversationError::Connection, std::string("connect ") + spec.path + ": " + std::strerror(errno));
+        fail(ConversationError::Connection,
+             std::string("connect ") + spec.path + ": " + std::strerror(errno));
       }
     } else {
       addrinfo hints{};
@@ -610,7 +653,8 @@ class MilterConnection {
       const int rc = m_fd < 0 ? -1 : ::connect(m_fd, found->ai_addr, found->ai_addrlen);
       const int saved = errno;
       ::freeaddrinfo(found);
-      if (rc != 0) fail(ConversationError::Connection, "connect " + m_options.socket_text + ": " + std::strerror(saved));
+      if (rc != 0)
+        fail(ConversationError::Connection, "connect " + m_options.socket_text + ": " + std::strerror(saved));
       if (m_options.nodelay) {
         const int one = 1;
         ::setsockopt(m_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -618,7 +662,8 @@ class MilterConnection {
     }
     timeval timeout{};
     timeout.tv_sec = static_cast<time_t>(m_options.timeout_seconds);
-    timeout.tv_usec = static_cast<suseconds_t>((m_options.timeout_seconds - static_cast<double>(timeout.tv_sec)) * 1e6);
+    timeout.tv_usec =
+        static_cast<suseconds_t>((m_options.timeout_seconds - static_cast<double>(timeout.tv_sec)) * 1e6);
     ::setsockopt(m_fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     ::setsockopt(m_fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
   }
@@ -631,7 +676,8 @@ class MilterConnection {
       const ssize_t n = ::send(m_fd, packet.data() + sent, packet.size() - sent, MSG_NOSIGNAL);
       if (n <= 0) {
         if (n < 0 && errno == EINTR) continue;
-        fail(ConversationError::Connection, std::string("write: ") + (n < 0 ? std::strerror(errno) : "closed"));
+        fail(ConversationError::Connection,
+             std::string("write: ") + (n < 0 ? std::strerror(errno) : "closed"));
       }
       sent += static_cast<std::size_t>(n);
     }
@@ -646,10 +692,10 @@ class MilterConnection {
       const ssize_t n = ::recv(m_fd, buffer, sizeof(buffer), 0);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
-        fail(ConversationError::Connection,
-             n == 0 ? "filter closed the connection"
-                    : (errno == EAGAIN || errno == EWOULDBLOCK) ? "timed out waiting for a reply"
-                                                                : std::string("read: ") + std::strerror(errno));
+        fail(ConversationError::Connection, n == 0 ? "filter closed the connection"
+                                            : (errno == EAGAIN || errno == EWOULDBLOCK)
+                                                ? "timed out waiting for a reply"
+                                                : std::string("read: ") + std::strerror(errno));
       }
       m_reader.append(std::string_view(buffer, static_cast<std::size_t>(n)));
     }
@@ -680,19 +726,22 @@ StepResult await_reply(MilterConnection& connection, Step step, const Negotiated
     const Packet packet = connection.receive();
     const ReplyKind kind = classify_reply(packet);
     switch (kind) {
-      case ReplyKind::Progress: continue;
+      case ReplyKind::Progress:
+        continue;
       case ReplyKind::Modification:
       case ReplyKind::Quarantine:
         if (step != Step::Eom) {
-          MilterConnection::fail(ConversationError::Protocol,
-                                 "modification '" + std::string(1, packet.command) + "' before end-of-message");
+          MilterConnection::fail(
+              ConversationError::Protocol,
+              "modification '" + std::string(1, packet.command) + "' before end-of-message");
         }
         if (kind == ReplyKind::Quarantine) result.quarantined = true;
         ++result.modifications;
         continue;
       case ReplyKind::Skip:
         if (step != Step::Body || (negotiated.protocol & SMFIP_SKIP) == 0) {
-          MilterConnection::fail(ConversationError::Protocol, "SMFIR_SKIP outside the body or not negotiated");
+          MilterConnection::fail(ConversationError::Protocol,
+                                 "SMFIR_SKIP outside the body or not negotiated");
         }
         result.kind = kind;
         return result;
@@ -700,7 +749,9 @@ StepResult await_reply(MilterConnection& connection, Step step, const Negotiated
       case ReplyKind::Accept:
       case ReplyKind::Reject:
       case ReplyKind::Tempfail:
-      case ReplyKind::Discard: result.kind = kind; return result;
+      case ReplyKind::Discard:
+        result.kind = kind;
+        return result;
       case ReplyKind::ConnectionFailure:
       case ReplyKind::Shutdown:
         MilterConnection::fail(ConversationError::Unexpected,
@@ -715,10 +766,14 @@ StepResult await_reply(MilterConnection& connection, Step step, const Negotiated
 Verdict verdict_of(ReplyKind kind, bool quarantined) {
   if (quarantined && (kind == ReplyKind::Accept || kind == ReplyKind::Continue)) return Verdict::Quarantine;
   switch (kind) {
-    case ReplyKind::Reject: return Verdict::Reject;
-    case ReplyKind::Tempfail: return Verdict::Tempfail;
-    case ReplyKind::Discard: return Verdict::Discard;
-    default: return Verdict::Accept;
+    case ReplyKind::Reject:
+      return Verdict::Reject;
+    case ReplyKind::Tempfail:
+      return Verdict::Tempfail;
+    case ReplyKind::Discard:
+      return Verdict::Discard;
+    default:
+      return Verdict::Accept;
   }
 }
 
@@ -739,7 +794,11 @@ struct Schedule {
 class Session {
  public:
   Session(const Options& options, const std::vector<Message>& corpus, Schedule& schedule, int id)
-      : m_options(options), m_corpus(corpus), m_schedule(schedule), m_id(id), m_random(static_cast<unsigned>(id) * 2654435761u) {}
+      : m_options(options),
+        m_corpus(corpus),
+        m_schedule(schedule),
+        m_id(id),
+        m_random(static_cast<unsigned>(id) * 2654435761u) {}
 
   Totals run() {
     std::uint32_t connection_number = 0;
@@ -767,7 +826,8 @@ class Session {
         // The message in flight is lost, as Postfix would apply its default
         // action; the next one starts on a new connection after a short pause
         // so that a dead filter does not spin this thread.
-        std::this_thread::sleep_for(std::chrono::milliseconds(error.kind == ConversationError::Connection ? 50 : 0));
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(error.kind == ConversationError::Connection ? 50 : 0));
         pending = m_schedule.claim();
       }
     }
@@ -777,9 +837,15 @@ class Session {
  private:
   void count(const ConversationError& error) {
     switch (error.kind) {
-      case ConversationError::Connection: ++m_totals.connection_failures; break;
-      case ConversationError::Protocol: ++m_totals.protocol_errors; break;
-      case ConversationError::Unexpected: ++m_totals.unexpected_replies; break;
+      case ConversationError::Connection:
+        ++m_totals.connection_failures;
+        break;
+      case ConversationError::Protocol:
+        ++m_totals.protocol_errors;
+        break;
+      case ConversationError::Unexpected:
+        ++m_totals.unexpected_replies;
+        break;
     }
     if (m_totals.first_error.empty()) m_totals.first_error = error.what;
   }
@@ -804,61 +870,74 @@ class Session {
 
   void greet(MilterConnection& connection, const Negotiated& negotiated, const Client& client) {
     // Postfix's milter_connect_macros, plus the client macros a filter may ask for.
-    const Macros connect_macros = {
-        {"j", "relay.bench.example"},     {"{daemon_name}", "relay.bench.example"},
-        {"{daemon_addr}", "127.0.0.1"},  {"v", "Postfix 3.7.11"},
-        {"_", client.name + " [" + client.address + "]"}, {"{client_addr}", client.address},
-        {"{client_name}", client.name},  {"{client_ptr}", client.name},
-        {"{client_port}", std::to_string(client.port)}, {"{if_name}", "relay.bench.example"},
-        {"{if_addr}", "127.0.0.1"}};
+    const Macros connect_macros = {{"j", "relay.bench.example"},
+                                   {"{daemon_name}", "relay.bench.example"},
+                                   {"{daemon_addr}", "127.0.0.1"},
+                                   {"v", "Postfix 3.7.11"},
+                                   {"_", client.name + " [" + client.address + "]"},
+                                   {"{client_addr}", client.address},
+                                   {"{client_name}", client.name},
+                                   {"{client_ptr}", client.name},
+                                   {"{client_port}", std::to_string(client.port)},
+                                   {"{if_name}", "relay.bench.example"},
+                                   {"{if_addr}", "127.0.0.1"}};
     // Postfix gives the filter "[addr]" for a client without a name (Sendmail's form).
     const std::string connect_name = client.name == "unknown" ? "[" + client.address + "]" : client.name;
     StepResult result = step(connection, negotiated, Step::Connect, SMFIC_CONNECT, connect_macros,
                              connect_packet(connect_name, client.address, client.port));
     if (result.kind != ReplyKind::Continue) {
-      MilterConnection::fail(ConversationError::Unexpected, "filter refused or accepted the connection at CONNECT");
+      MilterConnection::fail(ConversationError::Unexpected,
+                             "filter refused or accepted the connection at CONNECT");
     }
     // No TLS: the HELO macros ({tls_version}, {cipher}, ...) have no values, so none go.
     result = step(connection, negotiated, Step::Helo, SMFIC_HELO, {}, argv_packet(SMFIC_HELO, {client.helo}));
     if (result.kind != ReplyKind::Continue) {
-      MilterConnection::fail(ConversationError::Unexpected, "filter refused or accepted the connection at HELO");
+      MilterConnection::fail(ConversationError::Unexpected,
+                             "filter refused or accepted the connection at HELO");
     }
   }
 
   void run_message(MilterConnection& connection, const Negotiated& negotiated, const Client& client,
                    const Message& message, std::uint64_t index) {
-    const std::string sender = message.sender.empty() ? "sender" + std::to_string(index % 500) + "@bench.example"
-                                                      : message.sender;
+    const std::string sender =
+        message.sender.empty() ? "sender" + std::to_string(index % 500) + "@bench.example" : message.sender;
     const auto recipients = recipients_for(index, m_options.recipients);
     char queue_id[24];
     std::snprintf(queue_id, sizeof(queue_id), "%03X%08llX", static_cast<unsigned>(m_id) & 0xfff,
                   static_cast<unsigned long long>(index));
     const auto started = std::chrono::steady_clock::now();
     auto finish = [&](ReplyKind kind, bool quarantined) {
-      const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
-      m_totals.latencies_us.push_back(static_cast<std::uint32_t>(std::min<long long>(elapsed.count(), UINT32_MAX)));
+      const auto elapsed =
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+      m_totals.latencies_us.push_back(
+          static_cast<std::uint32_t>(std::min<long long>(elapsed.count(), UINT32_MAX)));
       ++m_totals.verdicts[static_cast<std::size_t>(verdict_of(kind, quarantined))];
       // smtpd's mail_reset ends every transaction with an abort to the filter.
       connection.send(frame(SMFIC_ABORT, {}));
     };
 
-    Macros mail_macros = {{"{mail_addr}", sender}, {"{mail_host}", domain_of(sender)}, {"{mail_mailer}", "smtp"}};
+    Macros mail_macros = {
+        {"{mail_addr}", sender}, {"{mail_host}", domain_of(sender)}, {"{mail_mailer}", "smtp"}};
     if (!client.sasl_user.empty()) {
-      mail_macros.insert(mail_macros.begin(), {{"{auth_type}", "PLAIN"}, {"{auth_authen}", client.sasl_user}});
+      mail_macros.insert(mail_macros.begin(),
+                         {{"{auth_type}", "PLAIN"}, {"{auth_authen}", client.sasl_user}});
     }
-    StepResult result = step(connection, negotiated, Step::Mail, SMFIC_MAIL, mail_macros,
-                             argv_packet(SMFIC_MAIL, {"<" + sender + ">", "SIZE=" + std::to_string(message.size)}));
+    StepResult result =
+        step(connection, negotiated, Step::Mail, SMFIC_MAIL, mail_macros,
+             argv_packet(SMFIC_MAIL, {"<" + sender + ">", "SIZE=" + std::to_string(message.size)}));
     if (result.kind != ReplyKind::Continue) return finish(result.kind, false);
 
     int accepted_recipients = 0;
     for (std::size_t r = 0; r < recipients.size(); ++r) {
       // The queue file (and so "i") exists once the first recipient was accepted.
-      Macros rcpt_macros = {{"{rcpt_addr}", recipients[r]}, {"{rcpt_host}", domain_of(recipients[r])},
+      Macros rcpt_macros = {{"{rcpt_addr}", recipients[r]},
+                            {"{rcpt_host}", domain_of(recipients[r])},
                             {"{rcpt_mailer}", "smtp"}};
       if (r > 0) rcpt_macros.insert(rcpt_macros.begin(), {"i", queue_id});
       result = step(connection, negotiated, Step::Rcpt, SMFIC_RCPT, rcpt_macros,
                     argv_packet(SMFIC_RCPT, {"<" + recipients[r] + ">"}));
-      if (result.kind == ReplyKind::Accept || result.kind == ReplyKind::Discard) return finish(result.kind, false);
+      if (result.kind == ReplyKind::Accept || result.kind == ReplyKind::Discard)
+        return finish(result.kind, false);
       if (result.kind == ReplyKind::Continue) ++accepted_recipients;
     }
     if (accepted_recipients == 0) return finish(ReplyKind::Reject, false);
@@ -869,7 +948,8 @@ class Session {
 
     const bool keep_space = (negotiated.protocol & SMFIP_HDR_LEADSPC) != 0;
     for (const auto& [name, value] : message.headers) {
-      result = step(connection, negotiated, Step::Header, SMFIC_HEADER, {}, header_packet(name, value, keep_space));
+      result = step(connection, negotiated, Step::Header, SMFIC_HEADER, {},
+                    header_packet(name, value, keep_space));
       if (result.kind != ReplyKind::Continue) return finish(result.kind, false);
     }
     result = step(connection, negotiated, Step::Eoh, SMFIC_EOH, queue_id_macro, frame(SMFIC_EOH, {}));
@@ -947,23 +1027,26 @@ void print_text(const nlohmann::json& r) {
   const auto& l = r["latency_us"];
   const auto& v = r["verdicts"];
   const auto& e = r["errors"];
-  std::printf("%s: %llu messages in %.2f s, %.1f msg/s, concurrency %d\n", r["socket"].get<std::string>().c_str(),
+  std::printf("%s: %llu messages in %.2f s, %.1f msg/s, concurrency %d\n",
+              r["socket"].get<std::string>().c_str(),
               static_cast<unsigned long long>(r["messages"].get<std::uint64_t>()), r["seconds"].get<double>(),
               r["messages_per_second"].get<double>(), r["concurrency"].get<int>());
-  std::printf("latency MAIL..end-of-message reply (us): p50 %u  p90 %u  p99 %u  max %u\n", l["p50"].get<unsigned>(),
-              l["p90"].get<unsigned>(), l["p99"].get<unsigned>(), l["max"].get<unsigned>());
+  std::printf("latency MAIL..end-of-message reply (us): p50 %u  p90 %u  p99 %u  max %u\n",
+              l["p50"].get<unsigned>(), l["p90"].get<unsigned>(), l["p99"].get<unsigned>(),
+              l["max"].get<unsigned>());
   std::printf("verdicts: accept %llu  tempfail %llu  reject %llu  discard %llu  quarantine %llu\n",
               static_cast<unsigned long long>(v["accept"].get<std::uint64_t>()),
               static_cast<unsigned long long>(v["tempfail"].get<std::uint64_t>()),
               static_cast<unsigned long long>(v["reject"].get<std::uint64_t>()),
               static_cast<unsigned long long>(v["discard"].get<std::uint64_t>()),
               static_cast<unsigned long long>(v["quarantine"].get<std::uint64_t>()));
-  std::printf("errors: %llu (connection %llu, protocol %llu, unexpected reply %llu)%s%s\n",
-              static_cast<unsigned long long>(e["total"].get<std::uint64_t>()),
-              static_cast<unsigned long long>(e["connection_failures"].get<std::uint64_t>()),
-              static_cast<unsigned long long>(e["protocol_errors"].get<std::uint64_t>()),
-              static_cast<unsigned long long>(e["unexpected_replies"].get<std::uint64_t>()),
-              e["first"].get<std::string>().empty() ? "" : "; first: ", e["first"].get<std::string>().c_str());
+  std::printf(
+      "errors: %llu (connection %llu, protocol %llu, unexpected reply %llu)%s%s\n",
+      static_cast<unsigned long long>(e["total"].get<std::uint64_t>()),
+      static_cast<unsigned long long>(e["connection_failures"].get<std::uint64_t>()),
+      static_cast<unsigned long long>(e["protocol_errors"].get<std::uint64_t>()),
+      static_cast<unsigned long long>(e["unexpected_replies"].get<std::uint64_t>()),
+      e["first"].get<std::string>().empty() ? "" : "; first: ", e["first"].get<std::string>().c_str());
 }
 
 }  // namespace milter_load
@@ -974,7 +1057,8 @@ namespace {
 
 constexpr const char* k_usage =
     "usage: milter_load --socket inet:PORT@HOST|unix:/path --corpus DIR\n"
-    "         [--concurrency C (1)] [--messages-per-session M (10)] [--messages N (1000 without --duration)]\n"
+    "         [--concurrency C (1)] [--messages-per-session M (10)] [--messages N (1000 without "
+    "--duration)]\n"
     "         [--duration S] [--size BYTES (5120; 0: as they are)] [--recipients R (3)]\n"
     "         [--clients K (1000)] [--auth-share F (0.2)] [--nodelay] [--timeout S (30)] [--json]\n";
 
@@ -1057,7 +1141,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (corpus.empty()) {
-    std::fprintf(stderr, "milter_load: no usable message in %s (*.json with \"text\", *.eml)\n", options.corpus.c_str());
+    std::fprintf(stderr, "milter_load: no usable message in %s (*.json with \"text\", *.eml)\n",
+                 options.corpus.c_str());
     return 2;
   }
   Schedule schedule;

@@ -80,19 +80,19 @@ TEST(MilterLoadNegotiation, OffersWhatPostfix37Offers) {
 
 TEST(MilterLoadNegotiation, SkippedStepsAreNotSentAndNoReplyStepsNotAwaited) {
   // floodgate's conversation: no EOH, no UNKNOWN; replies only at DATA and EOM.
-  const Negotiated n = negotiated_with(SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_RCPT_REJ | SMFIP_HDR_LEADSPC |
-                                       SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT |
-                                       SMFIP_NR_HDR | SMFIP_NR_BODY);
+  const Negotiated n =
+      negotiated_with(SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_RCPT_REJ | SMFIP_HDR_LEADSPC | SMFIP_NR_CONN |
+                      SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY);
   struct Case {
     Step step;
     bool sent;
     bool awaited;
   };
-  for (const Case& c : {Case{Step::Connect, true, false}, Case{Step::Helo, true, false},
-                        Case{Step::Mail, true, false}, Case{Step::Rcpt, true, false},
-                        Case{Step::Data, true, true}, Case{Step::Header, true, false},
-                        Case{Step::Eoh, false, false}, Case{Step::Body, true, false},
-                        Case{Step::Unknown, false, false}, Case{Step::Eom, true, true}}) {
+  for (const Case& c :
+       {Case{Step::Connect, true, false}, Case{Step::Helo, true, false}, Case{Step::Mail, true, false},
+        Case{Step::Rcpt, true, false}, Case{Step::Data, true, true}, Case{Step::Header, true, false},
+        Case{Step::Eoh, false, false}, Case{Step::Body, true, false}, Case{Step::Unknown, false, false},
+        Case{Step::Eom, true, true}}) {
     EXPECT_EQ(n.sends(c.step), c.sent) << "step " << static_cast<int>(c.step);
     EXPECT_EQ(n.awaits_reply(c.step), c.awaited) << "step " << static_cast<int>(c.step);
   }
@@ -133,7 +133,9 @@ TEST(MilterLoadMacros, PacketNamesItsCommandAndSkipsEmptyAndUnwantedMacros) {
   Negotiated n = negotiated_with(0);
   const Packet packet = only_packet(macro_packet(SMFIC_DATA, {{"i", "4F1A2"}, {"{empty}", ""}}, n));
   EXPECT_EQ(packet.command, SMFIC_MACRO);
-  EXPECT_EQ(packet.data, std::string("Ti\0" "4F1A2\0", 9));
+  EXPECT_EQ(packet.data, std::string("Ti\0"
+                                     "4F1A2\0",
+                                     9));
   EXPECT_EQ(macro_packet(SMFIC_HELO, {{"{tls_version}", ""}}, n), "") << "no empty macro packet";
   n.macro_lists[4] = std::vector<std::string>{"{other}"};  // SMFIM_DATA
   EXPECT_EQ(macro_packet(SMFIC_DATA, {{"i", "4F1A2"}}, n), "");
@@ -142,7 +144,10 @@ TEST(MilterLoadMacros, PacketNamesItsCommandAndSkipsEmptyAndUnwantedMacros) {
 TEST(MilterLoadPackets, ConnectCarriesNameFamilyPortAndAddress) {
   const Packet packet = only_packet(connect_packet("mx.example", "10.0.0.7", 2525));
   EXPECT_EQ(packet.command, SMFIC_CONNECT);
-  EXPECT_EQ(packet.data, std::string("mx.example\0" "4", 12) + bytes({0x09, 0xDD}) + std::string("10.0.0.7\0", 9));
+  EXPECT_EQ(packet.data, std::string("mx.example\0"
+                                     "4",
+                                     12) +
+                             bytes({0x09, 0xDD}) + std::string("10.0.0.7\0", 9));
 }
 
 TEST(MilterLoadPackets, HeaderValueLosesOneLeadingSpaceUnlessFilterKeepsIt) {
