@@ -20,6 +20,10 @@
 //                         usec_per_call of evalsha over this run)
 //   redis_cpu_us          redis-server's whole CPU (INFO cpu, user+sys) per
 //                         call: the script plus reading and answering
+//   <command>_us, _n      of evalsha_us, the time in each command the script
+//                         calls (HINCRBY, HGETALL, HDEL, PEXPIRE, PFADD,
+//                         PFCOUNT), and how many of each one call runs; the
+//                         rest of evalsha_us is Lua itself
 //   requests              counters in one call
 // Shapes: all_identities=0 is the message as smtp-source sends it (a client
 // in 10/8, no SASL: the identity `client` only); 1 adds a SASL login and an
@@ -151,11 +155,13 @@ double redis_cpu_seconds() {
   return std::strtod(fields["used_cpu_user"].c_str(), nullptr) + std::strtod(fields["used_cpu_sys"].c_str(), nullptr);
 }
 
-// "calls=12,usec=345,usec_per_call=28.75,..." -> calls and usec.
-std::pair<double, double> evalsha_calls_usec() {
-  const auto fields = info_fields("commandstats");
-  const auto found = fields.find("cmdstat_evalsha");
-  if (found == fields.end()) return {0, 0};
+// "cmdstat_evalsha:calls=12,usec=345,usec_per_call=28.75,..." -> calls and
+// usec. Commands the script runs through redis.call() are counted too, under
+// their own names.
+std::pair<double, double> command_calls_usec(const std::map<std::string, std::string>& commandstats,
+                                             const std::string& command) {
+  const auto found = commandstats.find("cmdstat_" + command);
+  if (found == commandstats.end()) return {0, 0};
   double calls = 0, usec = 0;
   std::istringstream parts(found->second);
   for (std::string part; std::getline(parts, part, ',');) {
@@ -166,6 +172,9 @@ std::pair<double, double> evalsha_calls_usec() {
   }
   return {calls, usec};
 }
+
+// The commands the counter script calls.
+constexpr const char* k_script_commands[] = {"hincrby", "hgetall", "hdel", "pexpire", "pfadd", "pfcount"};
 
 // `shape`: an index into World::plans, or -1 for the benchmark's argument.
 void apply_script(benchmark::State& state, int shape) {
@@ -194,11 +203,19 @@ void apply_script(benchmark::State& state, int shape) {
   state.counters["failures"] = Counter(static_cast<double>(failures));
   state.SetItemsProcessed(state.iterations());
   if (state.thread_index() == 0) {
-    const auto [calls, usec] = evalsha_calls_usec();
+    const auto commandstats = info_fields("commandstats");
+    const auto [calls, usec] = command_calls_usec(commandstats, "evalsha");
     const double cpu_us = (redis_cpu_seconds() - cpu_before) * 1e6;
     if (calls > 0) {
       state.counters["evalsha_us"] = usec / calls;
       state.counters["redis_cpu_us"] = cpu_us / calls;
+      // Where the script's time goes: µs per apply() in each command, and
+      // how many of them one apply() runs.
+      for (const char* command : k_script_commands) {
+        const auto [inner_calls, inner_usec] = command_calls_usec(commandstats, command);
+        state.counters[std::string(command) + "_us"] = inner_usec / calls;
+        state.counters[std::string(command) + "_n"] = inner_calls / calls;
+      }
     }
     state.counters["requests"] = static_cast<double>(plans.front().size());
   }

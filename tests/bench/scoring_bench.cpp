@@ -222,10 +222,8 @@ std::string client_address(std::uint64_t n) {
 // What libmilter's callbacks do for one message (on_envfrom .. on_eom):
 // sender and macros at MAIL FROM, recipients, headers, body, the queue id
 // and SASL login again at end-of-message, then decide().
-Decision run_message(const ConnectionInfo& connection,
-                     const std::vector<std::pair<std::string, std::string>>& headers, std::uint64_t n,
-                     bool all_identities, CounterStore& store, TimePoint now) {
-  MessageSession session(g_world.config, connection, g_world.spill_directory);
+void feed_message(MessageSession& session, const std::vector<std::pair<std::string, std::string>>& headers,
+                  std::uint64_t n, bool all_identities) {
   session.set_sender("<newsletter@example.net>");
   session.set_macro("i", "4F2A11C0421");
   // One SASL login per client: a shared one would be one user sending
@@ -238,7 +236,16 @@ Decision run_message(const ConnectionInfo& connection,
   for (const auto& [name, value] : headers) session.add_header(name, value);
   const std::string_view body = g_world.message.body;
   for (std::size_t at = 0; at < body.size(); at += k_chunk) session.add_body_chunk(body.substr(at, k_chunk));
+  // on_eom asks for the queue id and the SASL login again.
   session.set_macro("i", "4F2A11C0421");
+  if (all_identities) session.set_macro("auth_authen", g_sasl_users[n % k_clients]);
+}
+
+Decision run_message(const ConnectionInfo& connection,
+                     const std::vector<std::pair<std::string, std::string>>& headers, std::uint64_t n,
+                     bool all_identities, CounterStore& store, TimePoint now) {
+  MessageSession session(g_world.config, connection, g_world.spill_directory);
+  feed_message(session, headers, n, all_identities);
   return session.decide(store, now);
 }
 
@@ -315,6 +322,38 @@ void session_zero_store(benchmark::State& state) {
   }
   meter.report(state);
   state.SetItemsProcessed(state.iterations());
+}
+
+// decide() alone: what the MTA waits for after sending end-of-message
+// (fingerprint finish, plan, the store, scoring). The session is fed with
+// the timer paused; allocations are counted around decide() only.
+void session_decide(benchmark::State& state) {
+  const bool all_identities = state.range(0) != 0;
+  const auto headers = headers_for(all_identities);
+  const auto clients = connections();
+  auto store = std::make_unique<MemoryCounterStore>();
+  TimePoint now = start_time();
+  std::uint64_t n = 0;
+  std::uint64_t allocations = 0;
+  std::uint64_t bytes = 0;
+  std::unique_ptr<MessageSession> session;
+  for (auto _ : state) {
+    state.PauseTiming();
+    if (n % k_messages_per_store == 0) store = std::make_unique<MemoryCounterStore>();
+    session.reset();  // the previous message's destruction is not decide()'s
+    session = std::make_unique<MessageSession>(g_world.config, clients[n % k_clients], g_world.spill_directory);
+    feed_message(*session, headers, n, all_identities);
+    state.ResumeTiming();
+    const std::uint64_t allocations_before = t_allocations;
+    const std::uint64_t bytes_before = t_allocated_bytes;
+    benchmark::DoNotOptimize(session->decide(*store, now));
+    allocations += t_allocations - allocations_before;
+    bytes += t_allocated_bytes - bytes_before;
+    advance(now, ++n);
+  }
+  const double iterations = static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1));
+  state.counters["allocs/msg"] = static_cast<double>(allocations) / iterations;
+  state.counters["alloc_bytes/msg"] = static_cast<double>(bytes) / iterations;
 }
 
 // The verdict's log line (milter_callbacks.cpp writes one per message).
@@ -496,6 +535,7 @@ int main(int argc, char** argv) {
   using benchmark::kNanosecond;
   benchmark::RegisterBenchmark("session/message/memory_store", session_memory_store)->Apply(shapes)->Unit(kMicrosecond);
   benchmark::RegisterBenchmark("session/message/zero_store", session_zero_store)->Apply(shapes)->Unit(kMicrosecond);
+  benchmark::RegisterBenchmark("session/decide/memory_store", session_decide)->Apply(shapes)->Unit(kMicrosecond);
   benchmark::RegisterBenchmark("session/log_line", session_log_line)->Apply(shapes)->Unit(kMicrosecond);
   benchmark::RegisterBenchmark("fingerprint/message", fingerprint_message)->Unit(kMicrosecond);
   benchmark::RegisterBenchmark("policy/classify", policy_classify)->Apply(shapes)->Unit(kNanosecond);
