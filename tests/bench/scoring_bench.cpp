@@ -3,7 +3,13 @@
 // shipped policy (conf/floodgate.yaml through the config loader) and the
 // in-process counter store. Run by hand, not by ctest; see README.md.
 //
-//   scoring_bench [benchmark flags] [--message FILE.eml] [--config FILE]
+//   scoring_bench [benchmark flags] [--message FILE.eml] [--config FILE] [--corpus-json DIR]
+//
+// --message: the sample message (default tests/unit/content/data/
+// spam-2-00565-alternative-qp.eml, 7.4 KB: a 6.3 KB quoted-printable
+// multipart/alternative body). --corpus-json: the SpamAssassin corpus as
+// tests/unit/content/fetch_corpus.sh fetches it (DEST/package/data); its
+// 4-6 KiB messages are fed in turn by session/corpus_4_to_6_KiB.
 //
 // Benchmarks:
 //   session/*    a MessageSession fed as milter_callbacks.cpp feeds it
@@ -43,6 +49,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "milter/session.hpp"
 #include "policy/config_loader.hpp"
@@ -194,6 +202,22 @@ std::string read_file(const std::filesystem::path& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// Every *.json under `dir` whose "text" holds a raw message of 4 to 6 KiB
+// (the SpamAssassin corpus as tests/unit/content/fetch_corpus.sh fetches it).
+void load_corpus_json(const std::filesystem::path& dir, std::vector<Message>& messages) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file() && entry.path().extension() == ".json") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& file : files) {
+    const auto json = nlohmann::json::parse(read_file(file), nullptr, /*allow_exceptions=*/false);
+    if (json.is_discarded() || !json.is_object() || !json.contains("text") || !json["text"].is_string()) continue;
+    Message message = split_message(json["text"].get<std::string>());
+    if (message.raw_bytes >= 4 * 1024 && message.raw_bytes <= 6 * 1024) messages.push_back(std::move(message));
+  }
+}
+
 // Set up once in main(), read by every benchmark.
 struct World {
   std::shared_ptr<const Config> config;
@@ -208,8 +232,9 @@ std::vector<std::string> g_sasl_users;  // one per client
 
 // The message with the variable parts of its shape: an X-PHP-Originating-Script
 // header (one of the headers of interest) for "all identities".
-std::vector<std::pair<std::string, std::string>> headers_for(bool all_identities) {
-  auto headers = g_world.message.headers;
+std::vector<std::pair<std::string, std::string>> headers_for(bool all_identities,
+                                                             const Message& message = g_world.message) {
+  auto headers = message.headers;
   if (all_identities) headers.emplace_back("X-PHP-Originating-Script", " 33:contact.php");
   return headers;
 }
@@ -223,6 +248,7 @@ std::string client_address(std::uint64_t n) {
 // sender and macros at MAIL FROM, recipients, headers, body, the queue id
 // and SASL login again at end-of-message, then decide().
 void feed_message(MessageSession& session, const std::vector<std::pair<std::string, std::string>>& headers,
+                  std::string_view body,
                   std::uint64_t n, bool all_identities) {
   session.set_sender("<newsletter@example.net>");
   session.set_macro("i", "4F2A11C0421");
@@ -234,7 +260,6 @@ void feed_message(MessageSession& session, const std::vector<std::pair<std::stri
   // so that the harness's own strings are not counted as the session's.
   for (const std::string& recipient : g_recipients[n % k_messages_per_store]) session.add_recipient(recipient, false);
   for (const auto& [name, value] : headers) session.add_header(name, value);
-  const std::string_view body = g_world.message.body;
   for (std::size_t at = 0; at < body.size(); at += k_chunk) session.add_body_chunk(body.substr(at, k_chunk));
   // on_eom asks for the queue id and the SASL login again.
   session.set_macro("i", "4F2A11C0421");
@@ -245,7 +270,7 @@ Decision run_message(const ConnectionInfo& connection,
                      const std::vector<std::pair<std::string, std::string>>& headers, std::uint64_t n,
                      bool all_identities, CounterStore& store, TimePoint now) {
   MessageSession session(g_world.config, connection, g_world.spill_directory);
-  feed_message(session, headers, n, all_identities);
+  feed_message(session, headers, g_world.message.body, n, all_identities);
   return session.decide(store, now);
 }
 
@@ -324,6 +349,44 @@ void session_zero_store(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// The SpamAssassin corpus's 4-6 KiB messages in turn (--corpus-json), each
+// message its own content as in real traffic: the average message, where
+// session/message is one message's cost.
+std::vector<Message> g_corpus;
+
+void session_corpus(benchmark::State& state) {
+  const bool all_identities = state.range(0) != 0;
+  std::vector<std::vector<std::pair<std::string, std::string>>> headers;
+  std::size_t bytes = 0;
+  for (const Message& message : g_corpus) {
+    headers.push_back(headers_for(all_identities, message));
+    bytes += message.raw_bytes;
+  }
+  const auto clients = connections();
+  auto store = std::make_unique<MemoryCounterStore>();
+  TimePoint now = start_time();
+  std::uint64_t n = 0;
+  std::uint64_t not_accepted = 0;
+  const AllocationMeter meter;
+  for (auto _ : state) {
+    if (n % k_messages_per_store == 0) {
+      state.PauseTiming();
+      store = std::make_unique<MemoryCounterStore>();
+      state.ResumeTiming();
+    }
+    const std::size_t m = n % g_corpus.size();
+    MessageSession session(g_world.config, clients[n % k_clients], g_world.spill_directory);
+    feed_message(session, headers[m], g_corpus[m].body, n, all_identities);
+    if (session.decide(*store, now).action != floodgate::policy::Action::Accept) ++not_accepted;
+    advance(now, ++n);
+  }
+  meter.report(state);
+  state.counters["not_accepted"] = static_cast<double>(not_accepted);
+  state.counters["messages"] = static_cast<double>(g_corpus.size());
+  state.counters["avg_bytes"] = static_cast<double>(bytes) / static_cast<double>(g_corpus.size());
+  state.SetItemsProcessed(state.iterations());
+}
+
 // decide() alone: what the MTA waits for after sending end-of-message
 // (fingerprint finish, plan, the store, scoring). The session is fed with
 // the timer paused; allocations are counted around decide() only.
@@ -342,7 +405,7 @@ void session_decide(benchmark::State& state) {
     if (n % k_messages_per_store == 0) store = std::make_unique<MemoryCounterStore>();
     session.reset();  // the previous message's destruction is not decide()'s
     session = std::make_unique<MessageSession>(g_world.config, clients[n % k_clients], g_world.spill_directory);
-    feed_message(*session, headers, n, all_identities);
+    feed_message(*session, headers, g_world.message.body, n, all_identities);
     state.ResumeTiming();
     const std::uint64_t allocations_before = t_allocations;
     const std::uint64_t bytes_before = t_allocated_bytes;
@@ -501,13 +564,15 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);  // takes its --benchmark_* flags out
   std::string message_file = FLOODGATE_SOURCE_DIR "/tests/unit/content/data/spam-2-00565-alternative-qp.eml";
   std::string config_file = FLOODGATE_SOURCE_DIR "/conf/floodgate.yaml";
+  std::string corpus_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
-    if ((arg == "--message" || arg == "--config") && i + 1 < argc) {
-      (arg == "--message" ? message_file : config_file) = argv[++i];
+    if ((arg == "--message" || arg == "--config" || arg == "--corpus-json") && i + 1 < argc) {
+      (arg == "--message" ? message_file : arg == "--config" ? config_file : corpus_dir) = argv[++i];
     } else {
       std::cerr << "scoring_bench: unknown argument " << arg
-                << "\nusage: scoring_bench [--benchmark_...] [--message FILE.eml] [--config FILE]\n";
+                << "\nusage: scoring_bench [--benchmark_...] [--message FILE.eml] [--config FILE] "
+                   "[--corpus-json DIR]\n";
       return 2;
     }
   }
@@ -516,6 +581,10 @@ int main(int argc, char** argv) {
     g_world.config = floodgate::policy::load_config_file(config_file);
     g_world.message = split_message(read_file(message_file));
     g_world.message.file = std::filesystem::path(message_file).filename();
+    if (!corpus_dir.empty()) {
+      load_corpus_json(corpus_dir, g_corpus);
+      if (g_corpus.empty()) throw std::runtime_error("no message of 4 to 6 KiB under " + corpus_dir);
+    }
     if (::mkdtemp(spill_template) == nullptr) throw std::runtime_error("mkdtemp failed");
     g_world.spill_directory = spill_template;
   } catch (const std::exception& error) {
@@ -535,6 +604,11 @@ int main(int argc, char** argv) {
   using benchmark::kNanosecond;
   benchmark::RegisterBenchmark("session/message/memory_store", session_memory_store)->Apply(shapes)->Unit(kMicrosecond);
   benchmark::RegisterBenchmark("session/message/zero_store", session_zero_store)->Apply(shapes)->Unit(kMicrosecond);
+  if (!g_corpus.empty()) {
+    benchmark::RegisterBenchmark("session/corpus_4_to_6_KiB/memory_store", session_corpus)
+        ->Apply(shapes)
+        ->Unit(kMicrosecond);
+  }
   benchmark::RegisterBenchmark("session/decide/memory_store", session_decide)->Apply(shapes)->Unit(kMicrosecond);
   benchmark::RegisterBenchmark("session/log_line", session_log_line)->Apply(shapes)->Unit(kMicrosecond);
   benchmark::RegisterBenchmark("fingerprint/message", fingerprint_message)->Unit(kMicrosecond);
