@@ -1,0 +1,3 @@
+"""Comparison peers for the benchmarks: other filters run privately, each with the
+same small interface (start, stop, milter_spec, postfix_spec, pids, log_path).
+See rspamd.py."""
