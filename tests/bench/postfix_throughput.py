@@ -143,6 +143,19 @@ def add_listener(world, name: str, milters: str) -> int:
     return len(world.postfix.listeners) - 1
 
 
+def proxy_workers(rspamd) -> int:
+    """rspamd's proxy processes, by the title rspamd gives them ("rspamd: rspamd_proxy
+    process ...")."""
+    count = 0
+    for pid in rspamd.pids():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                count += b"rspamd_proxy" in f.read()
+        except OSError:
+            pass
+    return count
+
+
 def postconf(world, name: str) -> str:
     return harness.run(["/usr/sbin/postconf", "-c", world.postfix.config_dir, "-h", name]).stdout.strip()
 
@@ -223,7 +236,7 @@ def main():
             phases["rspamd"] = (add_listener(world, "smtpd-rspamd", rspamd.postfix_spec), rspamd_phase)
         print(f"floodgate {args.binary}\nno-op     {args.noop_binary}\nconfig    {args.config}\n"
               + (f"rspamd    {rspamd_peer.k_rspamd_bin} ({rspamd.config_path}), "
-                 f"modules enabled: ratelimit, proxy workers {len(rspamd_phase.pids_at_start) - 2}\n"
+                 f"modules enabled: ratelimit, proxy workers {proxy_workers(rspamd)}\n"
                  if rspamd else "")
               + f"workload  {args.messages} msgs x {args.recipients} rcpts x {args.length} B, "
               f"{args.sessions} sessions, milters over {args.transport}, {args.rounds} rounds, "
