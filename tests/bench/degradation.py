@@ -123,7 +123,8 @@ def percentile(ordered: list[float], fraction: float) -> float:
 
 class Load:
     """C threads, each sending one message per SMTP session until stopped. Every
-    result is (phase, start offset in the phase, latency seconds, reply code)."""
+    result is (phase it ended in, start offset from that phase's start, latency
+    seconds, reply code)."""
 
     def __init__(self, port: int, sessions: int, recipients: int, length: int):
         self.port = port
@@ -158,8 +159,6 @@ class Load:
         n = index
         while not self.stop.is_set():
             n += len(self.threads)
-            with self.lock:
-                phase, phase_start = self.phase, self.phase_start
             t0 = time.monotonic()
             code = 0
             try:
@@ -184,8 +183,10 @@ class Load:
             except (OSError, smtplib.SMTPException):
                 code = -1
             latency = time.monotonic() - t0
+            # A message belongs to the phase in which it ended: one in flight when
+            # Redis was paused is the first to wait on it.
             with self.lock:
-                self.results.append((phase, t0 - phase_start, latency, code))
+                self.results.append((self.phase, t0 - self.phase_start, latency, code))
 
     def finish(self):
         self.stop.set()
@@ -418,17 +419,23 @@ def main():
             details.append(f"{name}: verdicts by counter store {counters_used(log_text[start:end])}")
             slow = slow_decisions(log_text[start:end], phase_start_wall[name], command_timeout * 1000 / 2)
             if slow:
+                # The burst when Redis stops answering, then (the circuit open) only the
+                # probes, one per retry_interval: listed one by one.
+                burst_end = slow[0][0] + 1.0
+                burst = [ms for s, ms in slow if s < burst_end]
+                later = [(s, ms) for s, ms in slow if s >= burst_end]
                 details.append(f"{name}: {len(slow)} decisions over {command_timeout * 500:.0f} ms "
-                               f"(half redis.command_timeout), started at "
-                               + ", ".join(f"{s:.2f} s ({ms:.0f} ms)" for s, ms in slow[:12])
-                               + (" ..." if len(slow) > 12 else ""))
+                               f"(half redis.command_timeout): {len(burst)} starting within 1 s of "
+                               f"{slow[0][0]:.2f} s into the phase (max {max(burst):.0f} ms)"
+                               + ("; then at " + ", ".join(f"{s:.2f} s ({ms:.0f} ms)" for s, ms in later[:20])
+                                  + (" ..." if len(later) > 20 else "") if later else "; none later"))
             if load:
                 client_slow = sorted((r[1], r[2]) for r in rows if r[2] > command_timeout)
                 if client_slow:
                     details.append(f"{name}: {len(client_slow)} messages over {command_timeout * 1000:.0f} ms "
-                                   "at the client, started at "
-                                   + ", ".join(f"{s:.2f} s ({l * 1000:.0f} ms)" for s, l in client_slow[:12])
-                                   + (" ..." if len(client_slow) > 12 else ""))
+                                   "at the client, started at (s into the phase) "
+                                   + ", ".join(f"{s:.2f} ({l * 1000:.0f} ms)" for s, l in client_slow[:30])
+                                   + (" ..." if len(client_slow) > 30 else ""))
             if not ok or top >= min(world_command_timeout, k_postfix_default_command_timeout):
                 failed = True
         print()
