@@ -370,15 +370,19 @@ class Loader : public detail::YamlReader {
     if (const Entry* e = fields->find("release_target")) {
       if (auto v = non_empty_string(*e)) {
         const auto colon = v->rfind(':');
-        const auto port = colon == std::string::npos ? std::nullopt
-                                                     : detail::parse_integer<std::uint16_t>(v->substr(colon + 1));
+        // value_or(0), not the optional itself: g++ 12 at -O1 (the sanitizer
+        // builds) warns that a disengaged optional's value may be read.
+        const std::uint16_t port =
+            colon == std::string::npos
+                ? 0
+                : detail::parse_integer<std::uint16_t>(v->substr(colon + 1)).value_or(std::uint16_t{0});
         std::string host = colon == std::string::npos ? std::string() : v->substr(0, colon);
         if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-        if (host.empty() || !port || *port == 0) {
+        if (host.empty() || port == 0) {
           report(*e, "expected HOST:PORT such as 127.0.0.1:10026, got " + in_quotes(*v));
         } else {
           quarantine.release_host = host;
-          quarantine.release_port = *port;
+          quarantine.release_port = port;
         }
       }
     }
