@@ -2,6 +2,7 @@
 // its comments promise, defaults fill what a file leaves out, and every kind
 // of mistake is reported once, with the file, line and key an admin needs.
 #include "policy/config_loader.hpp"
+#include "tests/unit/config/config_issues.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -23,16 +24,6 @@ using ::testing::Not;
 using ::testing::SizeIs;
 
 const std::string k_shipped_config = std::string(FLOODGATE_SOURCE_DIR) + "/conf/floodgate.yaml";
-
-// The issues loading `yaml` reports; empty when it loads.
-std::vector<ConfigIssue> issues_of(std::string_view yaml) {
-  try {
-    load_config_text(yaml, "test.yaml");
-  } catch (const ConfigError& error) {
-    return error.issues();
-  }
-  return {};
-}
 
 // A file under the test's temporary directory holding `text`.
 std::string write_temp_file(const std::string& name, std::string_view text) {

@@ -2,6 +2,7 @@
 // (user, socket access, shutdown bound), log destination and facility, and
 // the metrics endpoint; each mistake reported with its key.
 #include "policy/config_loader.hpp"
+#include "tests/unit/config/config_issues.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -15,15 +16,6 @@ namespace {
 using namespace std::chrono_literals;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-std::vector<ConfigIssue> issues_of(std::string_view yaml) {
-  try {
-    load_config_text(yaml, "test.yaml");
-  } catch (const ConfigError& error) {
-    return error.issues();
-  }
-  return {};
-}
 
 MATCHER_P2(IssueAt, key, message_part, "") {
   return arg.key == key && arg.message.find(message_part) != std::string::npos;
