@@ -16,9 +16,19 @@
 //   - One SMFIC_MACRO packet right before each command, with Postfix's
 //     default macro names; no queue id "i" at MAIL (smtpd opens the queue file
 //     only after the first accepted recipient).
-//   - One write per packet and no TCP_NODELAY (unless --nodelay): a filter
-//     that lets packets pile up without replies meets Nagle + delayed ACK here
-//     as it would behind Postfix.
+//   - Writes as Postfix's VSTREAM does (src/util/vbuf.c, vstream.c): packets
+//     are copied into a write buffer that goes out only when it is full or
+//     right before a read of a reply (milter8 opens the stream
+//     double-buffered: vstream_buf_get_ready flushes the write buffer before
+//     each read). So the packets the filter does not answer (SMFIP_NR_*
+//     steps), the SMFIC_MACRO packets and SMFIC_ABORT share one write with
+//     the next packet that is answered; milter8_event calls this its "special
+//     feature". The buffer is VSTREAM_BUFSIZE (4096) bytes, except on TCP,
+//     where milter8_connect calls vstream_tweak_tcp: with an MSS above a
+//     quarter of the buffer, the buffer becomes 4 x MSS (on Linux loopback,
+//     an MSS of 32741 gives 130964 bytes). --write-per-packet writes every
+//     packet alone instead: a naive MTA, to show the Nagle trap.
+//   - No TCP_NODELAY (unless --nodelay), as Postfix sets none.
 //   - Header values lose one leading space unless SMFIP_HDR_LEADSPC was
 //     negotiated; the body goes with CRLF line ends in chunks of 65535 bytes;
 //     SMFIC_ABORT after each transaction (smtpd's mail_reset), SMFIC_QUIT at
@@ -570,6 +580,56 @@ std::optional<SocketSpec> parse_socket_spec(std::string_view spec) {
   return std::nullopt;
 }
 
+// Postfix's VSTREAM_BUFSIZE.
+constexpr std::size_t k_vstream_buffer_bytes = 4096;
+
+// The size of Postfix's milter write buffer: VSTREAM_BUFSIZE, or on TCP what
+// vstream_tweak_tcp makes of it: 4 x MSS when the MSS is above a quarter of
+// the buffer ("some LINUX loopback TCP stacks report an MSS of 21845 ... Even
+// with a VSTREAM buffer 2x the reported MSS size, performance would suck due
+// to Nagle or delayed ACK delays"). mss 0: not TCP, or the kernel did not say.
+std::size_t postfix_write_buffer_bytes(int mss) {
+  if (mss <= 0 || static_cast<std::size_t>(mss) <= k_vstream_buffer_bytes / 4) return k_vstream_buffer_bytes;
+  return static_cast<std::size_t>(mss) * 4;
+}
+
+// The write side of a VSTREAM, without the socket: bytes are copied into a
+// buffer of fixed capacity; when the buffer is full and more bytes come, the
+// whole buffer goes out as one write first (vbuf_write calls put_ready on a
+// full buffer, vstream_fflush_some writes it all). A packet bigger than the
+// buffer, such as a 65535-byte body chunk over a unix socket, is therefore
+// not written directly: it goes out in capacity-sized writes as the buffer
+// fills, and its tail waits in the buffer for the next flush.
+class StreamWriteBuffer {
+ public:
+  explicit StreamWriteBuffer(std::size_t capacity) : m_capacity(capacity) { m_bytes.reserve(capacity); }
+
+  // `write(std::string_view)` must write everything it is given.
+  template <typename Write>
+  void append(std::string_view bytes, Write&& write) {
+    while (!bytes.empty()) {
+      if (m_bytes.size() == m_capacity) flush(write);
+      const std::size_t n = std::min(bytes.size(), m_capacity - m_bytes.size());
+      m_bytes.append(bytes.substr(0, n));
+      bytes.remove_prefix(n);
+    }
+  }
+
+  template <typename Write>
+  void flush(Write&& write) {
+    if (m_bytes.empty()) return;
+    write(std::string_view(m_bytes));
+    m_bytes.clear();
+  }
+
+  std::size_t capacity() const { return m_capacity; }
+  std::size_t pending() const { return m_bytes.size(); }
+
+ private:
+  std::size_t m_capacity;
+  std::string m_bytes;
+};
+
 struct Options {
   SocketSpec socket;
   std::string socket_text;
@@ -583,20 +643,42 @@ struct Options {
   std::uint32_t clients = 1000;
   double auth_share = 0.2;
   bool nodelay = false;
+  bool write_per_packet = false;  // a naive MTA: one write per packet, no buffer
   bool json = false;
   double timeout_seconds = 30;
 };
 
 // ---------------------------------------------------------------- sessions
 
+// The end-of-message replies that change the message, counted by kind (so a
+// run can tell that a filter really added its headers or quarantined).
+constexpr std::array<char, 9> k_modification_commands = {
+    SMFIR_ADDHEADER, SMFIR_INSHEADER, SMFIR_CHGHEADER, SMFIR_ADDRCPT,   SMFIR_ADDRCPT_PAR,
+    SMFIR_DELRCPT,   SMFIR_CHGFROM,   SMFIR_REPLBODY,  SMFIR_QUARANTINE};
+constexpr std::array<const char*, 9> k_modification_names = {
+    "add_header",  "insert_header", "change_header", "add_rcpt", "add_rcpt_par",
+    "delete_rcpt", "change_from",   "replace_body",  "quarantine"};
+using ModificationCounts = std::array<std::uint64_t, k_modification_commands.size()>;
+
+constexpr std::size_t modification_index(char command) {
+  for (std::size_t i = 0; i < k_modification_commands.size(); ++i) {
+    if (k_modification_commands[i] == command) return i;
+  }
+  return k_modification_commands.size();
+}
+
 struct Totals {
   std::array<std::uint64_t, 5> verdicts{};
   std::uint64_t connection_failures = 0;
   std::uint64_t protocol_errors = 0;
   std::uint64_t unexpected_replies = 0;
-  std::uint64_t modifications = 0;  // add/change header, recipients, ...
-  std::uint64_t skips = 0;          // SMFIR_SKIP during the body
+  std::uint64_t modifications = 0;  // add/change header, recipients, ... and quarantine
+  ModificationCounts modifications_by_kind{};
+  std::uint64_t skips = 0;  // SMFIR_SKIP during the body
   std::uint64_t connections = 0;
+  std::uint64_t writes = 0;            // write system calls to the filter
+  std::uint64_t packets = 0;           // milter packets sent to the filter
+  std::size_t write_buffer_bytes = 0;  // the Postfix-like buffer's size (per connection)
   std::vector<std::uint32_t> latencies_us;
   std::string first_error;
 
@@ -606,8 +688,14 @@ struct Totals {
     protocol_errors += other.protocol_errors;
     unexpected_replies += other.unexpected_replies;
     modifications += other.modifications;
+    for (std::size_t i = 0; i < modifications_by_kind.size(); ++i) {
+      modifications_by_kind[i] += other.modifications_by_kind[i];
+    }
     skips += other.skips;
     connections += other.connections;
+    writes += other.writes;
+    packets += other.packets;
+    write_buffer_bytes = std::max(write_buffer_bytes, other.write_buffer_bytes);
     latencies_us.insert(latencies_us.end(), other.latencies_us.begin(), other.latencies_us.end());
     if (first_error.empty()) first_error = other.first_error;
   }
@@ -622,7 +710,7 @@ struct ConversationError {
 
 class MilterConnection {
  public:
-  MilterConnection(const Options& options) : m_options(options) {}
+  MilterConnection(const Options& options) : m_options(options), m_out(k_vstream_buffer_bytes) {}
   ~MilterConnection() {
     if (m_fd >= 0) ::close(m_fd);
   }
@@ -659,6 +747,11 @@ class MilterConnection {
         const int one = 1;
         ::setsockopt(m_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
       }
+      // vstream_tweak_tcp, right after the connect as in milter8_connect.
+      int mss = 0;
+      socklen_t mss_length = sizeof(mss);
+      if (::getsockopt(m_fd, IPPROTO_TCP, TCP_MAXSEG, &mss, &mss_length) != 0) mss = 0;
+      m_out = StreamWriteBuffer(postfix_write_buffer_bytes(mss));
     }
     timeval timeout{};
     timeout.tv_sec = static_cast<time_t>(m_options.timeout_seconds);
@@ -668,19 +761,23 @@ class MilterConnection {
     ::setsockopt(m_fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
   }
 
-  // One write per packet, as Postfix flushes its stream after each command.
-  void send(const std::string& packet) {
+  // Queues one packet (nothing for an empty one: a macro packet left with
+  // no macro). Postfix-like: into the write buffer, which goes out when full;
+  // --write-per-packet: written at once.
+  void send(std::string_view packet) {
     if (packet.empty()) return;
-    std::size_t sent = 0;
-    while (sent < packet.size()) {
-      const ssize_t n = ::send(m_fd, packet.data() + sent, packet.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) {
-        if (n < 0 && errno == EINTR) continue;
-        fail(ConversationError::Connection,
-             std::string("write: ") + (n < 0 ? std::strerror(errno) : "closed"));
-      }
-      sent += static_cast<std::size_t>(n);
+    ++m_packets;
+    if (m_options.write_per_packet) {
+      write_all(packet);
+    } else {
+      m_out.append(packet, [this](std::string_view bytes) { write_all(bytes); });
     }
+  }
+
+  // Writes what is buffered: before a read, and before closing (SMFIC_QUIT,
+  // as vstream_fclose flushes).
+  void flush() {
+    m_out.flush([this](std::string_view bytes) { write_all(bytes); });
   }
 
   Packet receive() {
@@ -688,6 +785,8 @@ class MilterConnection {
       std::string error;
       if (auto packet = m_reader.next(&error)) return *packet;
       if (!error.empty()) fail(ConversationError::Protocol, error);
+      // Only now, about to block on a read, does the buffer go out.
+      flush();
       char buffer[4096];
       const ssize_t n = ::recv(m_fd, buffer, sizeof(buffer), 0);
       if (n < 0 && errno == EINTR) continue;
@@ -705,10 +804,30 @@ class MilterConnection {
     throw ConversationError{kind, std::move(what)};
   }
 
+  std::uint64_t writes() const { return m_writes; }
+  std::uint64_t packets() const { return m_packets; }
+  std::size_t write_buffer_bytes() const { return m_out.capacity(); }
+
  private:
+  void write_all(std::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::send(m_fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        fail(ConversationError::Connection,
+             std::string("write: ") + (n < 0 ? std::strerror(errno) : "closed"));
+      }
+      ++m_writes;
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+
   const Options& m_options;
   int m_fd = -1;
   PacketReader m_reader;
+  StreamWriteBuffer m_out;
+  std::uint64_t m_writes = 0;
+  std::uint64_t m_packets = 0;
 };
 
 // How a step ended, for the message.
@@ -716,6 +835,7 @@ struct StepResult {
   ReplyKind kind = ReplyKind::Continue;
   bool quarantined = false;
   std::uint32_t modifications = 0;
+  ModificationCounts modifications_by_kind{};
 };
 
 // Waits for the final reply of `step`: progress is skipped, modifications and
@@ -737,6 +857,7 @@ StepResult await_reply(MilterConnection& connection, Step step, const Negotiated
         }
         if (kind == ReplyKind::Quarantine) result.quarantined = true;
         ++result.modifications;
+        ++result.modifications_by_kind.at(modification_index(packet.command));
         continue;
       case ReplyKind::Skip:
         if (step != Step::Body || (negotiated.protocol & SMFIP_SKIP) == 0) {
@@ -820,6 +941,7 @@ class Session {
           index = *pending;
         }
         connection.send(frame(SMFIC_QUIT, {}));
+        connection.flush();
         pending = m_schedule.claim();
       } catch (const ConversationError& error) {
         count(error);
@@ -830,6 +952,9 @@ class Session {
             std::chrono::milliseconds(error.kind == ConversationError::Connection ? 50 : 0));
         pending = m_schedule.claim();
       }
+      m_totals.writes += connection.writes();
+      m_totals.packets += connection.packets();
+      m_totals.write_buffer_bytes = std::max(m_totals.write_buffer_bytes, connection.write_buffer_bytes());
     }
     return std::move(m_totals);
   }
@@ -966,6 +1091,9 @@ class Session {
     }
     result = step(connection, negotiated, Step::Eom, SMFIC_BODYEOB, queue_id_macro, frame(SMFIC_BODYEOB, {}));
     m_totals.modifications += result.modifications;
+    for (std::size_t i = 0; i < result.modifications_by_kind.size(); ++i) {
+      m_totals.modifications_by_kind[i] += result.modifications_by_kind[i];
+    }
     finish(result.kind, result.quarantined);
   }
 
@@ -989,6 +1117,10 @@ nlohmann::json report(const Options& options, Totals& totals, double seconds, st
   std::sort(totals.latencies_us.begin(), totals.latencies_us.end());
   const auto& latencies = totals.latencies_us;
   nlohmann::json verdicts = nlohmann::json::object();
+  nlohmann::json modifications = nlohmann::json::object();
+  for (std::size_t i = 0; i < totals.modifications_by_kind.size(); ++i) {
+    modifications[k_modification_names[i]] = totals.modifications_by_kind[i];
+  }
   std::uint64_t messages = 0;
   for (std::size_t i = 0; i < totals.verdicts.size(); ++i) {
     verdicts[k_verdict_names[i]] = totals.verdicts[i];
@@ -1002,6 +1134,8 @@ nlohmann::json report(const Options& options, Totals& totals, double seconds, st
       {"size", options.size},
       {"corpus_messages", corpus_messages},
       {"nodelay", options.nodelay},
+      {"write_mode", options.write_per_packet ? "per-packet" : "postfix"},
+      {"write_buffer_bytes", options.write_per_packet ? 0 : totals.write_buffer_bytes},
       {"messages", messages},
       {"seconds", seconds},
       {"messages_per_second", seconds > 0 ? static_cast<double>(messages) / seconds : 0.0},
@@ -1012,6 +1146,9 @@ nlohmann::json report(const Options& options, Totals& totals, double seconds, st
         {"max", latencies.empty() ? 0 : latencies.back()}}},
       {"verdicts", verdicts},
       {"modifications", totals.modifications},
+      {"modifications_by_kind", modifications},
+      {"packets_sent", totals.packets},
+      {"writes", totals.writes},
       {"body_skips", totals.skips},
       {"connections", totals.connections},
       {"errors",
@@ -1040,6 +1177,21 @@ void print_text(const nlohmann::json& r) {
               static_cast<unsigned long long>(v["reject"].get<std::uint64_t>()),
               static_cast<unsigned long long>(v["discard"].get<std::uint64_t>()),
               static_cast<unsigned long long>(v["quarantine"].get<std::uint64_t>()));
+  std::printf("modifications: %llu", static_cast<unsigned long long>(r["modifications"].get<std::uint64_t>()));
+  const char* separator = " (";
+  for (const auto& [name, count] : r["modifications_by_kind"].items()) {
+    if (count.get<std::uint64_t>() == 0) continue;
+    std::printf("%s%s %llu", separator, name.c_str(), static_cast<unsigned long long>(count.get<std::uint64_t>()));
+    separator = ", ";
+  }
+  std::printf("%s\n", separator[0] == ',' ? ")" : "");
+  std::printf("writes: %llu for %llu packets (%s%s)\n",
+              static_cast<unsigned long long>(r["writes"].get<std::uint64_t>()),
+              static_cast<unsigned long long>(r["packets_sent"].get<std::uint64_t>()),
+              r["write_mode"].get<std::string>().c_str(),
+              r["write_mode"].get<std::string>() == "postfix"
+                  ? (", buffer " + std::to_string(r["write_buffer_bytes"].get<std::size_t>()) + " bytes").c_str()
+                  : "");
   std::printf(
       "errors: %llu (connection %llu, protocol %llu, unexpected reply %llu)%s%s\n",
       static_cast<unsigned long long>(e["total"].get<std::uint64_t>()),
@@ -1060,7 +1212,10 @@ constexpr const char* k_usage =
     "         [--concurrency C (1)] [--messages-per-session M (10)] [--messages N (1000 without "
     "--duration)]\n"
     "         [--duration S] [--size BYTES (5120; 0: as they are)] [--recipients R (3)]\n"
-    "         [--clients K (1000)] [--auth-share F (0.2)] [--nodelay] [--timeout S (30)] [--json]\n";
+    "         [--clients K (1000)] [--auth-share F (0.2)] [--nodelay] [--write-per-packet]\n"
+    "         [--timeout S (30)] [--json]\n"
+    "  --write-per-packet: one write per packet, not Postfix's buffered writes (a naive MTA;\n"
+    "  shows the Nagle trap)\n";
 
 [[noreturn]] void usage(const std::string& problem) {
   std::fprintf(stderr, "milter_load: %s\n%s", problem.c_str(), k_usage);
@@ -1109,6 +1264,8 @@ milter_load::Options parse_options(int argc, char** argv) {
       options.timeout_seconds = number(i);
     } else if (arg == "--nodelay") {
       options.nodelay = true;
+    } else if (arg == "--write-per-packet") {
+      options.write_per_packet = true;
     } else if (arg == "--json") {
       options.json = true;
     } else if (arg == "--help" || arg == "-h") {

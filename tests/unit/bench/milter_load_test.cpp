@@ -4,6 +4,12 @@
 
 #include <gtest/gtest.h>
 #include <libmilter/mfapi.h>  // SMFIF_* action flags
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
 
 namespace milter_load {
 namespace {
@@ -201,6 +207,187 @@ TEST(MilterLoadSockets, ParsesLibmilterSocketSyntax) {
   EXPECT_EQ(local->path, "/run/f.sock");
   EXPECT_FALSE(parse_socket_spec("tcp:1@h").has_value());
   EXPECT_FALSE(parse_socket_spec("unix:").has_value());
+}
+
+TEST(MilterLoadWrites, BufferGoesOutOnlyWhenFullOrFlushed) {
+  StreamWriteBuffer buffer(4096);
+  std::vector<std::size_t> writes;
+  auto write = [&](std::string_view bytes) { writes.push_back(bytes.size()); };
+  buffer.append(std::string(100, 'a'), write);
+  buffer.append(std::string(3996, 'b'), write);
+  EXPECT_TRUE(writes.empty()) << "an exactly full buffer waits for the next byte, as vbuf_write does";
+  buffer.append("c", write);
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(writes[0], 4096u);
+  EXPECT_EQ(buffer.pending(), 1u);
+  buffer.flush(write);
+  EXPECT_EQ(writes.size(), 2u);
+  EXPECT_EQ(writes[1], 1u);
+  buffer.flush(write);
+  EXPECT_EQ(writes.size(), 2u) << "flushing an empty buffer writes nothing";
+}
+
+TEST(MilterLoadWrites, PacketLargerThanTheBufferGoesOutInBufferSizedWrites) {
+  // A 65535-byte body chunk over a unix socket: the buffer is filled and
+  // written out again and again, the tail stays for the next flush.
+  StreamWriteBuffer buffer(4096);
+  std::vector<std::size_t> writes;
+  auto write = [&](std::string_view bytes) { writes.push_back(bytes.size()); };
+  buffer.append(std::string(100, 'm'), write);
+  buffer.append(frame(SMFIC_BODY, std::string(k_body_chunk_bytes, 'x')), write);
+  const std::size_t total = 100 + 5 + k_body_chunk_bytes;
+  ASSERT_EQ(writes.size(), total / 4096) << "got " << writes.size() << " writes";
+  for (std::size_t size : writes) EXPECT_EQ(size, 4096u);
+  EXPECT_EQ(buffer.pending(), total % 4096);
+}
+
+TEST(MilterLoadWrites, BufferIsVstreamSizeOrFourTimesTheTcpMss) {
+  EXPECT_EQ(postfix_write_buffer_bytes(0), 4096u) << "unix socket";
+  EXPECT_EQ(postfix_write_buffer_bytes(536), 4096u) << "MSS not above a quarter of the buffer";
+  EXPECT_EQ(postfix_write_buffer_bytes(1460), 5840u);
+  EXPECT_EQ(postfix_write_buffer_bytes(32741), 130964u) << "Linux loopback";
+}
+
+// A filter on a unix socket that negotiates floodgate's conversation (replies
+// only at DATA and end-of-message, no EOH) and records, for each read(), the
+// commands of the packets it got. It adds a header and accepts each message.
+class RecordingFilter {
+ public:
+  static constexpr std::uint32_t k_protocol = SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT |
+                                              SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_NOEOH | SMFIP_NOUNKNOWN;
+
+  RecordingFilter() {
+    m_path = std::filesystem::temp_directory_path() /
+             ("milter_load_test." + std::to_string(::getpid()) + "." + std::to_string(s_instances++) + ".sock");
+    std::filesystem::remove(m_path);
+    m_listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, m_path.c_str(), m_path.string().size() + 1);
+    if (::bind(m_listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+        ::listen(m_listener, 1) != 0) {
+      ADD_FAILURE() << "cannot listen on " << m_path << ": " << std::strerror(errno);
+    }
+    m_thread = std::thread([this] { serve(); });
+  }
+  ~RecordingFilter() {
+    if (m_thread.joinable()) m_thread.join();
+    ::close(m_listener);
+    std::filesystem::remove(m_path);
+  }
+
+  std::string socket_spec() const { return "unix:" + m_path.string(); }
+  // Joins the filter's thread (it ends at SMFIC_QUIT or when the peer closes).
+  const std::vector<std::string>& reads() {
+    if (m_thread.joinable()) m_thread.join();
+    return m_reads;
+  }
+  std::size_t packets() {
+    std::size_t n = 0;
+    for (const auto& read : reads()) n += read.size();
+    return n;
+  }
+
+ private:
+  void reply(int fd, char command, std::string_view data) {
+    const std::string packet = frame(command, data);
+    ASSERT_EQ(::send(fd, packet.data(), packet.size(), MSG_NOSIGNAL), static_cast<ssize_t>(packet.size()));
+  }
+
+  void serve() {
+    const int fd = ::accept(m_listener, nullptr, nullptr);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    timeval timeout{10, 0};  // a hung test fails instead of hanging
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    PacketReader reader;
+    for (bool done = false; !done;) {
+      std::string buffer(256 * 1024, '\0');
+      const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+      if (n <= 0) break;
+      reader.append(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+      std::string commands, error;
+      while (auto packet = reader.next(&error)) {
+        commands.push_back(packet->command);
+        if (packet->command == SMFIC_OPTNEG) {
+          std::string data;
+          append_u32(data, 6);
+          append_u32(data, SMFIF_ADDHDRS);
+          append_u32(data, k_protocol);
+          reply(fd, SMFIC_OPTNEG, data);
+        } else if (packet->command == SMFIC_DATA) {
+          reply(fd, SMFIR_CONTINUE, "");
+        } else if (packet->command == SMFIC_BODYEOB) {
+          reply(fd, SMFIR_ADDHEADER, std::string("X-Test\0yes\0", 11));
+          reply(fd, SMFIR_ACCEPT, "");
+        } else if (packet->command == SMFIC_QUIT) {
+          done = true;
+        }
+      }
+      EXPECT_TRUE(error.empty()) << error;
+      m_reads.push_back(commands);
+    }
+    ::close(fd);
+  }
+
+  static inline int s_instances = 0;
+  std::filesystem::path m_path;
+  int m_listener = -1;
+  std::thread m_thread;
+  std::vector<std::string> m_reads;
+};
+
+struct ConversationRecord {
+  Totals totals;
+  std::vector<std::string> reads;  // per read() of the filter: the packets' commands
+  std::size_t filter_packets = 0;
+};
+
+// Two messages on one connection, as milter_load sends them.
+ConversationRecord converse(bool write_per_packet) {
+  RecordingFilter filter;
+  Options options;
+  options.socket_text = filter.socket_spec();
+  options.socket = *parse_socket_spec(options.socket_text);
+  options.messages_per_session = 2;
+  options.recipients = 2;
+  options.timeout_seconds = 10;
+  options.write_per_packet = write_per_packet;
+  const std::vector<Message> corpus = {
+      parse_message("From: a@b.example\nTo: c@d.example\nSubject: hello\n\nline 1\nline 2\n")};
+  Schedule schedule;
+  schedule.limit = 2;
+  Session session(options, corpus, schedule, 0);
+  ConversationRecord record;
+  record.totals = session.run();
+  record.reads = filter.reads();
+  record.filter_packets = filter.packets();
+  return record;
+}
+
+TEST(MilterLoadWrites, UnansweredPacketsRideInTheWriteOfTheNextAnsweredPacket) {
+  const ConversationRecord record = converse(/*write_per_packet=*/false);
+  ASSERT_EQ(record.totals.errors(), 0u) << record.totals.first_error;
+  EXPECT_EQ(record.totals.verdicts[static_cast<std::size_t>(Verdict::Accept)], 2u);
+  EXPECT_EQ(record.totals.modifications_by_kind[modification_index(SMFIR_ADDHEADER)], 2u);
+  // One read per reply the MTA waits for, plus the closing ABORT + QUIT:
+  // OPTNEG | macros CONNECT HELO macros MAIL macros RCPT x2 macros DATA |
+  // HEADER x3 BODY macros EOM | ABORT macros MAIL ... DATA | HEADER x3 ... EOM |
+  // ABORT QUIT.
+  const std::vector<std::string> want = {"O", "DCHDMDRDRDT", "LLLBDE", "ADMDRDRDT", "LLLBDE", "AQ"};
+  EXPECT_EQ(record.reads, want);
+  EXPECT_EQ(record.totals.writes, want.size());
+  EXPECT_EQ(record.totals.packets, record.filter_packets);
+}
+
+TEST(MilterLoadWrites, WritePerPacketWritesEveryPacketAlone) {
+  const ConversationRecord record = converse(/*write_per_packet=*/true);
+  ASSERT_EQ(record.totals.errors(), 0u) << record.totals.first_error;
+  EXPECT_EQ(record.totals.verdicts[static_cast<std::size_t>(Verdict::Accept)], 2u);
+  // The filter may still read several packets at once when it is slower than
+  // the writer, so what is certain is the writer's side: one write each.
+  EXPECT_EQ(record.filter_packets, 35u);
+  EXPECT_EQ(record.totals.packets, record.filter_packets);
+  EXPECT_EQ(record.totals.writes, record.filter_packets);
 }
 
 }  // namespace
