@@ -13,9 +13,11 @@
 
 #include <xxhash.h>
 
-#include <new>
 #include <algorithm>
+#include <array>
 #include <bit>
+#include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -80,23 +82,49 @@ XXH3_state_s* new_state() {
 }
 
 // Where the tokens go: the MinHash sketch, and the exact digest of the
-// token stream (tokens joined by one space).
+// token stream (tokens joined by one space). The stream is gathered in a
+// fixed buffer and hashed a block at a time: XXH3's streaming digest does
+// not depend on how its input is split, and two update calls per token
+// were a visible share of the fingerprint's cost.
 class TokenDigests final : public TokenSink {
  public:
   TokenDigests() : m_state(new_state(), &free_state) {}
 
   void on_token(std::string_view token) override {
-    if (m_sketch.tokens() > 0) XXH3_64bits_update(m_state.get(), " ", 1);
-    XXH3_64bits_update(m_state.get(), token.data(), token.size());
+    if (m_sketch.tokens() > 0) append(" ");
+    append(token);
     m_sketch.add_token(token);
   }
 
   const MinHashSketch& sketch() const { return m_sketch; }
-  std::uint64_t digest() const { return XXH3_64bits_digest(m_state.get()); }
+  // Ends the stream; call once, after the last token.
+  std::uint64_t digest() {
+    flush();
+    return XXH3_64bits_digest(m_state.get());
+  }
 
  private:
+  void append(std::string_view text) {
+    if (text.size() > m_pending.size() - m_pending_size) {
+      flush();
+      if (text.size() > m_pending.size()) {
+        XXH3_64bits_update(m_state.get(), text.data(), text.size());
+        return;
+      }
+    }
+    std::memcpy(m_pending.data() + m_pending_size, text.data(), text.size());
+    m_pending_size += text.size();
+  }
+
+  void flush() {
+    XXH3_64bits_update(m_state.get(), m_pending.data(), m_pending_size);
+    m_pending_size = 0;
+  }
+
   std::unique_ptr<XXH3_state_s, void (*)(XXH3_state_s*)> m_state;
   MinHashSketch m_sketch;
+  std::array<char, 1024> m_pending;
+  std::size_t m_pending_size = 0;
 };
 
 class MinHashFingerprinter final : public ContentFingerprinter {
@@ -105,9 +133,7 @@ class MinHashFingerprinter final : public ContentFingerprinter {
       : m_max_nesting_depth(settings.max_nesting_depth),
         m_max_parts(settings.max_parts),
         m_max_header_bytes(settings.max_header_bytes),
-        m_text(settings.max_text_bytes, m_tokens) {
-    m_line.reserve(k_max_line);
-  }
+        m_text(settings.max_text_bytes, m_tokens) {}
 
   void add_header(std::string_view name, std::string_view value) override {
     if (m_body_started) return;  // too late to change how the body is read
@@ -122,18 +148,34 @@ class MinHashFingerprinter final : public ContentFingerprinter {
     while (!chunk.empty() && !stopped()) {
       const std::size_t newline = chunk.find('\n');
       const std::size_t take = newline == std::string_view::npos ? chunk.size() : newline;
+      if (m_line.empty()) {
+        // Lines that lie whole in the chunk are read where they are; only
+        // a line cut by the end of the chunk is copied, to be completed by
+        // the next one. Pieces fall at the same offsets either way.
+        if (take > k_max_line) {
+          on_line(chunk.substr(0, k_max_line), false);
+          chunk.remove_prefix(k_max_line);
+        } else if (newline == std::string_view::npos) {
+          m_line.assign(chunk);
+          chunk = {};
+        } else {
+          on_line(chunk.substr(0, take), true);
+          chunk.remove_prefix(take + 1);
+        }
+        continue;
+      }
       const std::size_t room = k_max_line - m_line.size();
       if (take > room) {
         m_line.append(chunk.substr(0, room));
         chunk.remove_prefix(room);
-        on_line(false);
+        on_buffered_line(false);
         continue;
       }
       m_line.append(chunk.substr(0, take));
       chunk.remove_prefix(take);
       if (newline != std::string_view::npos) {
         chunk.remove_prefix(1);
-        on_line(true);
+        on_buffered_line(true);
       }
     }
   }
@@ -142,7 +184,7 @@ class MinHashFingerprinter final : public ContentFingerprinter {
     if (!m_finished) {
       start_body();
       // An unterminated last line still counts: "--b--" without CRLF closes.
-      if (!m_line.empty() && !stopped()) on_line(true);
+      if (!m_line.empty() && !stopped()) on_buffered_line(true);
       end_text_part();
       end_attachment();
       m_text.finish();
@@ -187,9 +229,13 @@ class MinHashFingerprinter final : public ContentFingerprinter {
     begin_entity_body(m_message_headers);
   }
 
-  // Called with m_line holding a line (ends_line) or a piece of a long one.
-  void on_line(bool ends_line) {
-    std::string_view line = m_line;
+  void on_buffered_line(bool ends_line) {
+    on_line(m_line, ends_line);
+    m_line.clear();
+  }
+
+  // A line (ends_line) or a piece of a long one.
+  void on_line(std::string_view line, bool ends_line) {
     const bool at_line_start = !m_in_long_line;
     m_in_long_line = !ends_line;
     if (ends_line && !line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -211,7 +257,6 @@ class MinHashFingerprinter final : public ContentFingerprinter {
           break;
       }
     }
-    m_line.clear();
   }
 
   // Handles `line` if it is a delimiter of an open multipart; an outer
@@ -388,7 +433,10 @@ class MinHashFingerprinter final : public ContentFingerprinter {
 
   // Walker state.
   Section m_section = Section::Skip;
-  std::string m_line;  // at most k_max_line bytes
+  // A line cut by the end of a chunk, at most k_max_line bytes. Not
+  // reserved up front: most bodies arrive in one chunk, and a large
+  // allocation per message made glibc consolidate its fast bins each time.
+  std::string m_line;
   bool m_in_long_line = false;
   std::vector<std::string> m_boundaries;  // "--boundary", outermost first
   std::size_t m_parts = 0;

@@ -32,6 +32,10 @@ class Base64Decoder {
   void finish(std::string& out);
 
  private:
+  // Writes the bytes of the quantum held so far at `p`, resets it, and
+  // returns the end of what was written (at most 2 bytes).
+  char* flush(char* p);
+
   std::uint32_t m_bits = 0;
   int m_count = 0;  // sextets held in m_bits, 0..3
 };

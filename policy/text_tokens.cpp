@@ -9,15 +9,26 @@ namespace floodgate::policy {
 
 namespace {
 
-bool is_space(unsigned char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
-}
 bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 bool is_upper(unsigned char c) { return c >= 'A' && c <= 'Z'; }
 bool is_lower(unsigned char c) { return c >= 'a' && c <= 'z'; }
-// Bytes >= 0x80 are parts of UTF-8 (or other 8-bit) letters: no charset is
-// decoded, so they are kept inside words rather than split on.
-bool is_word_byte(unsigned char c) { return is_digit(c) || is_upper(c) || is_lower(c) || c >= 0x80; }
+
+// Byte classes in one table: every byte of the text is classified, so a
+// load beats a chain of comparisons.
+constexpr unsigned char k_space = 1;
+constexpr unsigned char k_word = 2;
+constexpr std::array<unsigned char, 256> k_byte_class = [] {
+  std::array<unsigned char, 256> table{};
+  for (unsigned c = 0; c < 256; ++c) {
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f') table[c] = k_space;
+    // Bytes >= 0x80 are parts of UTF-8 (or other 8-bit) letters: no charset
+    // is decoded, so they are kept inside words rather than split on.
+    if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c >= 0x80) table[c] = k_word;
+  }
+  return table;
+}();
+bool is_space(unsigned char c) { return k_byte_class[c] == k_space; }
+bool is_word_byte(unsigned char c) { return k_byte_class[c] == k_word; }
 bool is_host_byte(unsigned char c) { return is_word_byte(c) || c == '-' || c == '.'; }
 char fold(char c) {
   const auto u = static_cast<unsigned char>(c);
@@ -27,6 +38,11 @@ std::string folded(std::string_view text) {
   std::string out(text);
   std::transform(out.begin(), out.end(), out.begin(), fold);
   return out;
+}
+// The same into a caller's buffer, reused from word to word.
+void fold_into(std::string_view text, std::string& out) {
+  out.resize(text.size());
+  std::transform(text.begin(), text.end(), out.begin(), fold);
 }
 
 // Punctuation that wraps a URL or an address in running text:
@@ -81,6 +97,18 @@ std::string_view url_host(std::string_view url) {
   const std::size_t at = url.substr(0, end_of_authority).rfind('@');
   if (at != std::string_view::npos) url.remove_prefix(at + 1);
   return host_prefix(url);
+}
+
+// False when neither url_host() nor address_domain() can find a host in
+// `word` (wrapping stripped, not folded): no "http", "www." in front and no
+// '@'. Most words are plain words, and this spares folding a copy of each.
+bool could_name_a_host(std::string_view word) {
+  if (word.find('@') != std::string_view::npos) return true;
+  if (word.size() < 4) return false;
+  char prefix[4];
+  std::transform(word.begin(), word.begin() + 4, prefix, fold);
+  const std::string_view start(prefix, 4);
+  return start == "http" || start == "www.";
 }
 
 // The domain of the address `word` (folded, wrapping stripped), or "".
@@ -210,12 +238,15 @@ void TextTokeniser::on_word(std::string_view word) {
     case Salutation::Done:
       break;
   }
-  const std::string lower = folded(strip_wrapping(word));
-  std::string_view host = url_host(lower);
-  if (host.empty()) host = address_domain(lower);
-  if (!host.empty()) {
-    emit(registrable_domain(host));
-    return;
+  const std::string_view stripped = strip_wrapping(word);
+  if (could_name_a_host(stripped)) {
+    fold_into(stripped, m_scratch);
+    std::string_view host = url_host(m_scratch);
+    if (host.empty()) host = address_domain(m_scratch);
+    if (!host.empty()) {
+      emit(registrable_domain(host));
+      return;
+    }
   }
   split_word(word);
 }
@@ -237,7 +268,8 @@ void TextTokeniser::split_word(std::string_view word) {
     } else if (looks_random(token)) {
       emit(k_random_token);
     } else {
-      emit(folded(token));
+      fold_into(token, m_scratch);
+      emit(m_scratch);
     }
   }
 }

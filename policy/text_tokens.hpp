@@ -83,7 +83,8 @@ class TextTokeniser {
   std::size_t m_emitted = 0;
   bool m_full = false;
   bool m_saw_text = false;
-  std::string m_word;  // at most k_max_word bytes
+  std::string m_word;     // at most k_max_word bytes
+  std::string m_scratch;  // a word or token folded to lower case, reused
   bool m_newline_before_word = false;
   bool m_newline_pending = false;
   Salutation m_salutation = Salutation::AtPartStart;
