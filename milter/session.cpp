@@ -30,6 +30,16 @@ std::string_view trim_space(std::string_view text) {
   return text;
 }
 
+// lower_ascii(name) == lowered, without making the lower-case copy.
+bool lowered_equals(std::string_view name, std::string_view lowered) {
+  if (name.size() != lowered.size()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != lowered[i]) return false;
+  }
+  return true;
+}
+
 // "<user@example.com>" -> "user@example.com"; MTAs pass envelope addresses
 // with their angle brackets.
 std::string strip_angle_brackets(std::string_view address) {
@@ -94,23 +104,31 @@ void MessageSession::add_header(std::string_view name, std::string_view value) {
   }
   if (m_copy && !m_body_started) {
     // Header lines as received; a folded value's bare LFs become CRLF like
-    // every other line of the message.
-    std::string line(name);
-    line += ':';
-    for (std::size_t i = 0; i < value.size(); ++i) {
-      if (value[i] == '\n' && (i == 0 || value[i - 1] != '\r')) line += '\r';
-      line += value[i];
+    // every other line of the message. Appended in runs between those LFs,
+    // not assembled in a temporary line first.
+    m_copy->append(name);
+    m_copy->append(":");
+    std::size_t run = 0;
+    for (std::size_t lf = value.find('\n'); lf != std::string_view::npos; lf = value.find('\n', lf + 1)) {
+      if (lf > 0 && value[lf - 1] == '\r') continue;
+      m_copy->append(value.substr(run, lf - run));
+      m_copy->append("\r");
+      run = lf;
     }
-    line += "\r\n";
-    m_copy->append(line);
+    m_copy->append(value.substr(run));
+    m_copy->append("\r\n");
   }
-  const std::string lowered = policy::lower_ascii(name);
-  if (lowered == "subject" && m_subject.empty()) m_subject = bounded(policy::trim_whitespace(value), k_max_header_value_bytes);
+  // Compared without a lower-cased copy of every header name: only the
+  // subject and the headers of interest are kept.
+  if (m_subject.empty() && lowered_equals(name, "subject"))
+    m_subject = bounded(policy::trim_whitespace(value), k_max_header_value_bytes);
   const auto& wanted = m_config->headers_of_interest;
-  if (std::find(wanted.begin(), wanted.end(), lowered) != wanted.end()) {
+  const auto found = std::find_if(wanted.begin(), wanted.end(),
+                                  [&](const std::string& header) { return lowered_equals(name, header); });
+  if (found != wanted.end()) {
     // First occurrence wins: a second copy appended further down cannot
     // replace the value the sending host wrote.
-    m_facts.headers.emplace(lowered, bounded(value, k_max_header_value_bytes));
+    m_facts.headers.try_emplace(*found, bounded(value, k_max_header_value_bytes));
   }
 }
 

@@ -75,8 +75,10 @@ class SessionQuarantineTest : public ::testing::Test {
   }
 
   // A 200-recipient message through a session; returns the final decision.
+  using Headers = std::vector<std::pair<std::string, std::string>>;
   Decision send_bulk(const std::shared_ptr<const policy::Config>& config, quarantine::SpoolStore* spool,
-                     const std::string& body = "Tell a friend!\r\n") {
+                     const std::string& body = "Tell a friend!\r\n",
+                     const Headers& headers = {{"Subject", " Caf\xc3\xa9 offer"}, {"From", " web@example.com"}}) {
     ConnectionInfo connection;
     connection.client_address = "10.1.1.1";
     connection.client_name = "web1.example";
@@ -86,8 +88,7 @@ class SessionQuarantineTest : public ::testing::Test {
     session.set_macro("i", "4QID1");
     session.set_sender("<web@example.com>");
     for (int i = 0; i < 200; ++i) session.add_recipient("<f" + std::to_string(i) + "@example.net>", false);
-    session.add_header("Subject", " Caf\xc3\xa9 offer");
-    session.add_header("From", " web@example.com");
+    for (const auto& [name, value] : headers) session.add_header(name, value);
     session.add_body_chunk(body);
     const Decision decision = session.decide(m_counters, ratelimit::TimePoint(1'800'000'000'000ms));
     return session.quarantine(decision, spool, k_now);
@@ -122,6 +123,28 @@ TEST_F(SessionQuarantineTest, StoresTheMessageAsReceivedThenDiscardsIt) {
   ASSERT_TRUE(spool->read_message(entry.id, message));
   EXPECT_EQ(message.str(), "Subject: Caf\xc3\xa9 offer\r\nFrom: web@example.com\r\n\r\nTell a friend!\r\n");
   EXPECT_EQ(entry.size_bytes, message.str().size());
+}
+
+// The stored copy of folded headers: bare LFs (as libmilter may pass a
+// folded value) become CRLF, CRLFs stay as they are; the subject is the
+// first Subject header whatever the case of its name.
+TEST_F(SessionQuarantineTest, FoldedHeadersAreStoredWithCrlfAndTheFirstSubjectIsKept) {
+  auto spool = open_spool();
+  const Decision decision = send_bulk(config_with("quarantine: {mode: spool}\n"), spool.get(), "Body\r\n",
+                                      {{"SUBJECT", " First\n\tfolded"},
+                                       {"Subject", " Second"},
+                                       {"X-Mixed", " a\n\tb\r\n\tc\n"},
+                                       {"X-Starts-Folded", "\n\tx\r\n\ty"},
+                                       {"X-Empty", ""}});
+  ASSERT_EQ(decision.action, Action::Quarantine);
+  const auto entries = spool->list();
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].subject, "First\n\tfolded");
+  std::ostringstream message;
+  ASSERT_TRUE(spool->read_message(entries[0].id, message));
+  EXPECT_EQ(message.str(),
+            "SUBJECT: First\r\n\tfolded\r\nSubject: Second\r\nX-Mixed: a\r\n\tb\r\n\tc\r\n\r\n"
+            "X-Starts-Folded:\r\n\tx\r\n\ty\r\nX-Empty:\r\n\r\nBody\r\n");
 }
 
 TEST_F(SessionQuarantineTest, MessageOverTheSizeCapIsTempfailedAndNotStored) {
