@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <charconv>
+#include <iterator>
 
 #include "policy/digest.hpp"
 #include "policy/identity.hpp"
@@ -90,18 +92,6 @@ std::string_view counter_name(Signal signal) {
   return "none";
 }
 
-std::string make_key(const Config& config, std::string_view hash_tag, std::string_view what,
-                     std::chrono::seconds window) {
-  std::string key = config.redis.key_prefix;
-  key += ":{";
-  key += hash_tag;
-  key += "}:";
-  key += what;
-  key += ':';
-  key += std::to_string(window.count());
-  return key;
-}
-
 std::vector<std::string> recipient_members(const std::vector<std::string>& recipients) {
   std::vector<std::string> members;
   members.reserve(recipients.size());
@@ -109,13 +99,6 @@ std::vector<std::string> recipient_members(const std::vector<std::string>& recip
   std::sort(members.begin(), members.end());
   members.erase(std::unique(members.begin(), members.end()), members.end());
   return members;
-}
-
-std::size_t add_request(CounterPlan& plan, CounterRequest request) {
-  const auto found = std::find(plan.requests.begin(), plan.requests.end(), request);
-  if (found != plan.requests.end()) return static_cast<std::size_t>(found - plan.requests.begin());
-  plan.requests.push_back(std::move(request));
-  return plan.requests.size() - 1;
 }
 
 // The domain part of each recipient, lower-cased, as digests.
@@ -132,85 +115,186 @@ std::vector<std::string> recipient_domain_members(const std::vector<std::string>
   return members;
 }
 
-// The counter requests a rule needs: none when the rule does not apply,
-// one for a per-source rule, one per content key for a content rule (each
-// LSH band of a near-duplicate fingerprint, or the exact digest).
-std::vector<CounterRequest> requests_for_rule(const Config& config, const Rule& rule, const MessageFacts& facts) {
-  std::optional<SourceIdentity> identity;
-  if (rule.identity) {
-    identity = build_identity(config.identities[*rule.identity], facts);
-    if (!identity) return {};
-  }
-  const std::uint64_t recipient_count = facts.recipients.size();
+// Plans one message's counters. Everything several rules share -- an
+// identity's digest, the recipient members, the content keys -- is made
+// once per message rather than once per rule (or per rule and band), and
+// each key is written straight into one string of its final size.
+class Planner {
+ public:
+  Planner(const Config& config, const MessageFacts& facts, CounterPlan& plan)
+      : m_config(config), m_facts(facts), m_plan(plan), m_identities(config.identities.size()) {}
 
-  CounterRequest request;
-  request.window = rule.window;
-  request.kind = CounterKind::Sum;
-  switch (rule.signal) {
-    case Signal::RecipientsPerMessage:
-      return {};
-    case Signal::Messages:
-    case Signal::Recipients:
-    case Signal::DistinctRecipients:
-    case Signal::RejectedRecipients: {
-      // Identity names are part of the key so that two identities made of
-      // the same parts keep separate counters.
-      const std::string what =
-          std::string(counter_name(rule.signal)) + ":" + config.identities[*rule.identity].name;
-      request.key = make_key(config, "s" + identity->digest, what, rule.window);
-      if (rule.signal == Signal::Messages) request.amount = 1;
-      if (rule.signal == Signal::Recipients) request.amount = recipient_count;
-      if (rule.signal == Signal::RejectedRecipients) request.amount = facts.rejected_recipients.size();
-      if (rule.signal == Signal::DistinctRecipients) {
-        request.kind = CounterKind::Distinct;
-        request.members = recipient_members(facts.recipients);
-      }
-      return {request};
+  RuleInput plan_rule(const Rule& rule) {
+    RuleInput input;
+    if (rule.signal == Signal::RecipientsPerMessage) {
+      input.source = RuleInput::Source::Immediate;
+      input.immediate_value = m_facts.recipients.size();
+      return input;
     }
-    case Signal::ContentCopies:
-    case Signal::ContentRecipients:
-    case Signal::ContentSources:
-    case Signal::ContentRecipientDomains: {
-      if (!facts.fingerprint.present) return {};
-      if (rule.signal == Signal::ContentSources && !identity) return {};  // the loader requires one; stay safe
-      // Near-duplicate: one key per LSH band ("b" marks a band key, so it
-      // never meets an exact digest); exact: the digest.
-      std::vector<std::string> content_keys;
-      if (facts.fingerprint.bands.empty()) {
-        content_keys.push_back(to_hex(facts.fingerprint.digest));
-      } else {
-        for (const std::uint64_t band : facts.fingerprint.bands) content_keys.push_back("b" + to_hex(band));
+    const std::string* identity = nullptr;
+    if (rule.identity) {
+      identity = identity_digest(*rule.identity);
+      if (identity == nullptr) return input;  // a part is missing: the rule is skipped
+    }
+    const std::string* identity_name = rule.identity ? &m_config.identities[*rule.identity].name : nullptr;
+    const std::uint64_t recipient_count = m_facts.recipients.size();
+
+    CounterRequest request;
+    request.window = rule.window;
+    request.kind = CounterKind::Sum;
+    switch (rule.signal) {
+      case Signal::RecipientsPerMessage:
+        return input;
+      case Signal::Messages:
+      case Signal::Recipients:
+      case Signal::DistinctRecipients:
+      case Signal::RejectedRecipients: {
+        if (identity == nullptr) return input;  // the loader requires one; stay safe
+        // Identity names are part of the key so that two identities made of
+        // the same parts keep separate counters.
+        request.key = make_key('s', *identity, counter_name(rule.signal), nullptr, identity_name, rule.window);
+        if (rule.signal == Signal::Messages) request.amount = 1;
+        if (rule.signal == Signal::Recipients) request.amount = recipient_count;
+        if (rule.signal == Signal::RejectedRecipients) request.amount = m_facts.rejected_recipients.size();
+        if (rule.signal == Signal::DistinctRecipients) {
+          request.kind = CounterKind::Distinct;
+          request.members = recipient_members_once();
+        }
+        input.source = RuleInput::Source::Counter;
+        input.counter_index = add_request(std::move(request));
+        return input;
       }
-      std::vector<CounterRequest> requests;
-      for (const auto& content_key : content_keys) {
-        std::string what = std::string(counter_name(rule.signal)) + ":" + content_key;
-        std::string hash_tag = "c" + content_key;
-        CounterRequest band_request = request;
-        if (rule.signal == Signal::ContentSources) {
-          what += ":" + config.identities[*rule.identity].name;
-          band_request.kind = CounterKind::Distinct;
-          band_request.members = {identity->digest};
-        } else {
-          if (identity) {
-            // Per source: keep the key in the source's slot.
-            hash_tag = "s" + identity->digest;
-            what += ":" + config.identities[*rule.identity].name;
-          }
-          if (rule.signal == Signal::ContentRecipientDomains) {
+      case Signal::ContentCopies:
+      case Signal::ContentRecipients:
+      case Signal::ContentSources:
+      case Signal::ContentRecipientDomains: {
+        if (!m_facts.fingerprint.present) return input;
+        if (rule.signal == Signal::ContentSources && identity == nullptr) return input;  // the loader requires one
+        input.source = RuleInput::Source::Counter;
+        input.exact_content = m_facts.fingerprint.bands.empty();
+        const std::vector<std::string>& content_keys = content_keys_once();
+        input.more_counter_indices.reserve(content_keys.size() - 1);
+        for (std::size_t i = 0; i < content_keys.size(); ++i) {
+          const std::string& content_key = content_keys[i];
+          CounterRequest band_request = request;
+          if (rule.signal == Signal::ContentSources) {
+            band_request.key = make_key('c', content_key, counter_name(rule.signal), &content_key, identity_name,
+                                        rule.window);
             band_request.kind = CounterKind::Distinct;
-            band_request.members = recipient_domain_members(facts.recipients);
+            band_request.members = {*identity};
           } else {
-            band_request.amount = rule.signal == Signal::ContentCopies ? 1 : recipient_count;
+            // Per source: keep the key in the source's slot.
+            band_request.key = identity != nullptr
+                                   ? make_key('s', *identity, counter_name(rule.signal), &content_key,
+                                              identity_name, rule.window)
+                                   : make_key('c', content_key, counter_name(rule.signal), &content_key, nullptr,
+                                              rule.window);
+            if (rule.signal == Signal::ContentRecipientDomains) {
+              band_request.kind = CounterKind::Distinct;
+              band_request.members = domain_members_once();
+            } else {
+              band_request.amount = rule.signal == Signal::ContentCopies ? 1 : recipient_count;
+            }
+          }
+          const std::size_t index = add_request(std::move(band_request));
+          if (i == 0) {
+            input.counter_index = index;
+          } else {
+            input.more_counter_indices.push_back(index);
           }
         }
-        band_request.key = make_key(config, hash_tag, what, rule.window);
-        requests.push_back(std::move(band_request));
+        return input;
       }
-      return requests;
     }
+    return input;
   }
-  return {};
-}
+
+ private:
+  // "<prefix>:{<tag kind><tag>}:<counter>[:<content key>][:<identity>]:<window seconds>"
+  std::string make_key(char tag_kind, std::string_view tag, std::string_view counter,
+                       const std::string* content_key, const std::string* identity_name,
+                       std::chrono::seconds window) const {
+    char seconds[24];
+    const auto written = std::to_chars(std::begin(seconds), std::end(seconds), window.count());
+    const std::string_view window_text(seconds, static_cast<std::size_t>(written.ptr - seconds));
+    const std::string& prefix = m_config.redis.key_prefix;
+    std::string key;
+    key.reserve(prefix.size() + 5 + tag.size() + counter.size() + 1 + (content_key ? content_key->size() : 0) + 1 +
+                (identity_name ? identity_name->size() : 0) + 1 + window_text.size());
+    key += prefix;
+    key += ":{";
+    key += tag_kind;
+    key += tag;
+    key += "}:";
+    key += counter;
+    if (content_key != nullptr) {
+      key += ':';
+      key += *content_key;
+    }
+    if (identity_name != nullptr) {
+      key += ':';
+      key += *identity_name;
+    }
+    key += ':';
+    key += window_text;
+    return key;
+  }
+
+  // The identity's digest, built once per message; null when a part is
+  // missing and the definition skips the rule.
+  const std::string* identity_digest(std::size_t index) {
+    auto& cached = m_identities[index];
+    if (!cached) {
+      auto identity = build_identity(m_config.identities[index], m_facts);
+      cached.emplace(identity ? std::optional<std::string>(std::move(identity->digest)) : std::nullopt);
+    }
+    return *cached ? &**cached : nullptr;
+  }
+
+  const std::vector<std::string>& recipient_members_once() {
+    if (!m_recipient_members) m_recipient_members = recipient_members(m_facts.recipients);
+    return *m_recipient_members;
+  }
+
+  const std::vector<std::string>& domain_members_once() {
+    if (!m_domain_members) m_domain_members = recipient_domain_members(m_facts.recipients);
+    return *m_domain_members;
+  }
+
+  // Near-duplicate: one key per LSH band ("b" marks a band key, so it never
+  // meets an exact digest); exact: the digest.
+  const std::vector<std::string>& content_keys_once() {
+    if (!m_content_keys) {
+      m_content_keys.emplace();
+      const ContentFingerprint& fingerprint = m_facts.fingerprint;
+      if (fingerprint.bands.empty()) {
+        m_content_keys->push_back(to_hex(fingerprint.digest));
+      } else {
+        m_content_keys->reserve(fingerprint.bands.size());
+        for (const std::uint64_t band : fingerprint.bands) m_content_keys->push_back("b" + to_hex(band));
+      }
+    }
+    return *m_content_keys;
+  }
+
+  // Deduplicated: rules reading the same counter share one request.
+  std::size_t add_request(CounterRequest request) {
+    auto& requests = m_plan.requests;
+    const auto found = std::find(requests.begin(), requests.end(), request);
+    if (found != requests.end()) return static_cast<std::size_t>(found - requests.begin());
+    requests.push_back(std::move(request));
+    return requests.size() - 1;
+  }
+
+  const Config& m_config;
+  const MessageFacts& m_facts;
+  CounterPlan& m_plan;
+  // Per identity: not built yet, built (its digest), or missing (nullopt).
+  std::vector<std::optional<std::optional<std::string>>> m_identities;
+  std::optional<std::vector<std::string>> m_recipient_members;
+  std::optional<std::vector<std::string>> m_domain_members;
+  std::optional<std::vector<std::string>> m_content_keys;
+};
 
 }  // namespace
 
@@ -234,20 +318,13 @@ Scope classify(const Config& config, const MessageFacts& facts) {
 CounterPlan plan_counters(const Config& config, const MessageFacts& facts) {
   CounterPlan plan;
   plan.rule_inputs.reserve(config.rules.size());
-  for (const auto& rule : config.rules) {
-    RuleInput input;
-    if (rule.signal == Signal::RecipientsPerMessage) {
-      input.source = RuleInput::Source::Immediate;
-      input.immediate_value = facts.recipients.size();
-    } else if (auto requests = requests_for_rule(config, rule, facts); !requests.empty()) {
-      input.source = RuleInput::Source::Counter;
-      input.exact_content = is_content_signal(rule.signal) && facts.fingerprint.bands.empty();
-      input.counter_index = add_request(plan, std::move(requests.front()));
-      for (std::size_t i = 1; i < requests.size(); ++i)
-        input.more_counter_indices.push_back(add_request(plan, std::move(requests[i])));
-    }
-    plan.rule_inputs.push_back(input);
-  }
+  // At most one request per rule, or one per content key for a content rule.
+  const std::size_t content_keys = std::max<std::size_t>(facts.fingerprint.bands.size(), 1);
+  std::size_t most_requests = 0;
+  for (const auto& rule : config.rules) most_requests += is_content_signal(rule.signal) ? content_keys : 1;
+  plan.requests.reserve(most_requests);
+  Planner planner(config, facts, plan);
+  for (const auto& rule : config.rules) plan.rule_inputs.push_back(planner.plan_rule(rule));
   return plan;
 }
 
