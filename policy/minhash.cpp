@@ -23,6 +23,23 @@ std::uint64_t mix(std::uint64_t x) {
 constexpr std::uint64_t k_seed_step = 0x9e3779b97f4a7c15ULL;
 constexpr std::uint64_t k_band_seed = 0x666c6f6f64676174ULL;  // "floodgat"
 
+// The 40 permutations of every shingle are most of the fingerprint's cost
+// on ordinary mail. Written as an unconditional minimum so the loop
+// vectorises; on x86-64 a second copy is compiled for AVX-512 (x86-64-v4,
+// whose 64-bit vector multiply the mixer needs) and picked at load time by
+// the CPU, 3-4 times faster there. AVX2 has no 64-bit multiply and its
+// emulation measured slower than scalar code, so there is no AVX2 copy.
+// Integer arithmetic only: every copy gives the same minima.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "default")))
+#endif
+void permute_into_minima(std::uint64_t* __restrict minima, std::uint64_t shingle) {
+  for (std::size_t i = 0; i < MinHashSketch::k_hashes; ++i) {
+    const std::uint64_t value = mix(shingle + (i + 1) * k_seed_step);
+    minima[i] = value < minima[i] ? value : minima[i];
+  }
+}
+
 }  // namespace
 
 MinHashSketch::MinHashSketch() { m_minima.fill(~std::uint64_t{0}); }
@@ -39,12 +56,7 @@ void MinHashSketch::add_token(std::string_view token) {
   add_shingle(XXH3_64bits(shingle.data(), sizeof shingle));
 }
 
-void MinHashSketch::add_shingle(std::uint64_t shingle) {
-  for (std::size_t i = 0; i < k_hashes; ++i) {
-    const std::uint64_t value = mix(shingle + (i + 1) * k_seed_step);
-    if (value < m_minima[i]) m_minima[i] = value;
-  }
-}
+void MinHashSketch::add_shingle(std::uint64_t shingle) { permute_into_minima(m_minima.data(), shingle); }
 
 std::vector<std::uint64_t> MinHashSketch::band_keys() const {
   std::vector<std::uint64_t> keys;
