@@ -219,9 +219,12 @@ CounterResult RedisCounterStore::run_script(Lease& lease,
       args.push_back(window_ms);
       args.push_back(std::to_string(request.amount));
     } else {
+      // The slot keys s-10..s, then the window's union for slot s (the
+      // calling convention in counter_script.hpp).
       for (std::int64_t slot = window.oldest_slot(); slot <= window.current_slot(); ++slot) {
         keys.push_back(request.key + ":" + std::to_string(slot));
       }
+      keys.push_back(request.key + ":u" + std::to_string(window.current_slot()));
       args.push_back("d");
       args.push_back(window_ms);
       args.push_back(std::to_string(request.members.size()));

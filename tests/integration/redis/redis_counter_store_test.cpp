@@ -69,6 +69,25 @@ long long pttl(redisContext& raw, const std::string& key) {
   return RedisServer::run(raw, {"PTTL", key})->integer;
 }
 
+bool exists(redisContext& raw, const std::string& key) {
+  return RedisServer::run(raw, {"EXISTS", key})->integer == 1;
+}
+
+// How many times Redis ran `command` (e.g. "pfmerge") since the last
+// CONFIG RESETSTAT, the script's own calls included (INFO commandstats).
+long long command_calls(redisContext& raw, const std::string& command) {
+  const auto reply = RedisServer::run(raw, {"INFO", "commandstats"});
+  const std::string info(reply->str, reply->len);
+  const std::string field = "cmdstat_" + command + ":calls=";
+  const auto at = info.find(field);
+  return at == std::string::npos ? 0 : std::stoll(info.substr(at + field.size()));
+}
+
+// The key holding a Distinct counter's window union for the slot of `now`.
+std::string union_key(const std::string& key, seconds window, TimePoint now) {
+  return key + ":u" + std::to_string(SlidingWindow{window, now}.current_slot());
+}
+
 CounterResult apply_all(CounterStore& store, const std::vector<CounterRequest>& requests,
                         TimePoint now) {
   return store.apply(requests, now);
@@ -91,6 +110,7 @@ std::vector<Step> equivalence_steps() {
   const std::string s10 = "fg:{eq}:msgs:10";
   const std::string s60 = "fg:{eq}:rcpts:60";
   const std::string d10 = "fg:{eq}:drcpt:10";
+  const std::string d60 = "fg:{eq}:drcpt:60";
   std::vector<Step> steps{
       {t0, {sum(s10, 5), sum(s60, 40, seconds{60}), distinct(d10, {"a", "b"})}},
       {t0 + 999, {sum(s10, 1), distinct(d10, {"b", "c"})}},
@@ -111,9 +131,11 @@ std::vector<Step> equivalence_steps() {
     for (std::uint64_t m = random() % 4; m > 0; --m) {
       members.push_back("member-" + std::to_string(random() % 25));
     }
+    // d60 (L = 6 s) sees several messages per slot, so most of its reads
+    // come from a union built earlier in the slot.
     steps.push_back({now,
                      {sum(s10, random() % 50), sum(s60, random() % 200, seconds{60}),
-                      distinct(d10, std::move(members))}});
+                      distinct(d10, members), distinct(d60, members, seconds{60})}});
   }
   return steps;
 }
@@ -156,14 +178,24 @@ TEST(RedisCounterStore, SetsTtlOnEveryKeyItWrites) {
 
   const auto raw = server.raw();
   const auto keys = all_keys(*raw);
-  // One hash per Sum; one HyperLogLog (the current slot) per Distinct.
+  // One hash per Sum; two HyperLogLogs per Distinct: the current slot's and
+  // the window's union for the current slot.
   const SlidingWindow window{seconds{10}, now};
-  EXPECT_EQ(keys.size(), 3u);
+  EXPECT_EQ(keys.size(), 4u);
   const std::string current_slot_key =
       "fg:{src}:rcpt:10:" + std::to_string(window.current_slot());
   EXPECT_NE(std::find(keys.begin(), keys.end(), current_slot_key), keys.end());
+  const std::string union_of_slot = union_key("fg:{src}:rcpt:10", seconds{10}, now);
+  EXPECT_NE(std::find(keys.begin(), keys.end(), union_of_slot), keys.end());
   for (const std::string& key : keys) {
+    EXPECT_TRUE(key.starts_with("fg:{src}:")) << key << ": not in the counter's hash slot";
     const long long ttl = pttl(*raw, key);
+    if (key == union_of_slot) {
+      // `now` starts a 1 s slot: the rest of the slot (1 s) plus min(L, 1 s).
+      EXPECT_GT(ttl, 1000) << key;
+      EXPECT_LE(ttl, 2000) << key << ": got " << ttl << ", want <= end of slot + min(L, 1 s)";
+      continue;
+    }
     const long long window_ms = key == "fg:{src}:msgs:600" ? 600'000 : 10'000;
     EXPECT_GT(ttl, 0) << key;
     EXPECT_LE(ttl, window_ms + 2 * window_ms / 10) << key << ": got " << ttl << ", want <= W + 2L";
@@ -191,10 +223,94 @@ TEST(RedisCounterStore, KeysExpireAfterWindowPlusTwoSlots) {
                                              distinct("fg:{x}:r:1", {"a"}, seconds{1})};
   ASSERT_TRUE(store.apply(requests, wall_now()).has_value());
   const auto raw = server.raw();
-  EXPECT_EQ(all_keys(*raw).size(), 2u);
+  EXPECT_EQ(all_keys(*raw).size(), 3u);  // the hash, the slot's HLL, the union
   std::this_thread::sleep_for(milliseconds{1400});
   EXPECT_EQ(RedisServer::run(*raw, {"EXISTS", "fg:{x}:m:1"})->integer, 0);
   EXPECT_TRUE(all_keys(*raw).empty());
+}
+
+// ---- Distinct: the window's union, built once per slot -------------------
+
+TEST(RedisCounterStore, BuildsDistinctWindowUnionOncePerSlot) {
+  RedisServer server;
+  RedisCounterStore store{options_for(server.url())};
+  const auto raw = server.raw();
+  constexpr std::int64_t t0 = 1'700'000'000'000;  // a 1 s slot starts here
+  const std::string key = "fg:{u}:drcpt:10";
+  RedisServer::run(*raw, {"CONFIG", "RESETSTAT"});
+
+  EXPECT_EQ(apply_all(store, {distinct(key, {"a"})}, at_ms(t0)).value(), CounterValues{1});
+  EXPECT_EQ(apply_all(store, {distinct(key, {"b"})}, at_ms(t0 + 400)).value(), CounterValues{2});
+  EXPECT_EQ(apply_all(store, {distinct(key, {"a"})}, at_ms(t0 + 999)).value(), CounterValues{2});
+  EXPECT_EQ(command_calls(*raw, "pfmerge"), 1) << "three messages in one slot";
+  EXPECT_TRUE(exists(*raw, union_key(key, seconds{10}, at_ms(t0))));
+
+  // The next slot's union starts from the closed slot's members.
+  EXPECT_EQ(apply_all(store, {distinct(key, {"c"})}, at_ms(t0 + 1000)).value(), CounterValues{3});
+  EXPECT_EQ(apply_all(store, {distinct(key, {"a", "d"})}, at_ms(t0 + 1500)).value(),
+            CounterValues{4});
+  EXPECT_EQ(command_calls(*raw, "pfmerge"), 2) << "two more messages in the next slot";
+  // Every read is a PFCOUNT of the union alone, which holds the window.
+  const std::string second = union_key(key, seconds{10}, at_ms(t0 + 1000));
+  EXPECT_EQ(RedisServer::run(*raw, {"PFCOUNT", second})->integer, 4);
+}
+
+TEST(RedisCounterStore, DistinctWindowUnionExpiresAfterItsSlot) {
+  RedisServer server;
+  RedisCounterStore store{options_for(server.url())};
+  const auto raw = server.raw();
+  // One-second window: L = 100 ms; the union lives to its slot's end + L.
+  const std::string key = "fg:{x}:r:1";
+  const TimePoint now = wall_now();
+  ASSERT_TRUE(apply_all(store, {distinct(key, {"a"}, seconds{1})}, now).has_value());
+  const std::string union_of_slot = union_key(key, seconds{1}, now);
+  const long long ttl = pttl(*raw, union_of_slot);
+  EXPECT_GT(ttl, 0);
+  EXPECT_LE(ttl, 200) << "got " << ttl << ", want <= the rest of the slot + L";
+  std::this_thread::sleep_for(milliseconds{300});
+  EXPECT_FALSE(exists(*raw, union_of_slot));
+  // The slot's own key stays for W + 2L: later slots' unions read it.
+  EXPECT_TRUE(exists(*raw, key + ":" + std::to_string(SlidingWindow{seconds{1}, now}.current_slot())));
+}
+
+TEST(RedisCounterStore, DistinctCountsEqualMemoryStoreWhileOldSlotsExpire) {
+  RedisServer server;
+  RedisCounterStore redis{options_for(server.url())};
+  MemoryCounterStore memory;
+  // One-second window (L = 100 ms, keys live 1.2 s): the first members'
+  // slot has expired in Redis by the third call, the second's has not.
+  const std::string key = "fg:{x}:r:1";
+  const std::vector<std::vector<std::string>> messages{{"a", "b"}, {"b", "c"}, {"d"}};
+  const milliseconds pauses[] = {milliseconds{600}, milliseconds{700}, milliseconds{0}};
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const std::vector<CounterRequest> requests{distinct(key, messages[i], seconds{1})};
+    const TimePoint now = wall_now();
+    const auto got = redis.apply(requests, now);
+    ASSERT_TRUE(got.has_value()) << got.error().detail;
+    EXPECT_EQ(*got, memory.apply(requests, now).value()) << "message " << i;
+    std::this_thread::sleep_for(pauses[i]);
+  }
+  // Everything gone, in both stores: a fresh start.
+  std::this_thread::sleep_for(milliseconds{1300});
+  const std::vector<CounterRequest> last{distinct(key, {"e"}, seconds{1})};
+  const TimePoint now = wall_now();
+  EXPECT_EQ(redis.apply(last, now).value(), CounterValues{1});
+  EXPECT_EQ(memory.apply(last, now).value(), CounterValues{1});
+}
+
+// The one way the union differs from reading the 11 slot keys (see
+// counter_script.hpp): a node whose clock is behind adds a member to slot s
+// after another node has built the union of slot s+1.
+TEST(RedisCounterStore, MemberAddedToAnOlderSlotAfterTheUnionWasBuiltCountsFromTheNextSlot) {
+  RedisServer server;
+  RedisCounterStore store{options_for(server.url())};
+  constexpr std::int64_t t0 = 1'700'000'000'000;  // a 1 s slot starts here
+  const std::string key = "fg:{lag}:drcpt:10";
+  EXPECT_EQ(apply_all(store, {distinct(key, {"a"})}, at_ms(t0 + 1000)).value(), CounterValues{1});
+  // The late node, 1 ms behind, still in the slot before.
+  EXPECT_EQ(apply_all(store, {distinct(key, {"b"})}, at_ms(t0 + 999)).value(), CounterValues{1});
+  EXPECT_EQ(apply_all(store, {distinct(key, {})}, at_ms(t0 + 1500)).value(), CounterValues{1});
+  EXPECT_EQ(apply_all(store, {distinct(key, {})}, at_ms(t0 + 2000)).value(), CounterValues{2});
 }
 
 // ---- Script cache, AUTH, SELECT, unix socket -----------------------------
@@ -252,7 +368,7 @@ TEST(RedisCounterStore, WritesToSelectedDatabase) {
   RedisCounterStore store{options_for(server.url(5))};
   ASSERT_TRUE(store.apply(k_message, wall_now()).has_value());
   EXPECT_TRUE(all_keys(*server.raw(0)).empty());
-  EXPECT_EQ(all_keys(*server.raw(5)).size(), 2u);
+  EXPECT_EQ(all_keys(*server.raw(5)).size(), 3u);
 }
 
 TEST(RedisCounterStore, ConnectsOverUnixSocket) {
@@ -261,7 +377,7 @@ TEST(RedisCounterStore, ConnectsOverUnixSocket) {
   const auto result = store.apply(k_message, wall_now());
   ASSERT_TRUE(result.has_value()) << result.error().detail;
   EXPECT_EQ(*result, (CounterValues{1, 2}));
-  EXPECT_EQ(all_keys(*server.raw(2)).size(), 2u);
+  EXPECT_EQ(all_keys(*server.raw(2)).size(), 3u);
 }
 
 TEST(RedisCounterStore, ReportsRedisErrorReplyAsFailureAndDropsConnection) {
