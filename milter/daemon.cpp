@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -250,6 +252,17 @@ void disable_nagle_on_milter_listener(const std::string& socket_spec, const std:
   }
 }
 
+// glibc gives threads up to 8 malloc arenas per core, and libmilter runs one
+// thread per MTA session: with 200 sessions on 2 cores, 16 arenas each kept
+// their own free memory. Measured (milter_load, 200 sessions, 25,000
+// messages, 29 MB in use): peak RSS 66 MB with glibc's default, 54.5 MB with
+// 2 arenas, at the same throughput. MALLOC_ARENA_MAX in the environment wins.
+void limit_malloc_arenas() {
+  constexpr int k_malloc_arenas = 2;
+  if (std::getenv("MALLOC_ARENA_MAX") != nullptr) return;
+  if (::mallopt(M_ARENA_MAX, k_malloc_arenas) != 1) spdlog::warn("mallopt(M_ARENA_MAX) refused");
+}
+
 void set_main_thread_signals(int how) {
   sigset_t ours;
   sigemptyset(&ours);
@@ -387,6 +400,7 @@ std::shared_ptr<const policy::Config> load_daemon_config(const DaemonOptions& op
 int run_daemon(const DaemonOptions& options) {
   const auto config = load_daemon_config(options, ConfigChecks::Full);
   setup_logging(config->log, options.foreground);
+  limit_malloc_arenas();
 
   // Until the main thread waits for them, the signals stay pending; every
   // thread started meanwhile inherits the block.
