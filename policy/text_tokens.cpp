@@ -103,7 +103,8 @@ std::string_view url_host(std::string_view url) {
 // `word` (wrapping stripped, not folded): no "http", "www." in front and no
 // '@'. Most words are plain words, and this spares folding a copy of each.
 bool could_name_a_host(std::string_view word) {
-  if (word.find('@') != std::string_view::npos) return true;
+  // A loop, not find(): words are short, and memchr's call cost more.
+  if (std::any_of(word.begin(), word.end(), [](char c) { return c == '@'; })) return true;
   if (word.size() < 4) return false;
   char prefix[4];
   std::transform(word.begin(), word.begin() + 4, prefix, fold);
@@ -136,24 +137,29 @@ bool is_numeric_address(std::string_view host) {
                      [](char c) { return is_digit(static_cast<unsigned char>(c)) || c == '.'; });
 }
 
-bool looks_random(std::string_view token) {
-  bool digit = false;
-  bool letter = false;
+// What decides a token's class, gathered byte by byte: all digits is a
+// number; letters and digits mixed in 8 or more characters, or 16 or more
+// characters of mixed-case letters, look random.
+struct TokenShape {
+  std::size_t digits = 0;
+  std::size_t letters = 0;  // anything else: ASCII letters and bytes >= 0x80
   std::size_t upper_after_first = 0;
   std::size_t lower = 0;
-  for (std::size_t i = 0; i < token.size(); ++i) {
-    const auto c = static_cast<unsigned char>(token[i]);
+
+  void add(unsigned char c, bool after_first) {
     if (is_digit(c)) {
-      digit = true;
-    } else {
-      letter = true;
-      if (is_upper(c) && i > 0) ++upper_after_first;
-      if (is_lower(c)) ++lower;
+      ++digits;
+      return;
     }
+    ++letters;
+    if (is_upper(c) && after_first) ++upper_after_first;
+    if (is_lower(c)) ++lower;
   }
-  if (digit && letter && token.size() >= 8) return true;
-  return token.size() >= 16 && upper_after_first > 0 && lower > 0;
-}
+  bool looks_random(std::size_t size) const {
+    if (digits > 0 && letters > 0 && size >= 8) return true;
+    return size >= 16 && upper_after_first > 0 && lower > 0;
+  }
+};
 
 }  // namespace
 
@@ -258,14 +264,19 @@ void TextTokeniser::split_word(std::string_view word) {
       ++i;
       continue;
     }
+    // One pass finds the token's end and what looks_random() needs.
+    TokenShape shape;
     std::size_t end = i;
-    while (end < word.size() && is_word_byte(static_cast<unsigned char>(word[end]))) ++end;
+    for (; end < word.size(); ++end) {
+      const auto c = static_cast<unsigned char>(word[end]);
+      if (!is_word_byte(c)) break;
+      shape.add(c, end > i);
+    }
     const std::string_view token = word.substr(i, end - i);
     i = end;
-    if (std::all_of(token.begin(), token.end(),
-                    [](char c) { return is_digit(static_cast<unsigned char>(c)); })) {
+    if (shape.digits == token.size()) {
       emit(k_number_token);
-    } else if (looks_random(token)) {
+    } else if (shape.looks_random(token.size())) {
       emit(k_random_token);
     } else {
       fold_into(token, m_scratch);
