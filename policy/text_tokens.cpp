@@ -250,11 +250,22 @@ void TextTokeniser::on_word(std::string_view word) {
     std::string_view host = url_host(m_scratch);
     if (host.empty()) host = address_domain(m_scratch);
     if (!host.empty()) {
-      emit(registrable_domain(host));
+      emit(registrable_domain_of(host));
       return;
     }
   }
   split_word(word);
+}
+
+std::string_view TextTokeniser::registrable_domain_of(std::string_view host) {
+  for (const auto& [known_host, domain] : m_recent_domains) {
+    if (!known_host.empty() && known_host == host) return domain;
+  }
+  auto& [known_host, domain] = m_recent_domains[m_next_domain_slot];
+  m_next_domain_slot = (m_next_domain_slot + 1) % m_recent_domains.size();
+  known_host.assign(host);
+  domain = registrable_domain(host);
+  return domain;
 }
 
 void TextTokeniser::split_word(std::string_view word) {

@@ -31,9 +31,11 @@
 // Not thread-safe; one per message.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace floodgate::policy {
 
@@ -76,6 +78,10 @@ class TextTokeniser {
   void end_word();
   void on_word(std::string_view word);
   void split_word(std::string_view word);
+  // registrable_domain(), remembered for the last few hosts: a message
+  // names the same few hosts over and over, and each lookup in the public
+  // suffix list costs more than the rest of the word.
+  std::string_view registrable_domain_of(std::string_view host);
   void emit(std::string_view token);
 
   std::size_t m_max_text_bytes;
@@ -85,6 +91,8 @@ class TextTokeniser {
   bool m_saw_text = false;
   std::string m_word;     // at most k_max_word bytes
   std::string m_scratch;  // a word or token folded to lower case, reused
+  std::array<std::pair<std::string, std::string>, 4> m_recent_domains;  // host, its registrable domain
+  std::size_t m_next_domain_slot = 0;
   bool m_newline_before_word = false;
   bool m_newline_pending = false;
   Salutation m_salutation = Salutation::AtPartStart;
