@@ -16,13 +16,18 @@
 // restart forgets. A message decided at the very moment its source is
 // frozen here may miss the take; it is then neither counted as slipped nor
 // cleared. The recipient list kept per message is a sample (the count is
-// exact).
+// exact). Each message is kept packed, its strings in one allocation (~450
+// bytes for a typical one, against ~1.4 KB as plain structs): up to
+// `capacity` of them stay in memory. take_from() unpacks each to match it.
 //
 // THREAD SAFETY: safe for concurrent use (one mutex; add() is O(1)
 // amortised, take_from() a scan, run once per freeze).
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
 #include <deque>
 #include <mutex>
 #include <vector>
@@ -48,10 +53,20 @@ class RecentMessages {
   std::size_t size() const;
 
  private:
+  // One remembered message: the strings of its IncidentMessage and of the
+  // facts a SourceSpec can name (policy::identity_part_value), each
+  // length-prefixed, in one string; the rest as plain fields.
   struct Kept {
-    IncidentMessage message;
-    policy::MessageFacts facts;
+    TimePoint time;
+    std::uint64_t recipients = 0;
+    std::optional<policy::IpAddress> client_ip;
+    std::uint32_t recipient_addresses = 0;  // how many of each list `strings` holds
+    std::uint32_t headers = 0;
+    std::uint32_t macros = 0;
+    std::string strings;
   };
+  static Kept pack(const IncidentMessage& message, const policy::MessageFacts& facts);
+  static void unpack(const Kept& kept, IncidentMessage& message, policy::MessageFacts& facts);
   void forget_old(TimePoint now);
 
   std::chrono::milliseconds m_lookback;
