@@ -15,5 +15,7 @@ namespace floodgate::policy {
 std::uint64_t digest64(std::string_view text);
 // 16 lower-case hex digits.
 std::string to_hex(std::uint64_t value);
+// The same 16 digits appended to `out`, without a string of their own.
+void append_hex(std::string& out, std::uint64_t value);
 
 }  // namespace floodgate::policy

@@ -63,12 +63,14 @@ std::string identity_part_value(const IdentityPart& part, const MessageFacts& fa
   return {};
 }
 
-std::optional<SourceIdentity> build_identity(const IdentityDefinition& definition,
-                                             const MessageFacts& facts) {
-  // The digest input is length-prefixed so that no choice of part values can
-  // make two different part lists hash the same input.
+namespace {
+
+// The digest, and with `description` the readable description too. The
+// digest input is length-prefixed so that no choice of part values can make
+// two different part lists hash the same input.
+std::optional<std::string> digest_of(const IdentityDefinition& definition, const MessageFacts& facts,
+                                     std::string* description) {
   std::string digest_input = definition.name;
-  std::string description;
   for (const auto& part : definition.parts) {
     std::string value = identity_part_value(part, facts);
     digest_input += '\x1f';
@@ -84,16 +86,31 @@ std::optional<SourceIdentity> build_identity(const IdentityDefinition& definitio
       digest_input += value;
     }
 
-    if (!description.empty()) description += ' ';
-    description += part_label(part);
+    if (description == nullptr) continue;
+    if (!description->empty()) *description += ' ';
+    *description += part_label(part);
     if (part.kind == IdentityPart::Kind::Header || part.kind == IdentityPart::Kind::Macro) {
-      description += ':';
-      description += part.name;
+      *description += ':';
+      *description += part.name;
     }
-    description += '=';
-    description += value;
+    *description += '=';
+    *description += value;
   }
-  return SourceIdentity{to_hex(digest64(digest_input)), std::move(description)};
+  return to_hex(digest64(digest_input));
+}
+
+}  // namespace
+
+std::optional<SourceIdentity> build_identity(const IdentityDefinition& definition,
+                                             const MessageFacts& facts) {
+  std::string description;
+  auto digest = digest_of(definition, facts, &description);
+  if (!digest) return std::nullopt;
+  return SourceIdentity{std::move(*digest), std::move(description)};
+}
+
+std::optional<std::string> build_identity_digest(const IdentityDefinition& definition, const MessageFacts& facts) {
+  return digest_of(definition, facts, nullptr);
 }
 
 }  // namespace floodgate::policy

@@ -32,6 +32,10 @@ struct SourceIdentity {
 std::optional<SourceIdentity> build_identity(const IdentityDefinition& definition,
                                              const MessageFacts& facts);
 
+// build_identity(...)->digest alone, without the description (counter
+// planning needs no more).
+std::optional<std::string> build_identity_digest(const IdentityDefinition& definition, const MessageFacts& facts);
+
 // The value a single part takes for a message, normalised; empty when the
 // message does not have it.
 std::string identity_part_value(const IdentityPart& part, const MessageFacts& facts);

@@ -245,8 +245,7 @@ class Planner {
   const std::string* identity_digest(std::size_t index) {
     auto& cached = m_identities[index];
     if (!cached) {
-      auto identity = build_identity(m_config.identities[index], m_facts);
-      cached.emplace(identity ? std::optional<std::string>(std::move(identity->digest)) : std::nullopt);
+      cached.emplace(build_identity_digest(m_config.identities[index], m_facts));
     }
     return *cached ? &**cached : nullptr;
   }
@@ -271,7 +270,10 @@ class Planner {
         m_content_keys->push_back(to_hex(fingerprint.digest));
       } else {
         m_content_keys->reserve(fingerprint.bands.size());
-        for (const std::uint64_t band : fingerprint.bands) m_content_keys->push_back("b" + to_hex(band));
+        for (const std::uint64_t band : fingerprint.bands) {
+          std::string& key = m_content_keys->emplace_back("b");
+          append_hex(key, band);
+        }
       }
     }
     return *m_content_keys;
