@@ -244,13 +244,14 @@ class MinHashFingerprinter final : public ContentFingerprinter {
         case Section::Headers:
           on_header_line(line, at_line_start);
           break;
+        // The line and its line break go down the pipeline as one piece,
+        // not two: every stage streams and gives the same output however
+        // its input is split, so this only saves a pass per line.
         case Section::Text:
-          add_text(line);
-          if (ends_line) add_text("\n");
+          add_text(line, ends_line);
           break;
         case Section::Attachment:
-          add_attachment_bytes(line);
-          if (ends_line) add_attachment_bytes("\n");
+          add_attachment_bytes(line, ends_line);
           break;
         case Section::Skip:
         case Section::Done:
@@ -339,9 +340,10 @@ class MinHashFingerprinter final : public ContentFingerprinter {
     m_html = HtmlTextExtractor{};
   }
 
-  void add_text(std::string_view encoded) {
+  void add_text(std::string_view encoded, bool with_line_break) {
     m_decoded.clear();
     m_decoder.decode(encoded, m_decoded);
+    if (with_line_break) m_decoder.decode("\n", m_decoded);
     add_decoded();
   }
 
@@ -369,9 +371,10 @@ class MinHashFingerprinter final : public ContentFingerprinter {
     XXH3_64bits_reset(m_attachment_hash.get());
   }
 
-  void add_attachment_bytes(std::string_view encoded) {
+  void add_attachment_bytes(std::string_view encoded, bool with_line_break) {
     m_decoded.clear();
     m_decoder.decode(encoded, m_decoded);
+    if (with_line_break) m_decoder.decode("\n", m_decoded);
     hash_attachment(m_decoded);
   }
 
