@@ -27,27 +27,31 @@
 // shipped policy's 17-18 Distinct counters per message that was 165-270 µs
 // of Redis CPU per message. So the union is kept instead, one HLL per
 // counter and slot, "<key>:u<s>":
-//   - the first message of slot s (on any node) builds it: PFMERGE of the
-//     slot keys s-10..s (missing ones count as empty), expiring at the end
-//     of slot s plus min(L, 1 s), counted from this node's `now`;
+//   - while the closed slots s-10..s-1 hold nothing (a counter new in this
+//     window: new content, a quiet sender; most of them), there is no union:
+//     the value is PFCOUNT of the current slot's HLL, which is the window;
+//   - otherwise the first message of slot s (on any node) builds it: one
+//     PFMERGE of the slot keys s-10..s, expiring at the end of slot s plus
+//     min(L, 1 s), counted from this node's `now`;
 //   - every message PFADDs its members to the current slot key (which the
-//     next 10 slots' unions are built from) and to the union;
-//   - the value is PFCOUNT of the union alone: one HLL scanned, or none when
-//     the PFADD changed no register (Redis caches a single key's estimate).
-// The union's registers are then the register-wise maximum over slots
+//     next 10 slots' unions are built from) and to the union if there is
+//     one, and the value is PFCOUNT of that one HLL: one HLL scanned, or
+//     none when the PFADD changed no register (Redis caches a single key's
+//     estimate).
+// The registers counted are then the register-wise maximum over slots
 // s-10..s, i.e. the estimate the 11-key PFCOUNT gives, with one exception:
 // a member added to a slot before s after slot s's union was built is not
 // in that union. That only happens when nodes' clocks disagree: the node
 // whose clock is behind writes into slot s-1 while another, already in s,
 // has built the union of s. Such a member is missing from the value for the
 // rest of slot s and counted again from slot s+1 on (whose union is built
-// from the slot keys). The window's margin covers only this much skew: a
-// node still in slot s after the union of s expired builds it again (and it
-// includes slot s's own key, so nothing added to s is lost).
-// Memory: one extra HLL per Distinct counter in use, plus the previous
-// slot's for up to min(L, 1 s) after a slot boundary; an HLL is sparse
-// (tens to a few thousand bytes) while small and 12 KB once dense, and a
-// union is as big as the largest of its window.
+// from the slot keys). Skew beyond the union's margin costs no count: a
+// node still in slot s after the union of s expired builds it again, slot
+// s's own key included.
+// Memory: one extra HLL per Distinct counter in use for more than a slot,
+// plus the previous slot's for up to min(L, 1 s) after a boundary. An HLL
+// is sparse (tens to a few thousand bytes) while small and 12 KB once
+// dense; a union is as big as its window's members make it.
 //
 // Lua 5.1 numbers are doubles: times, slot indices and counts are exact
 // below 2^53, which epoch milliseconds and any sane count are.
@@ -103,20 +107,27 @@ while a <= #ARGV do
     a = a + 3
   elseif kind == 'd' then
     -- One HyperLogLog per slot, KEYS[k..k+10] (s-10..s), and the union of
-    -- the window for slot s, KEYS[k+11].
+    -- the window for slot s, KEYS[k+11]. The value is counted from the
+    -- union once slot s has one; from the current slot's HLL alone while
+    -- the closed slots s-10..s-1 hold nothing (a new counter: new content,
+    -- a quiet sender; no union is made); otherwise from the union, built
+    -- now by merging the window once for the whole slot. Slot s's own key
+    -- is merged too, in case it was written first (see the header).
     local current = KEYS[k + slots]
     local union = KEYS[k + slots + 1]
     local n = tonumber(ARGV[a + 2])
+    local counted = union
+    local built_now = false
     if redis.call('EXISTS', union) == 0 then
-      -- First message of slot s: merge the window once for the whole slot.
-      -- Slot s's own key is included in case something wrote it first (a
-      -- node that rebuilds an expired union, see the header).
-      redis.call('PFMERGE', union, unpack(KEYS, k, k + slots))
-      redis.call('PEXPIRE', union,
-                 (slot + 1) * slot_ms - now + math.min(slot_ms, union_margin_ms))
+      if redis.call('EXISTS', unpack(KEYS, k, k + slots - 1)) == 0 then
+        counted = current
+      else
+        redis.call('PFMERGE', union, unpack(KEYS, k, k + slots))
+        built_now = true
+      end
     end
     if n == 0 then
-      redis.call('PFADD', current)
+      redis.call('PFADD', current)  -- creates it; PFMERGE created the union
     end
     -- unpack() is bounded by Lua's C stack (~8000 values): add in chunks.
     local first = a + 3
@@ -124,11 +135,17 @@ while a <= #ARGV do
     while first <= last do
       local chunk_end = math.min(first + 999, last)
       redis.call('PFADD', current, unpack(ARGV, first, chunk_end))
-      redis.call('PFADD', union, unpack(ARGV, first, chunk_end))
+      if counted == union then
+        redis.call('PFADD', union, unpack(ARGV, first, chunk_end))
+      end
       first = chunk_end + 1
     end
+    if built_now then
+      redis.call('PEXPIRE', union,
+                 (slot + 1) * slot_ms - now + math.min(slot_ms, union_margin_ms))
+    end
     redis.call('PEXPIRE', current, ttl)
-    out[#out + 1] = redis.call('PFCOUNT', union)
+    out[#out + 1] = redis.call('PFCOUNT', counted)
     k = k + slots + 2
     a = a + 3 + n
   else

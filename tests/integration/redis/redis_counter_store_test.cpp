@@ -177,21 +177,25 @@ TEST(RedisCounterStore, SetsTtlOnEveryKeyItWrites) {
   ASSERT_TRUE(apply_all(store, {sum("fg:{src}:msgs:600", 3, seconds{600})}, now).has_value());
 
   const auto raw = server.raw();
-  const auto keys = all_keys(*raw);
-  // One hash per Sum; two HyperLogLogs per Distinct: the current slot's and
-  // the window's union for the current slot.
+  // One hash per Sum; one HyperLogLog (the current slot) per Distinct.
   const SlidingWindow window{seconds{10}, now};
-  EXPECT_EQ(keys.size(), 4u);
+  EXPECT_EQ(all_keys(*raw).size(), 3u);
   const std::string current_slot_key =
       "fg:{src}:rcpt:10:" + std::to_string(window.current_slot());
-  EXPECT_NE(std::find(keys.begin(), keys.end(), current_slot_key), keys.end());
-  const std::string union_of_slot = union_key("fg:{src}:rcpt:10", seconds{10}, now);
+  EXPECT_TRUE(exists(*raw, current_slot_key));
+  // The next slot's message has a closed slot in its window: the Distinct
+  // gets the window's union for that slot too.
+  const TimePoint next_slot = now + seconds{1};
+  ASSERT_TRUE(store.apply(k_message, next_slot).has_value());
+  const auto keys = all_keys(*raw);
+  EXPECT_EQ(keys.size(), 5u);
+  const std::string union_of_slot = union_key("fg:{src}:rcpt:10", seconds{10}, next_slot);
   EXPECT_NE(std::find(keys.begin(), keys.end(), union_of_slot), keys.end());
   for (const std::string& key : keys) {
     EXPECT_TRUE(key.starts_with("fg:{src}:")) << key << ": not in the counter's hash slot";
     const long long ttl = pttl(*raw, key);
     if (key == union_of_slot) {
-      // `now` starts a 1 s slot: the rest of the slot (1 s) plus min(L, 1 s).
+      // `next_slot` starts a 1 s slot: the rest of it (1 s) plus min(L, 1 s).
       EXPECT_GT(ttl, 1000) << key;
       EXPECT_LE(ttl, 2000) << key << ": got " << ttl << ", want <= end of slot + min(L, 1 s)";
       continue;
@@ -223,7 +227,7 @@ TEST(RedisCounterStore, KeysExpireAfterWindowPlusTwoSlots) {
                                              distinct("fg:{x}:r:1", {"a"}, seconds{1})};
   ASSERT_TRUE(store.apply(requests, wall_now()).has_value());
   const auto raw = server.raw();
-  EXPECT_EQ(all_keys(*raw).size(), 3u);  // the hash, the slot's HLL, the union
+  EXPECT_EQ(all_keys(*raw).size(), 2u);
   std::this_thread::sleep_for(milliseconds{1400});
   EXPECT_EQ(RedisServer::run(*raw, {"EXISTS", "fg:{x}:m:1"})->integer, 0);
   EXPECT_TRUE(all_keys(*raw).empty());
@@ -239,20 +243,25 @@ TEST(RedisCounterStore, BuildsDistinctWindowUnionOncePerSlot) {
   const std::string key = "fg:{u}:drcpt:10";
   RedisServer::run(*raw, {"CONFIG", "RESETSTAT"});
 
+  // A new counter: nothing in its window but the current slot, which is
+  // counted alone; no union.
   EXPECT_EQ(apply_all(store, {distinct(key, {"a"})}, at_ms(t0)).value(), CounterValues{1});
   EXPECT_EQ(apply_all(store, {distinct(key, {"b"})}, at_ms(t0 + 400)).value(), CounterValues{2});
   EXPECT_EQ(apply_all(store, {distinct(key, {"a"})}, at_ms(t0 + 999)).value(), CounterValues{2});
-  EXPECT_EQ(command_calls(*raw, "pfmerge"), 1) << "three messages in one slot";
-  EXPECT_TRUE(exists(*raw, union_key(key, seconds{10}, at_ms(t0))));
+  EXPECT_EQ(command_calls(*raw, "pfmerge"), 0) << "a new counter's first slot";
+  EXPECT_FALSE(exists(*raw, union_key(key, seconds{10}, at_ms(t0))));
 
-  // The next slot's union starts from the closed slot's members.
+  // The next slot's union starts from the closed slot's members: one merge
+  // for the slot, whatever the number of messages.
   EXPECT_EQ(apply_all(store, {distinct(key, {"c"})}, at_ms(t0 + 1000)).value(), CounterValues{3});
   EXPECT_EQ(apply_all(store, {distinct(key, {"a", "d"})}, at_ms(t0 + 1500)).value(),
             CounterValues{4});
-  EXPECT_EQ(command_calls(*raw, "pfmerge"), 2) << "two more messages in the next slot";
-  // Every read is a PFCOUNT of the union alone, which holds the window.
+  EXPECT_EQ(apply_all(store, {distinct(key, {})}, at_ms(t0 + 1999)).value(), CounterValues{4});
+  EXPECT_EQ(command_calls(*raw, "pfmerge"), 1) << "three messages in the next slot";
+  // The value is the union's own count, which holds the whole window.
   const std::string second = union_key(key, seconds{10}, at_ms(t0 + 1000));
   EXPECT_EQ(RedisServer::run(*raw, {"PFCOUNT", second})->integer, 4);
+  EXPECT_GT(pttl(*raw, second), 0);
 }
 
 TEST(RedisCounterStore, DistinctWindowUnionExpiresAfterItsSlot) {
@@ -261,8 +270,11 @@ TEST(RedisCounterStore, DistinctWindowUnionExpiresAfterItsSlot) {
   const auto raw = server.raw();
   // One-second window: L = 100 ms; the union lives to its slot's end + L.
   const std::string key = "fg:{x}:r:1";
-  const TimePoint now = wall_now();
-  ASSERT_TRUE(apply_all(store, {distinct(key, {"a"}, seconds{1})}, now).has_value());
+  const TimePoint first = wall_now();
+  ASSERT_TRUE(apply_all(store, {distinct(key, {"a"}, seconds{1})}, first).has_value());
+  // The next slot's message builds the union, the first slot being closed.
+  const TimePoint now = first + milliseconds{100};
+  ASSERT_TRUE(apply_all(store, {distinct(key, {"b"}, seconds{1})}, now).has_value());
   const std::string union_of_slot = union_key(key, seconds{1}, now);
   const long long ttl = pttl(*raw, union_of_slot);
   EXPECT_GT(ttl, 0);
@@ -306,11 +318,14 @@ TEST(RedisCounterStore, MemberAddedToAnOlderSlotAfterTheUnionWasBuiltCountsFromT
   RedisCounterStore store{options_for(server.url())};
   constexpr std::int64_t t0 = 1'700'000'000'000;  // a 1 s slot starts here
   const std::string key = "fg:{lag}:drcpt:10";
-  EXPECT_EQ(apply_all(store, {distinct(key, {"a"})}, at_ms(t0 + 1000)).value(), CounterValues{1});
-  // The late node, 1 ms behind, still in the slot before.
-  EXPECT_EQ(apply_all(store, {distinct(key, {"b"})}, at_ms(t0 + 999)).value(), CounterValues{1});
-  EXPECT_EQ(apply_all(store, {distinct(key, {})}, at_ms(t0 + 1500)).value(), CounterValues{1});
-  EXPECT_EQ(apply_all(store, {distinct(key, {})}, at_ms(t0 + 2000)).value(), CounterValues{2});
+  EXPECT_EQ(apply_all(store, {distinct(key, {"z"})}, at_ms(t0 - 1000)).value(), CounterValues{1});
+  // Slot s+1 (s = t0's slot) has a closed slot in its window: union built.
+  EXPECT_EQ(apply_all(store, {distinct(key, {"a"})}, at_ms(t0 + 1000)).value(), CounterValues{2});
+  // The late node, 1 ms behind, still in slot s.
+  EXPECT_EQ(apply_all(store, {distinct(key, {"b"})}, at_ms(t0 + 999)).value(), CounterValues{2});
+  // z, a and b are in the window; the union of s+1 has only z and a.
+  EXPECT_EQ(apply_all(store, {distinct(key, {})}, at_ms(t0 + 1500)).value(), CounterValues{2});
+  EXPECT_EQ(apply_all(store, {distinct(key, {})}, at_ms(t0 + 2000)).value(), CounterValues{3});
 }
 
 // ---- Script cache, AUTH, SELECT, unix socket -----------------------------
@@ -368,7 +383,7 @@ TEST(RedisCounterStore, WritesToSelectedDatabase) {
   RedisCounterStore store{options_for(server.url(5))};
   ASSERT_TRUE(store.apply(k_message, wall_now()).has_value());
   EXPECT_TRUE(all_keys(*server.raw(0)).empty());
-  EXPECT_EQ(all_keys(*server.raw(5)).size(), 3u);
+  EXPECT_EQ(all_keys(*server.raw(5)).size(), 2u);
 }
 
 TEST(RedisCounterStore, ConnectsOverUnixSocket) {
@@ -377,7 +392,7 @@ TEST(RedisCounterStore, ConnectsOverUnixSocket) {
   const auto result = store.apply(k_message, wall_now());
   ASSERT_TRUE(result.has_value()) << result.error().detail;
   EXPECT_EQ(*result, (CounterValues{1, 2}));
-  EXPECT_EQ(all_keys(*server.raw(2)).size(), 3u);
+  EXPECT_EQ(all_keys(*server.raw(2)).size(), 2u);
 }
 
 TEST(RedisCounterStore, ReportsRedisErrorReplyAsFailureAndDropsConnection) {
