@@ -5,7 +5,7 @@
 //
 //   memory_store_bench [--config FILE] [--messages N,N,...] [--clients N]
 //                      [--contents N] [--threads N] [--rate MSG_PER_S]
-//                      [--client-only] [--malloc-stats]
+//                      [--client-only] [--malloc-stats] [--trim] [--max-bytes N]
 //
 // Each message is built as the milter builds it and planned by the policy
 // core (plan_counters under --config, default tests/bench/bench.yaml): a
@@ -26,7 +26,10 @@
 // accounting when it has one, and VmRSS / VmHWM. --threads N applies from
 // N threads at once (one message each in turn), as libmilter's
 // per-connection threads do, to see glibc's per-thread arenas; with
-// --malloc-stats glibc's malloc_stats() is printed at each checkpoint.
+// --malloc-stats glibc's malloc_stats() is printed at each checkpoint, and
+// with --trim malloc_trim(0) is called there and the RSS printed again (how
+// much of it was free heap glibc kept). --max-bytes sets the store's budget
+// (MemoryCounterStoreOptions::max_bytes, default 24 MiB).
 #include <malloc.h>
 
 #include <algorithm>
@@ -67,6 +70,8 @@ struct Options {
   double rate = 4000;
   bool all_identities = true;
   bool malloc_stats = false;
+  bool trim = false;
+  std::size_t max_bytes = floodgate::ratelimit::MemoryCounterStoreOptions{}.max_bytes;
 };
 
 std::uint64_t splitmix64(std::uint64_t& state) {
@@ -155,7 +160,7 @@ std::int64_t accounted_bytes(const Store&, long) {
 }
 
 void report(const MemoryCounterStore& store, std::uint64_t messages, std::uint64_t requests,
-            std::uint64_t heap_before, double seconds, bool malloc_stats) {
+            std::uint64_t heap_before, double seconds, const Options& options) {
   const std::uint64_t keys = store.key_count();
   const std::int64_t heap = static_cast<std::int64_t>(heap_in_use()) - static_cast<std::int64_t>(heap_before);
   const std::int64_t accounted = accounted_bytes(store, 0);
@@ -170,7 +175,14 @@ void report(const MemoryCounterStore& store, std::uint64_t messages, std::uint64
               static_cast<double>(proc_status_kib("VmRSS")) / 1024.0,
               static_cast<double>(proc_status_kib("VmHWM")) / 1024.0, seconds);
   std::fflush(stdout);
-  if (malloc_stats) ::malloc_stats();
+  if (options.malloc_stats) ::malloc_stats();
+  if (options.trim) {
+    // What of the RSS is free heap that glibc could give back (malloc_trim
+    // releases the whole free pages inside every arena, not only the top).
+    ::malloc_trim(0);
+    std::printf("%9s after malloc_trim(0): RSS %7.1f MB\n", "", static_cast<double>(proc_status_kib("VmRSS")) / 1024.0);
+    std::fflush(stdout);
+  }
 }
 
 Options parse_options(int argc, char** argv) {
@@ -194,6 +206,10 @@ Options parse_options(int argc, char** argv) {
       options.all_identities = false;
     } else if (arg == "--malloc-stats") {
       options.malloc_stats = true;
+    } else if (arg == "--trim") {
+      options.trim = true;
+    } else if (arg == "--max-bytes" && has_value) {
+      options.max_bytes = std::stoull(argv[++i]);
     } else {
       throw std::invalid_argument("unknown argument " + std::string(arg));
     }
@@ -214,7 +230,8 @@ int main(int argc, char** argv) {
   } catch (const std::exception& error) {
     std::cerr << "memory_store_bench: " << error.what()
               << "\nusage: memory_store_bench [--config FILE] [--messages N,N,...] [--clients N] "
-                 "[--contents N] [--threads N] [--rate MSG_PER_S] [--client-only] [--malloc-stats]\n";
+                 "[--contents N] [--threads N] [--rate MSG_PER_S] [--client-only] [--malloc-stats] [--trim] "
+                 "[--max-bytes N]\n";
     return 2;
   }
   {
@@ -228,7 +245,10 @@ int main(int argc, char** argv) {
   }
 
   const std::uint64_t heap_before = heap_in_use();
-  MemoryCounterStore store;
+  std::printf("before the store: heap in use %.1f MB, RSS %.1f MB; store budget %.1f MB\n",
+              static_cast<double>(heap_before) / 1e6, static_cast<double>(proc_status_kib("VmRSS")) / 1024.0,
+              static_cast<double>(options.max_bytes) / 1e6);
+  MemoryCounterStore store{{.max_bytes = options.max_bytes}};
   const TimePoint start =
       std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
   const auto started = std::chrono::steady_clock::now();
@@ -252,7 +272,7 @@ int main(int argc, char** argv) {
     for (auto& thread : threads) thread.join();
     from = checkpoint;
     report(store, checkpoint, requests.load(), heap_before,
-           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), options.malloc_stats);
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), options);
   }
   return 0;
 }
