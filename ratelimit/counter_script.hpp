@@ -24,12 +24,12 @@
 // value is |members(s-10) ∪ ... ∪ members(s)|. A PFCOUNT over the 11 slot
 // keys would give it, but Redis merges the 11 HLLs into a temporary dense
 // register array on every such call and never caches the result: with the
-// shipped policy's 17-18 Distinct counters per message that was 165-270 µs
-// of Redis CPU per message. So the union is kept instead, one HLL per
-// counter and slot, "<key>:u<s>":
+// shipped policy's 17-18 Distinct counters per message, about half of the
+// script's Redis CPU (redis_script_bench). So the union is kept instead, one
+// HLL per counter and slot, "<key>:u<s>":
 //   - while the closed slots s-10..s-1 hold nothing (a counter new in this
-//     window: new content, a quiet sender; most of them), there is no union:
-//     the value is PFCOUNT of the current slot's HLL, which is the window;
+//     window: new content, a quiet sender), there is no union: the value is
+//     PFCOUNT of the current slot's HLL, which is the window;
 //   - otherwise the first message of slot s (on any node) builds it: one
 //     PFMERGE of the slot keys s-10..s, expiring at the end of slot s plus
 //     min(L, 1 s), counted from this node's `now`;
@@ -48,6 +48,13 @@
 // from the slot keys). Skew beyond the union's margin costs no count: a
 // node still in slot s after the union of s expired builds it again, slot
 // s's own key included.
+// Cost: the merge is paid once per counter and slot, by its first message.
+// A counter that gets many messages per slot (a campaign's content bands, a
+// busy sender) saves an 11-key merge on all the others; one that gets a
+// single message per slot with something in its window pays a PFMERGE
+// (dearer than the 11-key PFCOUNT: it also writes the union) and gains
+// nothing (redis_script_bench all_identities:1/new_slot_each_call). A new
+// counter pays two EXISTS instead of the 11-key PFCOUNT: about even.
 // Memory: one extra HLL per Distinct counter in use for more than a slot,
 // plus the previous slot's for up to min(L, 1 s) after a boundary. An HLL
 // is sparse (tens to a few thousand bytes) while small and 12 KB once
@@ -109,8 +116,8 @@ while a <= #ARGV do
     -- One HyperLogLog per slot, KEYS[k..k+10] (s-10..s), and the union of
     -- the window for slot s, KEYS[k+11]. The value is counted from the
     -- union once slot s has one; from the current slot's HLL alone while
-    -- the closed slots s-10..s-1 hold nothing (a new counter: new content,
-    -- a quiet sender; no union is made); otherwise from the union, built
+    -- the closed slots s-10..s-1 hold nothing (no union is made for a new
+    -- counter); otherwise from the union, built
     -- now by merging the window once for the whole slot. Slot s's own key
     -- is merged too, in case it was written first (see the header).
     local current = KEYS[k + slots]

@@ -35,11 +35,11 @@
 // - Lua numbers are doubles: counts are exact up to 2^53, and an amount
 //   beyond INT64_MAX is refused by HINCRBY (a failure, not a wrap).
 // - Distinct counts are HyperLogLog estimates (~0.8% standard error), exact
-//   in practice for small sets; MemoryCounterStore is exact. Each Distinct
-//   counter also keeps its window's union for the current slot (one more
-//   HLL per counter in use, see counter_script.hpp), which misses members
-//   written into an older slot after it was built: only when nodes' clocks
-//   disagree, and only until the next slot.
+//   in practice for small sets; MemoryCounterStore is exact. A Distinct
+//   counter in use for more than a slot also keeps its window's union for
+//   the current slot (one more HLL, see counter_script.hpp), which misses
+//   members written into an older slot after it was built: only when
+//   nodes' clocks disagree, and only until the next slot.
 // - Host names are resolved by getaddrinfo(3), which the connect timeout
 //   does not bound: configure an address or a unix socket.
 //
