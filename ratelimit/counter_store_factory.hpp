@@ -5,6 +5,10 @@
 //                        a MemoryCounterStore fallback when on_failure is
 //                        Local (Accept and Tempfail need none)
 //
+// Both MemoryCounterStores get MemoryCounterStoreOptions' defaults: at most
+// 16 MiB of counters (memory_counter_store.hpp, LIMITS), whatever the
+// traffic, so a Redis outage under load cannot grow the daemon beyond that.
+//
 // The endpoint comes from redis_endpoint_from_settings (url, username,
 // password files, Sentinel). The first form reads the password files itself;
 // `password`, when set, overrides the one they give (kept for callers that

@@ -39,12 +39,14 @@
 //   which then restart from zero: an undercount, i.e. a missed burst, never
 //   a false block. The bound wins over exactness because an unbounded map
 //   is a way to crash the milter; evictions() counts what was lost, for
-//   logs and metrics. The default 24 MiB holds ~140,000 counters of the
+//   logs and metrics. The default 16 MiB holds ~90,000 counters of the
 //   shipped policy (~170 bytes for a Sum, ~210 for a Distinct of a few
-//   members; tests/bench/memory_store_bench.cpp): ~3,000 messages' worth
+//   members; tests/bench/memory_store_bench.cpp): ~2,000 messages' worth
 //   when every message brings new content and new recipients (45 new
 //   counters each), far more for ordinary mail, whose counters are
-//   mostly rewritten.
+//   mostly rewritten. The accounting is of live blocks: the process's
+//   RSS also carries the free pieces malloc keeps between them (measured:
+//   RSS ~1.3x the budget), too small for malloc_trim() to return.
 // - A Distinct slot keeps at most max_members_per_slot members (4096); a
 //   member arriving at a full slot is not stored. The value read is then
 //   between min(true count, max_members_per_slot) and the true count: exact
@@ -74,7 +76,10 @@ struct MemoryCounterStoreOptions {
   std::size_t max_keys = 1'000'000;
   std::size_t shard_count = 16;
   // Bytes all shards together may hold, as memory_bytes() accounts them.
-  std::size_t max_bytes = std::size_t{24} << 20;
+  // 16 MiB: with the free pieces glibc keeps between the live blocks (the
+  // heap fragments under eviction churn, ~1.3x), the store's RSS stays near
+  // 22 MB (tests/bench/memory_store_bench.cpp; ratelimit/README.md).
+  std::size_t max_bytes = std::size_t{16} << 20;
   std::size_t max_members_per_slot = 4096;
 };
 
