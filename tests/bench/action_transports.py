@@ -26,9 +26,10 @@ SUMMARY
     A filter that answers end-of-message in several small writes (the modifications,
     then the verdict) on a TCP socket without TCP_NODELAY has its verdict held back by
     Nagle's algorithm until milter_load's delayed ACK (about 40 ms on Linux): the tag
-    and quarantine-hold rows over inet show it as p50 near 40 ms; unix sockets have no
-    Nagle. milter_load writes as Postfix does (one write per answered packet), so a
-    stall seen here is the filter's.
+    and quarantine-hold rows over inet show it as a p50 near 44 ms (floodgate before
+    07847c4, which set TCP_NODELAY on its inet listener); unix sockets have no Nagle.
+    milter_load writes as Postfix does (one write per answered packet), so a stall
+    seen here is the filter's.
 
 SECURITY
     Everything listens on 127.0.0.1 or on sockets in a private temporary directory.
