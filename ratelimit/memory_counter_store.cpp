@@ -109,12 +109,13 @@ class MemoryCounterStore::Shard {
     auto [it, inserted] = m_counters.try_emplace(id);
     Node& node = *it;
     Counter& counter = node.second;
-    if (inserted) {
-      counter.queue = queue_for(ttl_ms);
-    } else {
+    if (!inserted) {
       m_bytes -= counter_bytes(counter);
       unlink(node);
     }
+    // Its window's queue; a caller could reuse a key string with another
+    // window (the policy's keys name the window, so it does not).
+    counter.queue = queue_for(ttl_ms);
     ExpiryQueue& queue = m_queues[counter.queue];
     // max(): a clock that stepped back must not shorten a counter's life
     // below what an earlier write promised, and the queue must stay in
@@ -138,8 +139,8 @@ class MemoryCounterStore::Shard {
     // After the update, so that the value returned includes it even if this
     // very counter is the one to go (possible only when it alone exceeds the
     // shard's budget).
-    while (!m_counters.empty() && (m_counters.size() > m_max_keys || memory_bytes() > m_max_bytes)) {
-      evict_least_recently_written();
+    while (m_counters.size() > m_max_keys || memory_bytes() > m_max_bytes) {
+      if (!evict_least_recently_written()) break;  // nothing left to evict
     }
     return value;
   }
@@ -273,7 +274,7 @@ class MemoryCounterStore::Shard {
   // oldest. Not simply the earliest expiry: that would keep a counter of a
   // 1-hour window written 50 minutes ago over one of a 10-minute window
   // written a minute ago.
-  void evict_least_recently_written() {
+  bool evict_least_recently_written() {
     Node* oldest = nullptr;
     std::int64_t oldest_write = 0;
     for (const ExpiryQueue& queue : m_queues) {
@@ -284,9 +285,10 @@ class MemoryCounterStore::Shard {
         oldest_write = written;
       }
     }
-    if (oldest == nullptr) return;
+    if (oldest == nullptr) return false;
     erase(*oldest);
     ++m_evictions;
+    return true;
   }
 
   const std::size_t m_max_keys;

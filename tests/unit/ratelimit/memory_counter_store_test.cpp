@@ -224,6 +224,26 @@ TEST(MemoryCounterStore, KeepsCountersThatAreRewrittenWhileFreshKeysAreEvicted) 
   EXPECT_LE(store.memory_bytes(), 64u * 1024);
 }
 
+TEST(MemoryCounterStore, KeyReusedWithALongerWindowDoesNotDelayOthersExpiry) {
+  MemoryCounterStore store{{.max_keys = 100, .shard_count = 1}};
+  apply_one(store, sum("k", 1), k_t0);
+  apply_one(store, sum("k", 1, seconds{3600}), k_t0 + 1000);  // now lives 72 minutes
+  apply_one(store, sum("short", 1), k_t0 + 2000);              // TTL 12 s, as ever
+  apply_one(store, sum("other", 1, seconds{3600}), k_t0 + 15'000);
+  EXPECT_EQ(store.key_count(), 2u);  // "k" and "other"; "short" swept
+}
+
+TEST(MemoryCounterStore, EvictsEvenTheCounterJustWrittenWhenItAloneExceedsTheBudget) {
+  MemoryCounterStore store{{.shard_count = 1, .max_bytes = 1024}};
+  std::vector<std::string> members;
+  for (int i = 0; i < 1000; ++i) members.push_back(std::to_string(i));
+  // Its value is returned once, then it is gone: the budget holds.
+  EXPECT_EQ(apply_one(store, distinct("big", members), k_t0), 1000u);
+  EXPECT_EQ(store.key_count(), 0u);
+  EXPECT_EQ(store.evictions(), 1u);
+  EXPECT_LE(store.memory_bytes(), 1024u);
+}
+
 TEST(MemoryCounterStore, CapsMembersKeptPerDistinctSlot) {
   MemoryCounterStore store{{.shard_count = 1, .max_members_per_slot = 100}};
   for (int i = 0; i < 99; ++i) apply_one(store, distinct("d", {"m" + std::to_string(i)}), k_t0);
