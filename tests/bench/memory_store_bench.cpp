@@ -23,7 +23,8 @@
 // At each --messages checkpoint (10000,100000,500000) it prints the keys
 // held, evictions, the heap in use (mallinfo2 uordblks + hblkhd) above what
 // it was before the store existed, bytes per key from that, the store's own
-// accounting when it has one, and VmRSS / VmHWM. --threads N applies from
+// accounting when it has one, VmRSS / VmHWM, and the wall time spent in
+// apply() per message since the previous checkpoint (summed over threads). --threads N applies from
 // N threads at once (one message each in turn), as libmilter's
 // per-connection threads do, to see glibc's per-thread arenas; with
 // --malloc-stats glibc's malloc_stats() is printed at each checkpoint, and
@@ -71,7 +72,7 @@ struct Options {
   bool all_identities = true;
   bool malloc_stats = false;
   bool trim = false;
-  std::size_t max_bytes = floodgate::ratelimit::MemoryCounterStoreOptions{}.max_bytes;
+  std::size_t max_bytes = std::size_t{16} << 20;  // the store's default
 };
 
 std::uint64_t splitmix64(std::uint64_t& state) {
@@ -159,21 +160,33 @@ std::int64_t accounted_bytes(const Store&, long) {
   return -1;
 }
 
+// The options with --max-bytes, where the store has a byte budget.
+template <typename StoreOptions>
+auto store_options(std::size_t max_bytes, int) -> decltype(StoreOptions{}.max_bytes, StoreOptions{}) {
+  StoreOptions options;
+  options.max_bytes = max_bytes;
+  return options;
+}
+template <typename StoreOptions>
+StoreOptions store_options(std::size_t, long) {
+  return StoreOptions{};
+}
+
 void report(const MemoryCounterStore& store, std::uint64_t messages, std::uint64_t requests,
-            std::uint64_t heap_before, double seconds, const Options& options) {
+            std::uint64_t heap_before, double seconds, double apply_us_per_message, const Options& options) {
   const std::uint64_t keys = store.key_count();
   const std::int64_t heap = static_cast<std::int64_t>(heap_in_use()) - static_cast<std::int64_t>(heap_before);
   const std::int64_t accounted = accounted_bytes(store, 0);
   char accounted_text[32] = "-";
   if (accounted >= 0) std::snprintf(accounted_text, sizeof accounted_text, "%.1f MB", static_cast<double>(accounted) / 1e6);
   std::printf("%9llu msgs %10llu requests %9zu keys %10llu evictions  heap %8.1f MB  %6.0f B/key  "
-              "accounted %s  RSS %7.1f MB  HWM %7.1f MB  %6.1f s\n",
+              "accounted %s  RSS %7.1f MB  HWM %7.1f MB  %6.1f s  apply %5.1f us/msg\n",
               static_cast<unsigned long long>(messages), static_cast<unsigned long long>(requests), keys,
               static_cast<unsigned long long>(store.evictions()), static_cast<double>(heap) / 1e6,
               keys == 0 ? 0.0 : static_cast<double>(heap) / static_cast<double>(keys),
               accounted_text,
               static_cast<double>(proc_status_kib("VmRSS")) / 1024.0,
-              static_cast<double>(proc_status_kib("VmHWM")) / 1024.0, seconds);
+              static_cast<double>(proc_status_kib("VmHWM")) / 1024.0, seconds, apply_us_per_message);
   std::fflush(stdout);
   if (options.malloc_stats) ::malloc_stats();
   if (options.trim) {
@@ -248,11 +261,12 @@ int main(int argc, char** argv) {
   std::printf("before the store: heap in use %.1f MB, RSS %.1f MB; store budget %.1f MB\n",
               static_cast<double>(heap_before) / 1e6, static_cast<double>(proc_status_kib("VmRSS")) / 1024.0,
               static_cast<double>(options.max_bytes) / 1e6);
-  MemoryCounterStore store{{.max_bytes = options.max_bytes}};
+  MemoryCounterStore store{store_options<floodgate::ratelimit::MemoryCounterStoreOptions>(options.max_bytes, 0)};
   const TimePoint start =
       std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
   const auto started = std::chrono::steady_clock::now();
   std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> apply_ns{0};  // wall time inside apply(), summed over threads
   std::uint64_t from = 0;
   for (const std::uint64_t checkpoint : options.checkpoints) {
     // Message n goes to thread n % threads; the threads meet at each
@@ -264,15 +278,18 @@ int main(int argc, char** argv) {
           const auto plan = floodgate::policy::plan_counters(*config, facts_for(*config, options, n));
           const auto now = start + std::chrono::milliseconds{
                                        static_cast<std::int64_t>(static_cast<double>(n) * 1000.0 / options.rate)};
+          const auto apply_started = std::chrono::steady_clock::now();
           if (!store.apply(plan.requests, now)) throw std::logic_error("the in-process store failed");
+          apply_ns += static_cast<std::uint64_t>(std::chrono::nanoseconds(std::chrono::steady_clock::now() - apply_started).count());
           requests += plan.requests.size();
         }
       });
     }
     for (auto& thread : threads) thread.join();
+    const double apply_us = static_cast<double>(apply_ns.exchange(0)) / 1000.0 / static_cast<double>(checkpoint - from);
     from = checkpoint;
     report(store, checkpoint, requests.load(), heap_before,
-           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), options);
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), apply_us, options);
   }
   return 0;
 }
