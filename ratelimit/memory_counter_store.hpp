@@ -45,8 +45,11 @@
 //   when every message brings new content and new recipients (45 new
 //   counters each), far more for ordinary mail, whose counters are
 //   mostly rewritten. The accounting is of live blocks: the process's
-//   RSS also carries the free pieces malloc keeps between them (measured:
-//   RSS ~1.3x the budget), too small for malloc_trim() to return.
+//   RSS also carries the free pieces malloc keeps between them, too small
+//   for malloc_trim() to return (measured: RSS ~1.3x the budget fed from
+//   one thread; ~1.7x and still creeping at 1M messages from 20 threads,
+//   whose 16 glibc arenas each keep their own; ~1.4x with
+//   MALLOC_ARENA_MAX=2; ratelimit/README.md).
 // - A Distinct slot keeps at most max_members_per_slot members (4096); a
 //   member arriving at a full slot is not stored. The value read is then
 //   between min(true count, max_members_per_slot) and the true count: exact
@@ -77,8 +80,8 @@ struct MemoryCounterStoreOptions {
   std::size_t shard_count = 16;
   // Bytes all shards together may hold, as memory_bytes() accounts them.
   // 16 MiB: with the free pieces glibc keeps between the live blocks (the
-  // heap fragments under eviction churn, ~1.3x), the store's RSS stays near
-  // 22 MB (tests/bench/memory_store_bench.cpp; ratelimit/README.md).
+  // heap fragments under eviction churn), the store's RSS stays near 22 MB
+  // fed from one thread, 28-30 MB from 20 (see LIMITS).
   std::size_t max_bytes = std::size_t{16} << 20;
   std::size_t max_members_per_slot = 4096;
 };
