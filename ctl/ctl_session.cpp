@@ -96,6 +96,9 @@ int CtlSession::report_redis_failure(const ratelimit::CounterFailure& failure, s
     case ratelimit::CounterFailure::Kind::Protocol:
       what = m_redis_name + " gave an unexpected answer";
       break;
+    case ratelimit::CounterFailure::Kind::Busy:
+      what = "every connection to " + m_redis_name + " stayed busy";
+      break;
   }
   what += doing;
   if (!failure.detail.empty()) what += " (" + escape_for_terminal(failure.detail) + ")";

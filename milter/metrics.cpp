@@ -62,6 +62,7 @@ class Metrics::TimedCounterStore final : public ratelimit::CounterStore {
   }
 
   std::string_view state_label() const override { return m_inner.state_label(); }
+  std::string_view answered_by() const override { return m_inner.answered_by(); }
 
  private:
   ratelimit::CounterStore& m_inner;
@@ -153,6 +154,8 @@ Metrics::Metrics(const policy::Config& config, MetricsSources sources)
       &m_redis_errors.Add({{"kind", "unavailable"}});
   m_redis_errors_by_kind[static_cast<std::size_t>(ratelimit::CounterFailure::Kind::Protocol)] =
       &m_redis_errors.Add({{"kind", "protocol"}});
+  m_redis_errors_by_kind[static_cast<std::size_t>(ratelimit::CounterFailure::Kind::Busy)] =
+      &m_redis_errors.Add({{"kind", "busy"}});
   for (const std::string_view state : k_store_states) m_store_state.Add({{"state", std::string(state)}});
   rule_table_for(config);
   if (m_sources.counters != nullptr) m_timed_store = std::make_unique<TimedCounterStore>(*m_sources.counters, *this);

@@ -154,7 +154,7 @@ class Metrics {
   prometheus::Histogram& m_decision_seconds;
   prometheus::Histogram& m_redis_seconds;
   prometheus::Family<prometheus::Counter>& m_redis_errors;
-  std::array<prometheus::Counter*, 3> m_redis_errors_by_kind{};  // by CounterFailure::Kind
+  std::array<prometheus::Counter*, 4> m_redis_errors_by_kind{};  // by CounterFailure::Kind
   prometheus::Family<prometheus::Gauge>& m_store_state;
   prometheus::Counter& m_store_transitions;
   prometheus::Gauge& m_frozen_sources;

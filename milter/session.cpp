@@ -165,7 +165,7 @@ Decision MessageSession::decide(ratelimit::CounterStore& counters, ratelimit::Ti
   std::vector<std::uint64_t> values;
   if (!plan.requests.empty()) {
     auto result = counters.apply(plan.requests, now);
-    decision.counter_state = std::string(counters.state_label());
+    decision.counter_state = std::string(counters.answered_by());
     if (!result) {
       decision.counter_failure = result.error().detail;
       using policy::CounterFailureMode;

@@ -28,7 +28,11 @@ namespace floodgate::ratelimit {
 using TimePoint = std::chrono::time_point<std::chrono::system_clock, std::chrono::milliseconds>;
 
 struct CounterFailure {
-  enum class Kind { Unavailable, Timeout, Protocol };
+  // Busy: every connection to the store stayed in use for the whole wait.
+  // That is congestion in this process (more sessions at end-of-message than
+  // connections, or threads starved of CPU), not a failure of the store: the
+  // calls holding the connections report the store's own failures.
+  enum class Kind { Unavailable, Timeout, Protocol, Busy };
   Kind kind = Kind::Unavailable;
   std::string detail;  // human-readable, for logs
 };
@@ -45,6 +49,12 @@ class CounterStore {
 
   // Short label for logs and metrics ("redis", "local", "local-fallback").
   virtual std::string_view state_label() const = 0;
+
+  // The label of the store that answered the calling thread's last apply():
+  // state_label() for a plain store; a wrapper that can answer one message
+  // from another store (ResilientCounterStore, for a busy pool) says which,
+  // so a verdict names the counters it was really scored with.
+  virtual std::string_view answered_by() const { return state_label(); }
 };
 
 }  // namespace floodgate::ratelimit

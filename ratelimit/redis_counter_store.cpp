@@ -47,8 +47,8 @@ class RedisCounterStore::Pool {
     Clock::time_point opened;
   };
 
-  // An idle connection, or a null context and the right to open one, or a
-  // Timeout after waiting `patience` for another thread to give one back.
+  // An idle connection, or a null context and the right to open one, or
+  // Busy after waiting `patience` for another thread to give one back.
   tl::expected<Taken, CounterFailure> take(std::chrono::milliseconds patience) {
     Taken expired{RedisContextPtr{nullptr, redisFree}, {}};
     std::unique_lock lock{m_mutex};
@@ -56,7 +56,7 @@ class RedisCounterStore::Pool {
         lock, patience, [&] { return !m_idle.empty() || m_open < m_size; });
     if (!available) {
       return tl::unexpected{CounterFailure{
-          CounterFailure::Kind::Timeout,
+          CounterFailure::Kind::Busy,
           "all " + std::to_string(m_size) + " redis connections busy for " +
               std::to_string(patience.count()) + " ms"}};
     }

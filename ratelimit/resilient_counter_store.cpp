@@ -21,6 +21,15 @@ ResilientCounterStore::ResilientCounterStore(std::unique_ptr<CounterStore> prima
   }
 }
 
+namespace {
+// Per thread: apply() and the caller's answered_by() run on the same thread.
+thread_local std::string_view t_answered_by;
+}  // namespace
+
+std::string_view ResilientCounterStore::answered_by() const {
+  return t_answered_by.empty() ? state_label() : t_answered_by;
+}
+
 std::string_view ResilientCounterStore::state_label() const {
   if (!m_open.load()) return m_primary->state_label();
   return m_mode == policy::CounterFailureMode::Local ? "local-fallback" : "unavailable";
@@ -34,7 +43,12 @@ CounterResult ResilientCounterStore::apply(std::span<const policy::CounterReques
   if (m_primary_observer) m_primary_observer(std::chrono::steady_clock::now() - started, result ? nullptr : &result.error());
   if (result) {
     record_success();
+    t_answered_by = m_primary->state_label();
     return result;
+  }
+  if (result.error().kind == CounterFailure::Kind::Busy) {
+    record_busy(result.error(), now);
+    return degraded(requests, now, std::move(result.error()));
   }
   record_failure(result.error(), now);
   return degraded(requests, now, std::move(result.error()));
@@ -70,10 +84,25 @@ void ResilientCounterStore::record_failure(const CounterFailure& failure, TimePo
                failure.detail, m_retry_interval.count());
 }
 
+void ResilientCounterStore::record_busy(const CounterFailure& failure, TimePoint now) {
+  const std::lock_guard lock{m_mutex};
+  m_probing = false;  // a busy probe proved nothing: the next message probes again
+  ++m_busy_unlogged;
+  if (m_busy_logged_at != TimePoint{} && now < m_busy_logged_at + m_retry_interval) return;
+  spdlog::warn("counter_store=redis event=busy reason=\"{}\" messages={} answer={}", failure.detail, m_busy_unlogged,
+               m_mode == policy::CounterFailureMode::Local ? "local-counters" : "as-on-failure");
+  m_busy_logged_at = now;
+  m_busy_unlogged = 0;
+}
+
 CounterResult ResilientCounterStore::degraded(std::span<const policy::CounterRequest> requests,
                                               TimePoint now,
                                               std::optional<CounterFailure> primary_failure) {
-  if (m_mode == policy::CounterFailureMode::Local) return m_fallback->apply(requests, now);
+  if (m_mode == policy::CounterFailureMode::Local) {
+    t_answered_by = "local-fallback";
+    return m_fallback->apply(requests, now);
+  }
+  t_answered_by = "unavailable";
   if (primary_failure) return tl::unexpected{std::move(*primary_failure)};
   std::string last;
   {

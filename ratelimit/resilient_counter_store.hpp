@@ -16,9 +16,17 @@
 // The failure that opened the circuit is returned as it was; calls refused
 // by the open circuit get Kind::Unavailable with the last failure's detail.
 //
+// A Busy failure (every connection in use for the whole wait: this process
+// is congested, Redis is not failing) gets the same answer for that one
+// message but leaves the circuit as it is. Opening it would move every
+// message for retry_interval onto this node's local counters exactly when
+// traffic peaks; a Redis that really hangs is caught by the calls holding
+// the connections, which time out.
+//
 // DIAGNOSTICS
 // One log line per state change, not per message: spdlog warn when leaving
-// Redis, info when back. transitions() counts them.
+// Redis, info when back. transitions() counts them. Busy failures: one warn
+// line at the first, then at most one per retry_interval with their count.
 //
 // LIMITS
 // Fallback counters are this node's alone and start empty; what happened
@@ -57,6 +65,7 @@ class ResilientCounterStore final : public CounterStore {
   // "redis" while the circuit is closed; "local-fallback" (mode Local) or
   // "unavailable" (Accept, Tempfail) while it is open.
   std::string_view state_label() const override;
+  std::string_view answered_by() const override;
 
   // State changes so far (opening and closing each count one).
   std::uint64_t transitions() const { return m_transitions.load(); }
@@ -77,6 +86,7 @@ class ResilientCounterStore final : public CounterStore {
   bool may_call_primary(TimePoint now);
   void record_success();
   void record_failure(const CounterFailure& failure, TimePoint now);
+  void record_busy(const CounterFailure& failure, TimePoint now);
   // The answer while the primary is not used: the fallback's, or
   // `primary_failure` if this call just failed, or a circuit-open failure.
   CounterResult degraded(std::span<const policy::CounterRequest> requests, TimePoint now,
@@ -92,6 +102,8 @@ class ResilientCounterStore final : public CounterStore {
   TimePoint m_retry_at{};
   bool m_probing = false;
   std::string m_last_failure;
+  TimePoint m_busy_logged_at{};
+  std::uint64_t m_busy_unlogged = 0;  // Busy failures since the last busy line
 
   std::atomic<bool> m_open{false};
   std::atomic<std::uint64_t> m_transitions{0};

@@ -29,18 +29,24 @@ class FaultyCounterStore final : public CounterStore {
   CounterResult apply(std::span<const CounterRequest> requests, TimePoint now) override {
     ++m_calls;
     if (m_failing) {
-      return tl::unexpected{CounterFailure{CounterFailure::Kind::Timeout, "injected timeout"}};
+      return tl::unexpected{m_failure_kind == CounterFailure::Kind::Busy
+                                ? CounterFailure{CounterFailure::Kind::Busy, "all 8 redis connections busy for 200 ms"}
+                                : CounterFailure{m_failure_kind, "injected timeout"}};
     }
     return m_backing.apply(requests, now);
   }
   std::string_view state_label() const override { return "redis"; }
 
-  void set_failing(bool failing) { m_failing = failing; }
+  void set_failing(bool failing, CounterFailure::Kind kind = CounterFailure::Kind::Timeout) {
+    m_failure_kind = kind;
+    m_failing = failing;
+  }
   int calls() const { return m_calls; }
 
  private:
   MemoryCounterStore m_backing;
   std::atomic<bool> m_failing{false};
+  std::atomic<CounterFailure::Kind> m_failure_kind{CounterFailure::Kind::Timeout};
   std::atomic<int> m_calls{0};
 };
 
@@ -237,6 +243,56 @@ TEST_P(ResilientCounterStoreFailureMode, ReturnsFailureForCallerToApplyMode) {
 INSTANTIATE_TEST_SUITE_P(AcceptAndTempfail, ResilientCounterStoreFailureMode,
                          testing::Values(CounterFailureMode::Accept,
                                          CounterFailureMode::Tempfail));
+
+// Congestion in this process (every pooled connection in use) is not a Redis
+// failure: that message gets the fallback's answer, the next one goes to
+// Redis again. Opening the circuit here put a third of the messages of a
+// busy run on local counters, flapping degraded/recovered on every message.
+TEST(ResilientCounterStore, BusyPoolAnswersThatMessageLocallyWithoutOpeningTheCircuit) {
+  LogCapture log;
+  auto stack = make_stack(CounterFailureMode::Local);
+  ASSERT_TRUE(stack.store->apply(k_one_message, at_ms(k_t0)).has_value());
+  stack.primary->set_failing(true, CounterFailure::Kind::Busy);
+  const auto busy = stack.store->apply(k_one_message, at_ms(k_t0 + 1));
+  ASSERT_TRUE(busy.has_value()) << busy.error().detail;
+  EXPECT_EQ(*busy, CounterValues{1}) << "the fallback's own count";
+  EXPECT_EQ(stack.store->answered_by(), "local-fallback") << "what the verdict line says it was scored with";
+  EXPECT_FALSE(stack.store->circuit_open());
+  EXPECT_EQ(stack.store->state_label(), "redis");
+  EXPECT_EQ(stack.store->transitions(), 0u);
+
+  stack.primary->set_failing(false);
+  const int calls_before = stack.primary->calls();
+  EXPECT_EQ(stack.store->apply(k_one_message, at_ms(k_t0 + 2)).value(), CounterValues{2}) << "Redis's count";
+  EXPECT_EQ(stack.primary->calls(), calls_before + 1) << "the next message goes straight to Redis";
+  EXPECT_EQ(stack.store->answered_by(), "redis");
+  EXPECT_EQ(log.count("warning counter_store=local-fallback event=degraded"), 0u);
+  EXPECT_EQ(log.count("info counter_store=redis event=recovered"), 0u);
+}
+
+TEST(ResilientCounterStore, BusyPoolIsLoggedOncePerRetryIntervalWithItsCount) {
+  LogCapture log;
+  auto stack = make_stack(CounterFailureMode::Local);
+  stack.primary->set_failing(true, CounterFailure::Kind::Busy);
+  for (int i = 0; i < 50; ++i) (void)stack.store->apply(k_one_message, at_ms(k_t0 + i));
+  EXPECT_EQ(log.count("warning counter_store=redis event=busy"), 1u);
+  for (int i = 0; i < 30; ++i) (void)stack.store->apply(k_one_message, at_ms(k_t0 + k_retry.count() + i));
+  ASSERT_EQ(log.count("warning counter_store=redis event=busy"), 2u);
+  EXPECT_NE(log.lines().back().find("messages=50"), std::string::npos)
+      << "the second line counts the 49 after the first and the one that logged: " << log.lines().back();
+  EXPECT_EQ(stack.store->transitions(), 0u);
+}
+
+TEST(ResilientCounterStore, BusyPoolInTempfailModeFailsThatMessageOnly) {
+  auto stack = make_stack(CounterFailureMode::Tempfail);
+  stack.primary->set_failing(true, CounterFailure::Kind::Busy);
+  const auto busy = stack.store->apply(k_one_message, at_ms(k_t0));
+  ASSERT_FALSE(busy.has_value());
+  EXPECT_EQ(busy.error().kind, CounterFailure::Kind::Busy);
+  EXPECT_FALSE(stack.store->circuit_open());
+  stack.primary->set_failing(false);
+  EXPECT_TRUE(stack.store->apply(k_one_message, at_ms(k_t0 + 1)).has_value());
+}
 
 TEST(ResilientCounterStore, RefusesLocalModeWithoutFallback) {
   EXPECT_THROW(ResilientCounterStore(std::make_unique<FaultyCounterStore>(), nullptr,
