@@ -97,6 +97,9 @@ def parse_args(argv=None):
     p.add_argument("--transport", choices=("inet", "unix"), default="inet")
     p.add_argument("--all-transports", action="store_true", help="inet, then unix")
     p.add_argument("--nodelay", action="store_true", help="milter_load sets TCP_NODELAY (Postfix does not)")
+    p.add_argument("--rate", type=float, default=0,
+                   help="milter_load --rate: messages/s over all sessions (0: as fast as answered, which "
+                        "saturates the machine; a rate below that measures latency without queueing)")
     p.add_argument("--no-rspamd", action="store_true", help="leave rspamd out")
     p.add_argument("--targets", default="noop,floodgate,rspamd",
                    help="comma-separated subset of noop,floodgate,rspamd")
@@ -212,13 +215,11 @@ class ThreadSampler:
 k_script_commands = ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")
 
 
-def redis_commandstats(port: int) -> dict[str, int]:
-    """Calls per command since the server started (INFO commandstats), INFO's own
-    left out so that measuring does not count itself. Redis 7 also counts here the
-    commands a Lua script runs (redis.call), beside the EVALSHA that ran it."""
+def redis_info(port: int, section: str) -> str:
+    """The text of INFO <section>."""
     import socket
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
+        s.sendall(f"*2\r\n$4\r\nINFO\r\n${len(section)}\r\n{section}\r\n".encode())
         data = b""
         while b"\r\n" not in data:
             chunk = s.recv(65536)
@@ -232,8 +233,22 @@ def redis_commandstats(port: int) -> dict[str, int]:
             if not chunk:
                 break
             rest += chunk
+    return rest[:length].decode()
+
+
+def redis_cpu_seconds(port: int) -> float:
+    """used_cpu_sys + used_cpu_user of the server (INFO cpu): main thread and
+    its I/O threads, since it started."""
+    values = dict(line.split(":", 1) for line in redis_info(port, "cpu").splitlines() if ":" in line)
+    return float(values["used_cpu_sys"]) + float(values["used_cpu_user"])
+
+
+def redis_commandstats(port: int) -> dict[str, int]:
+    """Calls per command since the server started (INFO commandstats), INFO's own
+    left out so that measuring does not count itself. Redis 7 also counts here the
+    commands a Lua script runs (redis.call), beside the EVALSHA that ran it."""
     out = {}
-    for line in rest[:length].decode().splitlines():
+    for line in redis_info(port, "commandstats").splitlines():
         # cmdstat_evalsha:calls=3000,usec=...
         if not line.startswith("cmdstat_"):
             continue
@@ -315,6 +330,8 @@ def run_load(args, spec: str, concurrency: int, messages: int, max_seconds: floa
         argv += ["--duration", str(max_seconds)]
     if args.nodelay:
         argv.append("--nodelay")
+    if args.rate:
+        argv += ["--rate", str(args.rate)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=(max_seconds or 600) + 120)
     if proc.returncode not in (0, 1) or not proc.stdout.strip():
         raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
@@ -326,11 +343,13 @@ def measure(args, target: Target, redis_port: int, concurrency: int) -> dict:
     reset_peak_rss(pids)
     cpu_before = cpu_ticks(pids)
     calls_before = redis_commandstats(redis_port)
+    redis_cpu_before = redis_cpu_seconds(redis_port)
     with ThreadSampler(target.root_pid) as threads:
         load = run_load(args, target.spec, concurrency, args.messages, args.max_seconds)
         pids_after = process_tree(target.root_pid)
     cpu_after = cpu_ticks(pids_after)
     calls_after = redis_commandstats(redis_port)
+    redis_cpu_after = redis_cpu_seconds(redis_port)
     calls = {name: n - calls_before.get(name, 0) for name, n in calls_after.items()
              if n != calls_before.get(name, 0)}
     peak_rss_kb = sum(status_values(pid, ("VmHWM",)).get("VmHWM", 0) for pid in pids_after)
@@ -348,6 +367,7 @@ def measure(args, target: Target, redis_port: int, concurrency: int) -> dict:
         "peak_threads": threads.peak,
         "processes": len(pids_after),
         "redis_calls_per_msg": per_message(sum(calls.values())),
+        "redis_cpu_us_per_msg": per_message((redis_cpu_after - redis_cpu_before) * 1e6),
         "redis_scripts_per_msg": per_message(sum(n for name, n in calls.items() if name in k_script_commands)),
         "redis_calls_by_command": calls,
         "verdicts": load["verdicts"],
@@ -359,14 +379,15 @@ def measure(args, target: Target, redis_port: int, concurrency: int) -> dict:
 def print_table(transport: str, rows: list[dict]):
     print(f"\n== milter over {transport} ==")
     print(f"{'target':<10} {'conc':>4} {'msgs':>6} {'msg/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
-          f"{'max ms':>7} {'CPU ms/msg':>10} {'RSS MB':>7} {'thr':>4} {'redis/msg':>9} {'scripts':>7} {'errors':>6}")
+          f"{'max ms':>7} {'CPU ms/msg':>10} {'RSS MB':>7} {'thr':>4} {'redis/msg':>9} {'scripts':>7} "
+          f"{'redis us':>8} {'errors':>6}")
     for r in rows:
         lat = r["latency_us"]
         print(f"{r['target']:<10} {r['concurrency']:>4} {r['messages']:>6} {r['msg_per_s']:>8.1f} "
               f"{lat['p50'] / 1000:>7.2f} {lat['p90'] / 1000:>7.2f} {lat['p99'] / 1000:>7.2f} "
               f"{lat['max'] / 1000:>7.1f} {r['cpu_ms_per_msg']:>10.3f} {r['peak_rss_mb']:>7.1f} "
               f"{r['peak_threads']:>4} {r['redis_calls_per_msg']:>9.2f} {r['redis_scripts_per_msg']:>7.2f} "
-              f"{r['errors']:>6}")
+              f"{r['redis_cpu_us_per_msg']:>8.1f} {r['errors']:>6}")
     sys.stdout.flush()
 
 

@@ -637,6 +637,10 @@ struct Options {
   int messages_per_session = 10;
   std::uint64_t messages = 0;   // 0: no limit (with --duration); 1000 when neither is given
   double duration_seconds = 0;  // 0: run until `messages`
+  // Messages per second over all sessions, started on a fixed timetable
+  // (message k at k / rate); 0: each session sends its next message as soon
+  // as the last one is answered, which saturates the filter.
+  double rate = 0;
   std::filesystem::path corpus;
   std::size_t size = 5120;
   int recipients = 3;
@@ -903,6 +907,17 @@ struct Schedule {
   std::atomic<std::uint64_t> next_message{0};
   std::uint64_t limit = 0;  // 0: no limit (duration only)
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  double rate = 0;  // Options::rate
+  std::chrono::steady_clock::time_point start;
+
+  // With a rate: sleeps until message `index` is due. Its latency is still
+  // measured from its MAIL: a filter slower than the rate shows as a lower
+  // messages/s than asked, not as latency.
+  void wait_for_turn(std::uint64_t index) const {
+    if (rate <= 0) return;
+    std::this_thread::sleep_until(start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                              std::chrono::duration<double>(static_cast<double>(index) / rate)));
+  }
 
   std::optional<std::uint64_t> claim() {
     if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
@@ -935,6 +950,7 @@ class Session {
         const Negotiated negotiated = negotiate(connection);
         greet(connection, negotiated, client);
         for (int sent = 0;;) {
+          m_schedule.wait_for_turn(index);
           run_message(connection, negotiated, client, m_corpus[index % m_corpus.size()], index);
           pending = ++sent < m_options.messages_per_session ? m_schedule.claim() : std::nullopt;
           if (!pending) break;
@@ -1129,6 +1145,7 @@ nlohmann::json report(const Options& options, Totals& totals, double seconds, st
   return {
       {"socket", options.socket_text},
       {"concurrency", options.concurrency},
+      {"rate", options.rate},
       {"messages_per_session", options.messages_per_session},
       {"recipients", options.recipients},
       {"size", options.size},
@@ -1211,7 +1228,8 @@ constexpr const char* k_usage =
     "usage: milter_load --socket inet:PORT@HOST|unix:/path --corpus DIR\n"
     "         [--concurrency C (1)] [--messages-per-session M (10)] [--messages N (1000 without "
     "--duration)]\n"
-    "         [--duration S] [--size BYTES (5120; 0: as they are)] [--recipients R (3)]\n"
+    "         [--duration S] [--rate MSG_PER_S (0: as fast as answered)]\n"
+    "         [--size BYTES (5120; 0: as they are)] [--recipients R (3)]\n"
     "         [--clients K (1000)] [--auth-share F (0.2)] [--nodelay] [--write-per-packet]\n"
     "         [--timeout S (30)] [--json]\n"
     "  --write-per-packet: one write per packet, not Postfix's buffered writes (a naive MTA;\n"
@@ -1252,6 +1270,8 @@ milter_load::Options parse_options(int argc, char** argv) {
       options.messages = static_cast<std::uint64_t>(number(i));
     } else if (arg == "--duration") {
       options.duration_seconds = number(i);
+    } else if (arg == "--rate") {
+      options.rate = number(i);
     } else if (arg == "--size") {
       options.size = static_cast<std::size_t>(number(i));
     } else if (arg == "--recipients") {
@@ -1277,6 +1297,7 @@ milter_load::Options parse_options(int argc, char** argv) {
   }
   if (options.socket_text.empty()) usage("--socket is required");
   if (options.corpus.empty()) usage("--corpus is required");
+  if (options.rate < 0) usage("--rate must not be negative");
   if (options.concurrency < 1 || options.messages_per_session < 1 || options.recipients < 1 ||
       options.clients < 1 || options.timeout_seconds <= 0) {
     usage("--concurrency, --messages-per-session, --recipients, --clients and --timeout must be positive");
@@ -1304,7 +1325,9 @@ int main(int argc, char** argv) {
   }
   Schedule schedule;
   schedule.limit = options.messages;
+  schedule.rate = options.rate;
   const auto started = std::chrono::steady_clock::now();
+  schedule.start = started;
   if (options.duration_seconds > 0) {
     schedule.deadline = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                       std::chrono::duration<double>(options.duration_seconds));

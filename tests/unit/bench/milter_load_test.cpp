@@ -392,3 +392,26 @@ TEST(MilterLoadWrites, WritePerPacketWritesEveryPacketAlone) {
 
 }  // namespace
 }  // namespace milter_load
+
+namespace milter_load {
+namespace {
+
+// --rate: message k starts k / rate seconds after the run began, whoever
+// sends it; without a rate nothing waits.
+TEST(MilterLoadSchedule, RateStartsMessageKAtKOverRate) {
+  Schedule schedule;
+  schedule.rate = 200;  // one every 5 ms
+  schedule.start = std::chrono::steady_clock::now();
+  schedule.wait_for_turn(10);
+  const auto waited = std::chrono::steady_clock::now() - schedule.start;
+  EXPECT_GE(waited, std::chrono::milliseconds(50));
+  EXPECT_LT(waited, std::chrono::milliseconds(500));
+
+  Schedule unpaced;
+  unpaced.start = std::chrono::steady_clock::now();
+  unpaced.wait_for_turn(1'000'000);
+  EXPECT_LT(std::chrono::steady_clock::now() - unpaced.start, std::chrono::milliseconds(50));
+}
+
+}  // namespace
+}  // namespace milter_load
