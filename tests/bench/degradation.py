@@ -450,8 +450,11 @@ def main():
                  else "EXCEEDED"))
         # State changes (one line each, not one per message): counter store, freezes,
         # containment's activity store.
+        # A verdict line has an "ms=" word; "retry_in_ms=" of a state change must not
+        # look like one (it hid every event=degraded line).
         warnings = [l for l in log_text.splitlines()
-                    if "ms=" not in l and ("counter_store=" in l or " warn" in l or "again" in l)][:12]
+                    if not any(w.startswith("ms=") for w in l.split())
+                    and ("counter_store=" in l or " warn" in l or "again" in l)][:12]
         print("floodgate's state-change log lines:\n  " + "\n  ".join(warnings))
         print(f"floodgate alive {fg.alive()}")
         if failed or not fg.alive():
