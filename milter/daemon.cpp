@@ -260,7 +260,9 @@ void disable_nagle_on_milter_listener(const std::string& socket_spec, const std:
 void limit_malloc_arenas() {
   constexpr int k_malloc_arenas = 2;
   if (std::getenv("MALLOC_ARENA_MAX") != nullptr) return;
-  if (::mallopt(M_ARENA_MAX, k_malloc_arenas) != 1) spdlog::warn("mallopt(M_ARENA_MAX) refused");
+  // Refused only by a replacement allocator (AddressSanitizer's, say), which
+  // has its own arenas: nothing to warn an admin about.
+  if (::mallopt(M_ARENA_MAX, k_malloc_arenas) != 1) spdlog::debug("mallopt(M_ARENA_MAX) refused");
 }
 
 void set_main_thread_signals(int how) {

@@ -72,6 +72,7 @@ from processes import (  # noqa: F401  (re-exported: tests and benchmarks use ha
     k_command_timeout,
     free_port,
     port_accepts,
+    port_is_free,
     wait_for,
     tail,
     run,
@@ -172,12 +173,15 @@ class PostfixInstance:
             for k, v in main.items():
                 f.write(f"{k} = {v}\n")
 
+        self.write_master_cf()
+
+    def write_master_cf(self):
         # Postfix knows an inet listener by host:port in the service name.
         services = [f"127.0.0.1:{l.port} inet n - n - - smtpd\n"
                     f"  -o syslog_name=postfix/{l.name}\n"
                     f"  -o smtpd_milters={l.milters}\n"
                     + "".join(f"  -o {k}={v}\n" for k, v in l.options.items())
-                    for l in listeners]
+                    for l in self.listeners]
         master = "".join(services) + textwrap.dedent("""\
             pickup    unix  n       -       n       60      1       pickup
             cleanup   unix  n       -       n       -       0       cleanup
@@ -205,9 +209,23 @@ class PostfixInstance:
         with open(os.path.join(self.config_dir, "master.cf"), "w") as f:
             f.write(master)
 
-    def start(self):
+    def start(self, movable: tuple[Listener, ...] = ()):
+        """Starts the instance. free_port() is racy: a port found free may be taken
+        (by a parallel test's client, say) before master binds it, and master then
+        exits with "bind ... Address already in use". The `movable` listeners (those
+        nothing else knows the port of yet) then get new ports and master is started
+        again, up to three times."""
         run([k_postfix_bin, "-c", self.config_dir, "check"])
-        run([k_postfix_bin, "-c", self.config_dir, "start"])
+        for attempt in range(3):
+            started = run([k_postfix_bin, "-c", self.config_dir, "start"], check=False)
+            if started.returncode == 0:
+                break
+            taken = [l for l in movable if not port_is_free(l.port)]
+            if attempt == 2 or not taken or "Address already in use" not in self.maillog_text():
+                raise RuntimeError(f"postfix start exited {started.returncode}:\n{started.stdout}{started.stderr}")
+            for l in taken:
+                l.port = free_port()
+            self.write_master_cf()
         for l in self.listeners:
             wait_for(lambda: port_accepts(l.port), k_start_timeout, f"smtpd {l.name}:{l.port}")
 
@@ -523,7 +541,8 @@ class PostfixWorld:
                                  else other_milter or "")
             self.postfix = PostfixInstance(self.dir, self.sink.port, listeners, local_milters,
                                            extra_main)
-            self.postfix.start()
+            # The release listener's port is in floodgate's config already.
+            self.postfix.start(movable=tuple(l for l in listeners if l is not self.release_listener))
         except BaseException:
             sys.stderr.write(self.describe())
             self.close()
