@@ -33,8 +33,11 @@ constexpr std::uint64_t k_band_seed = 0x666c6f6f64676174ULL;  // "floodgat"
 // whose 64-bit vector multiply the mixer needs) and picked at load time by
 // the CPU, 3-4 times faster there. AVX2 has no 64-bit multiply and its
 // emulation measured slower than scalar code, so there is no AVX2 copy.
-// Integer arithmetic only: every copy gives the same minima.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Integer arithmetic only: every copy gives the same minima. Not under
+// ThreadSanitizer: the copy is chosen by an ifunc resolver that the dynamic
+// loader runs before TSan's runtime is up, and the instrumented resolver
+// crashed every binary linking this file at start.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 __attribute__((target_clones("arch=x86-64-v4", "default")))
 #endif
 void permute_into_minima(std::uint64_t* __restrict minima, std::uint64_t shingle) {
