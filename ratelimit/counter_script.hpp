@@ -60,6 +60,18 @@
 // is sparse (tens to a few thousand bytes) while small and 12 KB once
 // dense; a union is as big as its window's members make it.
 //
+// EXPIRY
+// A key holding slot s (a Sum's field s, a Distinct's "<key>:<s>") is read
+// until the end of slot s+10, so it must live W + 2L from the start of slot
+// s. Its first write in slot s sets that TTL, counted from a `now` in slot
+// s; it is not set again for later writes in the same slot, which would
+// only move the expiry further out (an EXPIRE per counter per message was a
+// sixth of the script's commands). The first write is recognised by what
+// the write answers: HINCRBY gives back just the amount (the field was
+// new, or held 0), PFADD gives 1 (the key was created, or a register
+// changed: more PEXPIREs than needed, never fewer). A Sum hash holding
+// several slots thus expires W + 2L after its newest slot's first write.
+//
 // Lua 5.1 numbers are doubles: times, slot indices and counts are exact
 // below 2^53, which epoch milliseconds and any sane count are.
 #pragma once
@@ -90,7 +102,7 @@ while a <= #ARGV do
   if kind == 's' then
     -- One hash per counter, field = slot index, value = count in that slot.
     local key = KEYS[k]
-    redis.call('HINCRBY', key, string.format('%d', slot), ARGV[a + 2])
+    local in_slot = redis.call('HINCRBY', key, string.format('%d', slot), ARGV[a + 2])
     local fields = redis.call('HGETALL', key)
     local total = 0
     local stale = {}
@@ -108,7 +120,8 @@ while a <= #ARGV do
       -- index > slot: written by a node whose clock is ahead; kept, not read.
     end
     if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
-    redis.call('PEXPIRE', key, ttl)
+    -- The TTL is set by the slot's first write (see "EXPIRY" above).
+    if in_slot == tonumber(ARGV[a + 2]) then redis.call('PEXPIRE', key, ttl) end
     out[#out + 1] = total
     k = k + 1
     a = a + 3
@@ -133,15 +146,19 @@ while a <= #ARGV do
         built_now = true
       end
     end
+    -- PFADD answers 1 when it created the key or changed a register; a
+    -- slot key answering 0 throughout had its TTL set when it was created
+    -- (see "EXPIRY" above).
+    local current_changed = 0
     if n == 0 then
-      redis.call('PFADD', current)  -- creates it; PFMERGE created the union
+      current_changed = redis.call('PFADD', current)  -- creates it; PFMERGE created the union
     end
     -- unpack() is bounded by Lua's C stack (~8000 values): add in chunks.
     local first = a + 3
     local last = a + 2 + n
     while first <= last do
       local chunk_end = math.min(first + 999, last)
-      redis.call('PFADD', current, unpack(ARGV, first, chunk_end))
+      current_changed = current_changed + redis.call('PFADD', current, unpack(ARGV, first, chunk_end))
       if counted == union then
         redis.call('PFADD', union, unpack(ARGV, first, chunk_end))
       end
@@ -151,7 +168,7 @@ while a <= #ARGV do
       redis.call('PEXPIRE', union,
                  (slot + 1) * slot_ms - now + math.min(slot_ms, union_margin_ms))
     end
-    redis.call('PEXPIRE', current, ttl)
+    if current_changed > 0 then redis.call('PEXPIRE', current, ttl) end
     out[#out + 1] = redis.call('PFCOUNT', counted)
     k = k + slots + 2
     a = a + 3 + n

@@ -233,6 +233,47 @@ TEST(RedisCounterStore, KeysExpireAfterWindowPlusTwoSlots) {
   EXPECT_TRUE(all_keys(*raw).empty());
 }
 
+TEST(RedisCounterStore, SetsEachSlotsTtlOnceNotOnEveryMessage) {
+  RedisServer server;
+  RedisCounterStore store{options_for(server.url())};
+  const auto raw = server.raw();
+  constexpr std::int64_t t0 = 1'700'000'000'000;  // a 1 s slot starts here
+  RedisServer::run(*raw, {"CONFIG", "RESETSTAT"});
+  // Five messages in one slot, the same recipients: one PEXPIRE for the
+  // Sum's new field, one for the Distinct's new slot key.
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(store.apply(k_message, at_ms(t0 + i * 100)).has_value());
+  }
+  EXPECT_EQ(command_calls(*raw, "pexpire"), 2);
+  // A new recipient changes the slot's HyperLogLog: its TTL is set again
+  // (harmless), the Sum's field is not new.
+  ASSERT_TRUE(apply_all(store, {sum("fg:{src}:msgs:10", 1), distinct("fg:{src}:rcpt:10", {"c"})},
+                        at_ms(t0 + 600))
+                  .has_value());
+  EXPECT_EQ(command_calls(*raw, "pexpire"), 3);
+  // The next slot: a new field, a new slot key and the window union built
+  // for the slot, three more; then none for the rest of the slot.
+  ASSERT_TRUE(store.apply(k_message, at_ms(t0 + 1000)).has_value());
+  ASSERT_TRUE(store.apply(k_message, at_ms(t0 + 1500)).has_value());
+  EXPECT_EQ(command_calls(*raw, "pexpire"), 6);
+}
+
+TEST(RedisCounterStore, RenewsSumHashTtlWhenANewSlotIsWritten) {
+  RedisServer server;
+  RedisCounterStore store{options_for(server.url())};
+  const auto raw = server.raw();
+  constexpr std::int64_t t0 = 1'700'000'000'000;
+  const std::string key = "fg:{t}:msgs:10";  // W = 10 s, L = 1 s: TTL 12 s
+  ASSERT_TRUE(apply_all(store, {sum(key, 1)}, at_ms(t0)).has_value());
+  std::this_thread::sleep_for(milliseconds{400});
+  // Same slot: the TTL runs on from the slot's first write.
+  ASSERT_TRUE(apply_all(store, {sum(key, 1)}, at_ms(t0 + 500)).has_value());
+  EXPECT_LE(pttl(*raw, key), 11'700) << "the TTL was set again within the slot";
+  // A later slot needs W + 2L from now on.
+  ASSERT_TRUE(apply_all(store, {sum(key, 1)}, at_ms(t0 + 1000)).has_value());
+  EXPECT_GT(pttl(*raw, key), 11'900);
+}
+
 // ---- Distinct: the window's union, built once per slot -------------------
 
 TEST(RedisCounterStore, BuildsDistinctWindowUnionOncePerSlot) {
