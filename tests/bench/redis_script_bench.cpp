@@ -25,6 +25,9 @@
 //                         PFCOUNT, EXISTS, PFMERGE), and how many of each one
 //                         call runs; the rest of evalsha_us is Lua itself
 //   commands_n            all commands the script ran inside Redis, per call
+//   allocs                operator new calls apply() made on the client side
+//                         (building the command, reading the reply; hiredis'
+//                         own mallocs are not counted), counting_allocator.hpp
 //   requests              counters in one call
 // Shapes: all_identities=0 is the message as smtp-source sends it (a client
 // in 10/8, no SASL: the identity `client` only); 1 adds a SASL login and an
@@ -61,6 +64,7 @@
 #include <utility>
 #include <vector>
 
+#include "counting_allocator.hpp"
 #include "milter/session.hpp"
 #include "policy/config_loader.hpp"
 #include "policy/scoring.hpp"
@@ -239,6 +243,7 @@ void apply_script(benchmark::State& state, int shape, std::chrono::milliseconds 
   }
   std::uint64_t n = static_cast<std::uint64_t>(state.thread_index()) * (k_clients / 8);
   std::uint64_t failures = 0;
+  std::uint64_t allocations = 0;
   // With a step (one thread only), each run goes on a day past where the
   // last one stopped, so that no run meets the slots another one wrote.
   static TimePoint stepped_clock = wall_now();
@@ -258,8 +263,10 @@ void apply_script(benchmark::State& state, int shape, std::chrono::milliseconds 
       state.ResumeTiming();
     }
     if (step.count() > 0) stepped_clock += step;
+    const std::uint64_t allocations_before = floodgate::bench::allocations_on_this_thread();
     auto result = g_world.store->apply(unique_content ? unique_plan : plans[n % k_clients],
                                        step.count() > 0 ? stepped_clock : wall_now());
+    allocations += floodgate::bench::allocations_on_this_thread() - allocations_before;
     if (!result) ++failures;
     benchmark::DoNotOptimize(result);
     ++n;
@@ -271,6 +278,7 @@ void apply_script(benchmark::State& state, int shape, std::chrono::milliseconds 
       Counter(elapsed.count() / static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1)),
               Counter::kAvgThreads);
   state.counters["failures"] = Counter(static_cast<double>(failures));
+  state.counters["allocs"] = Counter(static_cast<double>(allocations), Counter::kAvgIterations);
   state.SetItemsProcessed(state.iterations());
   if (state.thread_index() == 0) {
     const auto commandstats = info_fields("commandstats");

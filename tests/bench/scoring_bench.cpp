@@ -23,7 +23,7 @@
 //   identity/*   build_identity / source_of per shipped identity, and the
 //                client address parse.
 // Every benchmark reports allocs/msg and alloc_bytes/msg (per iteration):
-// this binary replaces the global operator new with one that counts, in
+// this binary links counting_allocator.cpp, whose operator new counts in
 // thread-local integers (about a nanosecond per allocation).
 //
 // Arguments "client" and "all_identities": the message as smtp-source sends
@@ -52,6 +52,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "counting_allocator.hpp"
 #include "milter/session.hpp"
 #include "policy/config_loader.hpp"
 #include "policy/content_fingerprint.hpp"
@@ -59,62 +60,6 @@
 #include "policy/scoring.hpp"
 #include "policy/source_spec.hpp"
 #include "ratelimit/memory_counter_store.hpp"
-
-// ---- Allocation counting ---------------------------------------------------
-// Global replacements for this binary only. Deletes are not counted: every
-// allocation of a message is freed with it, so the news tell the story.
-// Per thread, not atomic: every benchmark here runs on one thread, and an
-// atomic increment per allocation measurably slowed the session benchmark
-// (5% of its profile, with ~800 allocations per message).
-namespace {
-thread_local std::uint64_t t_allocations = 0;
-thread_local std::uint64_t t_allocated_bytes = 0;
-
-void* counted_allocation(std::size_t size, std::size_t alignment = 0) {
-  ++t_allocations;
-  t_allocated_bytes += size;
-  if (size == 0) size = 1;
-  void* p = nullptr;
-  if (alignment > alignof(std::max_align_t)) {
-    if (::posix_memalign(&p, alignment, size) != 0) p = nullptr;
-  } else {
-    p = std::malloc(size);
-  }
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-}  // namespace
-
-void* operator new(std::size_t size) { return counted_allocation(size); }
-void* operator new[](std::size_t size) { return counted_allocation(size); }
-void* operator new(std::size_t size, std::align_val_t alignment) {
-  return counted_allocation(size, static_cast<std::size_t>(alignment));
-}
-void* operator new[](std::size_t size, std::align_val_t alignment) {
-  return counted_allocation(size, static_cast<std::size_t>(alignment));
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return counted_allocation(size);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return counted_allocation(size);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -146,13 +91,13 @@ constexpr std::chrono::microseconds k_message_interval{2500};
 // Allocations made by the benchmark's thread between construction and
 // report(), per iteration.
 struct AllocationMeter {
-  std::uint64_t allocations = t_allocations;
-  std::uint64_t bytes = t_allocated_bytes;
+  std::uint64_t allocations = floodgate::bench::allocations_on_this_thread();
+  std::uint64_t bytes = floodgate::bench::allocated_bytes_on_this_thread();
 
   void report(benchmark::State& state) const {
     const double iterations = static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1));
-    state.counters["allocs/msg"] = static_cast<double>(t_allocations - allocations) / iterations;
-    state.counters["alloc_bytes/msg"] = static_cast<double>(t_allocated_bytes - bytes) / iterations;
+    state.counters["allocs/msg"] = static_cast<double>(floodgate::bench::allocations_on_this_thread() - allocations) / iterations;
+    state.counters["alloc_bytes/msg"] = static_cast<double>(floodgate::bench::allocated_bytes_on_this_thread() - bytes) / iterations;
   }
 };
 
@@ -407,11 +352,11 @@ void session_decide(benchmark::State& state) {
     session = std::make_unique<MessageSession>(g_world.config, clients[n % k_clients], g_world.spill_directory);
     feed_message(*session, headers, g_world.message.body, n, all_identities);
     state.ResumeTiming();
-    const std::uint64_t allocations_before = t_allocations;
-    const std::uint64_t bytes_before = t_allocated_bytes;
+    const std::uint64_t allocations_before = floodgate::bench::allocations_on_this_thread();
+    const std::uint64_t bytes_before = floodgate::bench::allocated_bytes_on_this_thread();
     benchmark::DoNotOptimize(session->decide(*store, now));
-    allocations += t_allocations - allocations_before;
-    bytes += t_allocated_bytes - bytes_before;
+    allocations += floodgate::bench::allocations_on_this_thread() - allocations_before;
+    bytes += floodgate::bench::allocated_bytes_on_this_thread() - bytes_before;
     advance(now, ++n);
   }
   const double iterations = static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1));
