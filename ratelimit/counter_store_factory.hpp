@@ -5,8 +5,9 @@
 //                        a MemoryCounterStore fallback when on_failure is
 //                        Local (Accept and Tempfail need none)
 //
-// Both MemoryCounterStores get MemoryCounterStoreOptions' defaults: at most
-// 16 MiB of counters (memory_counter_store.hpp, LIMITS), whatever the
+// The MemoryCounterStore alone holds at most 16 MiB of counters
+// (MemoryCounterStoreOptions' default; memory_counter_store.hpp, LIMITS), the
+// fallback at most 8 MiB (counter_store_factory.cpp says why), whatever the
 // traffic, so a Redis outage under load cannot grow the daemon beyond that.
 //
 // The endpoint comes from redis_endpoint_from_settings (url, username,

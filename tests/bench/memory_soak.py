@@ -14,7 +14,7 @@ SUMMARY
         worker's memory of recent mail fill up), in MB and MB per minute;
       - milter_load's figures (msg/s, latency percentiles, verdicts, errors);
       - how many verdicts were scored with Redis and how many with the in-process
-        fallback (counters=redis / counters=local in floodgate's verdict lines),
+        fallback (counters=redis / counters=local-fallback in floodgate's verdict lines),
         since the fallback holds its own counters in memory.
 
     cmake -S . -B build && cmake --build build -j2 --target floodgate milter_load
@@ -73,14 +73,19 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+# The verdict line's counters= value (CounterStore::answered_by) -> the
+# summary's name for it.
+k_counter_stores = {"redis": "redis", "local-fallback": "local", "unavailable": "unavailable"}
+
+
 def verdict_counters(log_path: str) -> dict[str, int]:
-    counts = {"redis": 0, "local": 0, "other": 0}
+    counts = {"redis": 0, "local": 0, "unavailable": 0, "other": 0}
     with open(log_path, encoding="utf-8", errors="replace") as f:
         for line in f:
             if " action=" not in line or " counters=" not in line:
                 continue
             store = line.split(" counters=", 1)[1].split(" ", 1)[0]
-            counts[store if store in counts else "other"] += 1
+            counts[k_counter_stores.get(store, "other")] += 1
     return counts
 
 
