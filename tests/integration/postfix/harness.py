@@ -45,6 +45,7 @@ import atexit
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -220,8 +221,12 @@ class PostfixInstance:
             started = run([k_postfix_bin, "-c", self.config_dir, "start"], check=False)
             if started.returncode == 0:
                 break
-            taken = [l for l in movable if not port_is_free(l.port)]
-            if attempt == 2 or not taken or "Address already in use" not in self.maillog_text():
+            # The port master names, or any still taken (the client that had it
+            # may be gone by now).
+            named = {int(p) for p in re.findall(r"bind \S+ port (\d+): Address already in use",
+                                                self.maillog_text())}
+            taken = [l for l in movable if l.port in named or not port_is_free(l.port)]
+            if attempt == 2 or not taken:
                 raise RuntimeError(f"postfix start exited {started.returncode}:\n{started.stdout}{started.stderr}")
             for l in taken:
                 l.port = free_port()

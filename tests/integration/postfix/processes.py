@@ -12,6 +12,7 @@ import email.parser
 import email.policy
 import glob
 import os
+import random
 import shutil
 import signal
 import socket
@@ -35,9 +36,35 @@ k_settle_timeout = 90.0  # the queue must drain within this
 k_command_timeout = 60.0 # any helper command
 
 
+# Listener ports are drawn below the kernel's ephemeral range. A port the kernel
+# hands out (bind to port 0) is one it also gives the outgoing connections of
+# every test running in parallel, and twice a port found free that way was a
+# client's before Postfix's master could bind it ("bind 127.0.0.1 port N:
+# Address already in use"). Below the range only another test's draw can take it.
+k_listener_ports_low = 20000
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(v) for v in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+k_random_ports = random.Random()  # not the tests' seeded random: any seed would repeat across processes
+
+
 def free_port() -> int:
-    """A loopback TCP port nobody listens on right now (racy by nature, but the
-    window is short and the kernel does not hand out the same port again soon)."""
+    """A loopback TCP port nobody listens on right now, outside the ephemeral range
+    when there is room below it (racy by nature: see k_listener_ports_low)."""
+    low, _ = ephemeral_port_range()
+    if low - 1 > k_listener_ports_low:
+        for _ in range(100):
+            port = k_random_ports.randint(k_listener_ports_low, low - 1)
+            if port_is_free(port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
