@@ -1,0 +1,320 @@
+"""End-to-end harness for Sendmail: a private Sendmail daemon, smtp-sink, redis-server
+and floodgate.
+
+SUMMARY
+    SendmailWorld builds, in a fresh temporary directory, what one test needs: a
+    throwaway redis-server, an smtp-sink dumping every delivered message to a file
+    (processes.Sink, as in the Postfix tests), a floodgate daemon, and a Sendmail
+    daemon listening on a loopback port, calling floodgate as its milter and relaying
+    every message to the sink.
+
+    The Sendmail is Debian's, unpacked by fetch_sendmail.sh (the ctest fixture
+    sendmail.fetch runs it; FG_SENDMAIL_ROOT names the tree), never installed: its
+    packages conflict with Postfix's. Its sendmail.cf is built with m4 from a .mc
+    (the installed sendmail-cf's macros) with its own queue directory, pid, status,
+    alias, hosts and service-switch files in the temporary directory, so nothing
+    under /etc/mail or /var/spool is read or written.
+
+    Sendmail qualifies the host name before it reads its .cf, and waits 60 s when the
+    name has no dot and cannot be resolved (as on a test VM named "vm"). Every
+    Sendmail command therefore runs in its own UTS and mount namespaces (unshare)
+    with a dotted host name and an /etc/hosts of its own, bind-mounted in that
+    namespace only.
+
+    Sendmail logs to syslog, which these machines do not run; -D FILE -d89.8 writes
+    the same lines to a file instead (sendmail.log in the temporary directory).
+
+SECURITY
+    Needs root: unshare and mount for the namespaces, smtp-sink -u. Sendmail listens
+    on 127.0.0.1 only and relays anything, only to the local sink.
+
+DIAGNOSTICS
+    describe() returns the tails of floodgate's log and Sendmail's; SendmailTestCase
+    prints it when a test fails (FG_KEEP=1 keeps the temporary directory).
+
+LIMITS
+    Linux only. IPv4 loopback only. Sendmail 8.17 (Debian 12).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import smtplib
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import unittest
+
+k_here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(k_here), "postfix"))
+
+from harness import (  # noqa: E402  (the Postfix harness's config helpers)
+    floodgate_binary,
+    floodgate_config,
+    with_metrics_listen,
+    with_quarantine_section,
+    with_redis_url,
+    yaml_string,
+)
+from processes import (  # noqa: E402
+    Daemon,
+    Floodgate,
+    Redis,
+    Sink,
+    free_port,
+    port_accepts,
+    run,
+    tail,
+    wait_for,
+    k_start_timeout,
+)
+
+k_sendmail_root = os.environ.get("FG_SENDMAIL_ROOT", "")
+k_cf_m4 = "/usr/share/sendmail/cf/m4/cf.m4"  # Debian's sendmail-cf
+k_host_name = "sendmail-test.localdomain"
+k_stop_timeout = 10.0
+
+
+def sendmail_binary() -> str:
+    path = os.path.join(k_sendmail_root, "usr", "libexec", "sendmail", "sendmail")
+    if not k_sendmail_root or not os.access(path, os.X_OK):
+        raise RuntimeError(f"no unpacked Sendmail at {path!r}: set FG_SENDMAIL_ROOT "
+                           "(ctest's sendmail.fetch fixture runs fetch_sendmail.sh)")
+    return path
+
+
+class SendmailInstance:
+    """A private Sendmail daemon: -bd on 127.0.0.1:port, relaying to the sink."""
+
+    def __init__(self, workdir: str, port: int, sink_port: int, milter_spec: str):
+        self.port = port
+        self.dir = os.path.join(workdir, "sendmail")
+        self.queue_dir = os.path.join(self.dir, "mqueue")
+        self.log_path = os.path.join(self.dir, "sendmail.log")
+        self.cli_log_path = os.path.join(self.dir, "sendmail-cli.log")
+        self.pid_path = os.path.join(self.dir, "sendmail.pid")
+        self.cf_path = os.path.join(self.dir, "sendmail.cf")
+        self.etc_hosts = os.path.join(self.dir, "etc-hosts")
+        os.makedirs(self.queue_dir, mode=0o700)
+        for name in ("aliases", "relay-domains", "sendmail.st"):
+            open(os.path.join(self.dir, name), "w").close()
+        with open(os.path.join(self.dir, "service.switch"), "w") as f:
+            f.write("hosts\tfiles\naliases\tfiles\n")
+        with open(os.path.join(self.dir, "hosts"), "w") as f:
+            f.write("127.0.0.1\tlocalhost localhost.localdomain\n")
+        # The namespace's /etc/hosts: the host name for IPv4 and IPv6, or Sendmail
+        # still asks DNS for the AAAA record at start.
+        short = k_host_name.split(".")[0]
+        with open(self.etc_hosts, "w") as f:
+            f.write(f"127.0.0.1\tlocalhost\n127.0.0.1\t{k_host_name} {short}\n::1\t{k_host_name} {short}\n")
+        mc_path = os.path.join(self.dir, "sendmail.mc")
+        with open(mc_path, "w") as f:
+            f.write(self.mc_text(sink_port, milter_spec))
+        cf = run(["m4", mc_path])
+        with open(self.cf_path, "w") as f:
+            f.write(cf.stdout)
+
+    def mc_text(self, sink_port: int, milter_spec: str) -> str:
+        d = self.dir
+        return textwrap.dedent(f"""\
+            divert(-1)
+            Private Sendmail of one Floodgate integration test (sendmail_harness.py).
+            divert(0)dnl
+            include(`{k_cf_m4}')dnl
+            VERSIONID(`floodgate-test')dnl
+            OSTYPE(`linux')dnl
+            define(`QUEUE_DIR', `{self.queue_dir}')dnl
+            define(`confPID_FILE', `{self.pid_path}')dnl
+            define(`STATUS_FILE', `{d}/sendmail.st')dnl
+            define(`ALIAS_FILE', `{d}/aliases')dnl
+            define(`confCR_FILE', `-o {d}/relay-domains')dnl
+            define(`HELP_FILE', `{d}/helpfile')dnl
+            define(`confSERVICE_SWITCH_FILE', `{d}/service.switch')dnl
+            define(`confHOSTS_FILE', `{d}/hosts')dnl
+            dnl No DNS and no interface probing: loopback only.
+            define(`confDONT_PROBE_INTERFACES', `True')dnl
+            define(`confBIND_OPTS', `-DNSRCH -DEFNAMES')dnl
+            define(`confDOMAIN_NAME', `{k_host_name}')dnl
+            FEATURE(`nocanonify')dnl
+            FEATURE(`accept_unresolvable_domains')dnl
+            FEATURE(`accept_unqualified_senders')dnl
+            dnl Deliver at once, and never turn to queueing or refusing because the
+            dnl machine is busy (parallel tests).
+            define(`confDELIVERY_MODE', `background')dnl
+            define(`confQUEUE_LA', `100')dnl
+            define(`confREFUSE_LA', `200')dnl
+            define(`confTO_CONNECT', `5s')dnl
+            define(`confLOG_LEVEL', `14')dnl
+            FEATURE(`no_default_msa')dnl
+            DAEMON_OPTIONS(`Port={self.port}, Addr=127.0.0.1, Name=MTA')dnl
+            define(`SMART_HOST', `[127.0.0.1]')dnl
+            define(`RELAY_MAILER_ARGS', `TCP $h {sink_port}')dnl
+            INPUT_MAIL_FILTER(`floodgate', `S={milter_spec}, F=T, T=C:10s;S:30s;R:60s;E:5m')dnl
+            MAILER(`local')dnl
+            MAILER(`smtp')dnl
+            """)
+
+    def argv(self, *args: str, log_path: str | None = None) -> list[str]:
+        """A Sendmail command line, run in its own namespaces (see SUMMARY)."""
+        inner = (f"mount --bind {self.etc_hosts} /etc/hosts && hostname {k_host_name} "
+                 '&& exec "$@"')
+        return (["unshare", "--uts", "--mount", "sh", "-c", inner, "sh",
+                 sendmail_binary(), "-C", self.cf_path, "-D", log_path or self.cli_log_path, "-d89.8"]
+                + list(args))
+
+    def env(self) -> dict[str, str]:
+        # libwrap0 comes from the unpacked tree (fetch_sendmail.sh).
+        return {**os.environ, "LD_LIBRARY_PATH": os.path.join(k_sendmail_root, "usr", "lib", "x86_64-linux-gnu")}
+
+    def start(self):
+        # -bd forks the daemon into the background and returns. Its output goes to
+        # a file: the daemon would hold a pipe open, and run() wait for it.
+        out_path = os.path.join(self.dir, "sendmail-start.out")
+        with open(out_path, "w") as out:
+            started = subprocess.run(self.argv("-L", "sm-mta", "-bd", log_path=self.log_path),
+                                     env=self.env(), stdin=subprocess.DEVNULL, stdout=out,
+                                     stderr=subprocess.STDOUT, timeout=k_start_timeout)
+        if started.returncode != 0:
+            raise RuntimeError(f"sendmail -bd exited {started.returncode}:\n{tail(out_path)}")
+        wait_for(lambda: port_accepts(self.port), k_start_timeout, f"sendmail on 127.0.0.1:{self.port}")
+
+    def pid(self) -> int | None:
+        try:
+            with open(self.pid_path) as f:
+                return int(f.readline())
+        except (OSError, ValueError):
+            return None
+
+    def stop(self):
+        pid = self.pid()
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + k_stop_timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+
+    def command(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Runs a Sendmail command against this instance (-bp, -qI..., -Q...)."""
+        return run(self.argv(*args), env=self.env(), timeout=timeout, check=False)
+
+    def log_text(self) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+class SendmailWorld:
+    """Redis, smtp-sink, one floodgate and a Sendmail calling it (see SUMMARY)."""
+
+    def __init__(self, quarantine_mode: str = "spool", config: str | None = None):
+        self.dir = tempfile.mkdtemp(prefix="floodgate-sendmail-")
+        os.chmod(self.dir, 0o755)  # smtp-sink runs as postfix and must traverse it
+        self.daemons: list[Daemon] = []
+        self.sendmail: SendmailInstance | None = None
+        try:
+            self.redis = Redis(self.dir)
+            self.daemons.append(self.redis)
+            self.spool_dir = os.path.join(self.dir, "spool")
+            smtp_port = free_port()
+            self.config_path = os.path.join(self.dir, "floodgate.yaml")
+            settings = {
+                "mode": quarantine_mode,
+                "spool_directory": yaml_string(self.spool_dir),
+                "release_target": f"127.0.0.1:{smtp_port}",
+                "postfix_config_directory": '""',
+            }
+            with open(config or floodgate_config(), encoding="utf-8") as f:
+                text = with_redis_url(with_quarantine_section(f.read(), settings), self.redis.url)
+            text = text.replace("    mail_to: [postmaster@localhost]\n", "    mail_to: []\n")
+            text = with_metrics_listen(text, "off")
+            with open(self.config_path, "w", encoding="utf-8") as f:
+                f.write(text)
+            self.sink = Sink(self.dir)
+            self.daemons.append(self.sink)
+            self.floodgate = Floodgate(self.dir, "floodgate0", floodgate_binary(), self.config_path,
+                                       self.redis.url)
+            self.daemons.append(self.floodgate)
+            self.floodgate.wait_ready()
+            self.sendmail = SendmailInstance(self.dir, smtp_port, self.sink.port, self.floodgate.socket_spec)
+            self.sendmail.start()
+        except BaseException:
+            sys.stderr.write(self.describe())
+            self.close()
+            raise
+
+    def close(self):
+        if self.sendmail:
+            self.sendmail.stop()
+        for d in reversed(self.daemons):
+            try:
+                d.stop()
+            except Exception as e:  # keep tearing down
+                sys.stderr.write(f"stopping {d.name}: {e}\n")
+        self.daemons = []
+        if os.environ.get("FG_KEEP"):
+            sys.stderr.write(f"FG_KEEP: left {self.dir}\n")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def describe(self, lines: int = 60) -> str:
+        parts = [f"\n===== harness dir {self.dir}"]
+        if getattr(self, "floodgate", None):
+            parts.append(f"===== floodgate0 alive={self.floodgate.alive()} log tail:\n"
+                         f"{tail(self.floodgate.log_path, lines)}")
+        if self.sendmail:
+            parts.append(f"===== sendmail log tail:\n{tail(self.sendmail.log_path, lines)}")
+        if getattr(self, "sink", None):
+            parts.append(f"===== sink: {self.sink.count()} messages")
+        return "\n".join(parts) + "\n"
+
+    def send(self, sender: str, rcpts: list[str], message: bytes) -> tuple[int, str]:
+        """One SMTP transaction from 127.0.0.1; returns the reply to the message's
+        end (250 and Sendmail's queue id when accepted, or the refusal)."""
+        with smtplib.SMTP("127.0.0.1", self.sendmail.port, "client.example", timeout=60) as s:
+            s.ehlo()
+            s.mail(sender)
+            for rcpt in rcpts:
+                s.rcpt(rcpt)
+            code, text = s.data(message)
+            return code, text.decode(errors="replace")
+
+    def verdict_for(self, queue_id: str) -> str | None:
+        for line in self.floodgate.verdict_lines():
+            if f"qid={queue_id} " in line:
+                return line
+        return None
+
+    def wait_delivered(self, count: int, timeout: float = 60):
+        wait_for(lambda: self.sink.count() >= count and "stat=Sent" in self.sendmail.log_text(),
+                 timeout, f"{count} messages at the sink")
+
+
+class SendmailTestCase(unittest.TestCase):
+    """Builds worlds that are closed, and described on failure, whatever happens."""
+
+    def make_world(self, **kw) -> SendmailWorld:
+        world = SendmailWorld(**kw)
+        self.addCleanup(world.close)
+        self.addCleanup(self._describe_on_failure, world)
+        return world
+
+    def _describe_on_failure(self, world: SendmailWorld):
+        outcome = getattr(self, "_outcome", None)
+        result = getattr(outcome, "result", None)
+        if result is not None and (result.errors or result.failures):
+            sys.stderr.write(world.describe())

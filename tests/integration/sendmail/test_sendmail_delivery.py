@@ -1,0 +1,39 @@
+"""Floodgate behind a real Sendmail (issue 8): mail passes, and the verdict names
+Sendmail's queue id. Run by ctest (tests/integration/sendmail/CMakeLists.txt)."""
+
+import os
+import re
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from sendmail_harness import SendmailTestCase  # noqa: E402
+from harness import make_message  # noqa: E402  (on sys.path through sendmail_harness)
+
+
+class OrdinaryMail(SendmailTestCase):
+    def test_ordinary_message_is_delivered_and_its_verdict_names_sendmails_queue_id(self):
+        world = self.make_world()
+        rcpts = ["ann@friends.example", "bob@friends.example", "cy@friends.example"]
+        code, reply = world.send("alice@example.org", rcpts,
+                                 make_message("alice@example.org", rcpts, "lunch", "See you at noon.\n"))
+        self.assertEqual(code, 250, reply)
+        # "2.0.0 6AS05870028628 Message accepted for delivery"
+        queue_id = re.search(r"(\w{14}) Message accepted", reply)
+        self.assertIsNotNone(queue_id, reply)
+        world.wait_delivered(1)
+        delivered = world.sink.messages()
+        self.assertEqual(len(delivered), 1)
+        self.assertEqual(sorted(delivered[0].rcpts), rcpts)
+        self.assertEqual(delivered[0].header("Subject"), "lunch")
+        verdict = world.verdict_for(queue_id.group(1))
+        self.assertIsNotNone(verdict, f"no verdict line with qid={queue_id.group(1)}:\n"
+                                      + "\n".join(world.floodgate.verdict_lines()))
+        self.assertIn("action=accept", verdict)
+        self.assertIn("rcpts=3", verdict)
+        self.assertIn("client=127.0.0.1", verdict)
+
+
+if __name__ == "__main__":
+    unittest.main()
