@@ -354,6 +354,20 @@ def floodgatectl_binary() -> str:
     return os.path.join(os.path.dirname(os.path.dirname(floodgate_binary())), "ctl", "floodgatectl")
 
 
+def floodgatectl(config_path: str, *args: str, timeout: float = k_command_timeout) -> subprocess.CompletedProcess:
+    """floodgatectl --config CONFIG ARGS; never raises on exit status."""
+    return run([floodgatectl_binary(), "--config", config_path, *args], timeout=timeout, check=False)
+
+
+def quarantine_list(config_path: str) -> list[dict]:
+    """`floodgatectl list --json`, parsed; fails the caller on a non-zero exit."""
+    proc = floodgatectl(config_path, "list", "--json")
+    if proc.returncode != 0:
+        raise AssertionError(f"floodgatectl list --json exited {proc.returncode}: "
+                             f"{proc.stdout}{proc.stderr}")
+    return json.loads(proc.stdout)
+
+
 def with_quarantine_section(config_text: str, settings: dict[str, str]) -> str:
     """config_text with its top-level `quarantine:` section replaced by `settings`
     (appended when there is none: YAML allows no duplicate keys). The section runs
@@ -672,17 +686,10 @@ class PostfixWorld:
             connection.close()
 
     def floodgatectl(self, *args: str, timeout: float = k_command_timeout) -> subprocess.CompletedProcess:
-        """floodgatectl --config <this world's config> ARGS; never raises on exit status."""
-        return run([floodgatectl_binary(), "--config", self.config_path, *args],
-                   timeout=timeout, check=False)
+        return floodgatectl(self.config_path, *args, timeout=timeout)
 
     def quarantine_list(self) -> list[dict]:
-        """`floodgatectl list --json`, parsed; fails the caller on a non-zero exit."""
-        proc = self.floodgatectl("list", "--json")
-        if proc.returncode != 0:
-            raise AssertionError(f"floodgatectl list --json exited {proc.returncode}: "
-                                 f"{proc.stdout}{proc.stderr}")
-        return json.loads(proc.stdout)
+        return quarantine_list(self.config_path)
 
     def held_recipients(self) -> list[list[str]]:
         """Recipients of each message in the hold queue."""

@@ -53,8 +53,10 @@ k_here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(k_here), "postfix"))
 
 from harness import (  # noqa: E402  (the Postfix harness's config helpers)
+    floodgatectl,
     floodgate_binary,
     floodgate_config,
+    quarantine_list,
     with_metrics_listen,
     with_quarantine_section,
     with_redis_url,
@@ -88,10 +90,13 @@ def sendmail_binary() -> str:
 
 
 class SendmailInstance:
-    """A private Sendmail daemon: -bd on 127.0.0.1:port, relaying to the sink."""
+    """A private Sendmail daemon relaying to the sink: on 127.0.0.1:port calling the
+    milter, and on 127.0.0.1:release_port calling none (where floodgatectl releases
+    to, as contrib/sendmail/floodgate.mc shows)."""
 
-    def __init__(self, workdir: str, port: int, sink_port: int, milter_spec: str):
+    def __init__(self, workdir: str, port: int, release_port: int, sink_port: int, milter_spec: str):
         self.port = port
+        self.release_port = release_port
         self.dir = os.path.join(workdir, "sendmail")
         self.queue_dir = os.path.join(self.dir, "mqueue")
         self.log_path = os.path.join(self.dir, "sendmail.log")
@@ -151,6 +156,8 @@ class SendmailInstance:
             define(`confLOG_LEVEL', `14')dnl
             FEATURE(`no_default_msa')dnl
             DAEMON_OPTIONS(`Port={self.port}, Addr=127.0.0.1, Name=MTA')dnl
+            dnl An empty I= (InputMailFilters) list: this daemon calls no milter.
+            DAEMON_OPTIONS(`Port={self.release_port}, Addr=127.0.0.1, Name=MTA-release, I=')dnl
             define(`SMART_HOST', `[127.0.0.1]')dnl
             define(`RELAY_MAILER_ARGS', `TCP $h {sink_port}')dnl
             INPUT_MAIL_FILTER(`floodgate', `S={milter_spec}, F=T, T=C:10s;S:30s;R:60s;E:5m')dnl
@@ -180,7 +187,8 @@ class SendmailInstance:
                                      stderr=subprocess.STDOUT, timeout=k_start_timeout)
         if started.returncode != 0:
             raise RuntimeError(f"sendmail -bd exited {started.returncode}:\n{tail(out_path)}")
-        wait_for(lambda: port_accepts(self.port), k_start_timeout, f"sendmail on 127.0.0.1:{self.port}")
+        wait_for(lambda: port_accepts(self.port) and port_accepts(self.release_port), k_start_timeout,
+                 f"sendmail on 127.0.0.1:{self.port} and :{self.release_port}")
 
     def pid(self) -> int | None:
         try:
@@ -217,6 +225,17 @@ class SendmailInstance:
         except OSError:
             return ""
 
+    def delivered_queue_ids(self) -> set[str]:
+        """Queue ids of the messages Sendmail logged as sent and done with."""
+        sent, done = set(), set()
+        for line in self.log_text().splitlines():
+            queue_id, _, rest = line.partition(": ")
+            if "stat=Sent" in rest:
+                sent.add(queue_id)
+            elif rest.startswith("done;"):
+                done.add(queue_id)
+        return sent & done
+
 
 class SendmailWorld:
     """Redis, smtp-sink, one floodgate and a Sendmail calling it (see SUMMARY)."""
@@ -230,12 +249,12 @@ class SendmailWorld:
             self.redis = Redis(self.dir)
             self.daemons.append(self.redis)
             self.spool_dir = os.path.join(self.dir, "spool")
-            smtp_port = free_port()
+            smtp_port, release_port = free_port(), free_port()
             self.config_path = os.path.join(self.dir, "floodgate.yaml")
             settings = {
                 "mode": quarantine_mode,
                 "spool_directory": yaml_string(self.spool_dir),
-                "release_target": f"127.0.0.1:{smtp_port}",
+                "release_target": f"127.0.0.1:{release_port}",
                 "postfix_config_directory": '""',
             }
             with open(config or floodgate_config(), encoding="utf-8") as f:
@@ -250,7 +269,8 @@ class SendmailWorld:
                                        self.redis.url)
             self.daemons.append(self.floodgate)
             self.floodgate.wait_ready()
-            self.sendmail = SendmailInstance(self.dir, smtp_port, self.sink.port, self.floodgate.socket_spec)
+            self.sendmail = SendmailInstance(self.dir, smtp_port, release_port, self.sink.port,
+                                             self.floodgate.socket_spec)
             self.sendmail.start()
         except BaseException:
             sys.stderr.write(self.describe())
@@ -300,8 +320,19 @@ class SendmailWorld:
         return None
 
     def wait_delivered(self, count: int, timeout: float = 60):
-        wait_for(lambda: self.sink.count() >= count and "stat=Sent" in self.sendmail.log_text(),
-                 timeout, f"{count} messages at the sink")
+        """Until Sendmail has finished with `count` messages it delivered. Its log has
+        a "stat=Sent" line per batch of recipients (several per message, and the relay
+        mailer sends 100 recipients per transaction) and one "done;" line per message
+        once every delivery attempt is over; the sink's files are complete by then
+        (smtp-sink writes them while the message is being received)."""
+        wait_for(lambda: len(self.sendmail.delivered_queue_ids()) >= count, timeout,
+                 f"{count} messages delivered by sendmail")
+
+    def floodgatectl(self, *args: str) -> subprocess.CompletedProcess:
+        return floodgatectl(self.config_path, *args)
+
+    def quarantine_list(self) -> list[dict]:
+        return quarantine_list(self.config_path)
 
 
 class SendmailTestCase(unittest.TestCase):
