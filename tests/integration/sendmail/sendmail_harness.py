@@ -77,6 +77,8 @@ from processes import (  # noqa: E402
 
 k_sendmail_root = os.environ.get("FG_SENDMAIL_ROOT", "")
 k_cf_m4 = "/usr/share/sendmail/cf/m4/cf.m4"  # Debian's sendmail-cf
+k_floodgate_mc = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(k_here))),
+                              "contrib", "sendmail", "floodgate.mc")
 k_host_name = "sendmail-test.localdomain"
 k_stop_timeout = 10.0
 
@@ -92,7 +94,7 @@ def sendmail_binary() -> str:
 class SendmailInstance:
     """A private Sendmail daemon relaying to the sink: on 127.0.0.1:port calling the
     milter, and on 127.0.0.1:release_port calling none (where floodgatectl releases
-    to, as contrib/sendmail/floodgate.mc shows)."""
+    to). The milter and the release daemon are contrib/sendmail/floodgate.mc's."""
 
     def __init__(self, workdir: str, port: int, release_port: int, sink_port: int, milter_spec: str):
         self.port = port
@@ -156,14 +158,27 @@ class SendmailInstance:
             define(`confLOG_LEVEL', `14')dnl
             FEATURE(`no_default_msa')dnl
             DAEMON_OPTIONS(`Port={self.port}, Addr=127.0.0.1, Name=MTA')dnl
-            dnl An empty I= (InputMailFilters) list: this daemon calls no milter.
-            DAEMON_OPTIONS(`Port={self.release_port}, Addr=127.0.0.1, Name=MTA-release, I=')dnl
             define(`SMART_HOST', `[127.0.0.1]')dnl
             define(`RELAY_MAILER_ARGS', `TCP $h {sink_port}')dnl
-            INPUT_MAIL_FILTER(`floodgate', `S={milter_spec}, F=T, T=C:10s;S:30s;R:60s;E:5m')dnl
+            include(`{self.floodgate_mc(milter_spec)}')dnl
             MAILER(`local')dnl
             MAILER(`smtp')dnl
             """)
+
+    def floodgate_mc(self, milter_spec: str) -> str:
+        """contrib/sendmail/floodgate.mc, as shipped but for this test's milter socket
+        and release port: the filter, its flags and timeouts, the release daemon."""
+        with open(k_floodgate_mc, encoding="utf-8") as f:
+            text = f.read()
+        for shipped, ours in (("S=inet:8890@127.0.0.1", f"S={milter_spec}"),
+                              ("Port=10026,", f"Port={self.release_port},")):
+            if shipped not in text:
+                raise RuntimeError(f"{k_floodgate_mc} no longer has {shipped!r}: update the harness")
+            text = text.replace(shipped, ours)
+        path = os.path.join(self.dir, "floodgate.mc")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
 
     def argv(self, *args: str, log_path: str | None = None) -> list[str]:
         """A Sendmail command line, run in its own namespaces (see SUMMARY)."""
