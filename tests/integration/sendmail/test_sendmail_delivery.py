@@ -9,7 +9,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from sendmail_harness import SendmailTestCase  # noqa: E402
-from harness import make_message  # noqa: E402  (on sys.path through sendmail_harness)
+from harness import make_message, rcpt_list  # noqa: E402  (on sys.path through sendmail_harness)
 
 
 class OrdinaryMail(SendmailTestCase):
@@ -33,6 +33,25 @@ class OrdinaryMail(SendmailTestCase):
         self.assertIn("action=accept", verdict)
         self.assertIn("rcpts=3", verdict)
         self.assertIn("client=127.0.0.1", verdict)
+
+
+class SixtyRecipients(SendmailTestCase):
+    def test_60_recipient_message_is_delivered_with_floodgates_headers(self):
+        world = self.make_world()
+        sender = "newsletter@club.example"
+        rcpts = rcpt_list(60, "member", "members.example")
+        code, reply = world.send(sender, rcpts,
+                                 make_message(sender, rcpts, "Club meeting", "The meeting moves to Friday.\n"))
+        self.assertEqual(code, 250, reply)
+        world.wait_delivered(1)
+        delivered = world.sink.messages()
+        self.assertEqual(len(delivered), 1)
+        self.assertEqual(sorted(delivered[0].rcpts), sorted(rcpts))
+        # Added by Sendmail at the milter's request (SMFIF_ADDHDRS).
+        self.assertEqual(delivered[0].header("X-Floodgate-Score"), "10")
+        reasons = delivered[0].header("X-Floodgate-Reasons") or ""
+        self.assertIn("rcpts_per_msg=60>50 (+10)", reasons)
+        self.assertNotIn("rcpts_per_msg_high", reasons)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,91 @@
+"""Containment behind a real Sendmail (issue 8): a web form's burst is frozen at its
+threshold and quarantined from then on, while another sender on the same host is
+untouched. The form, its rule and its threshold are the Postfix tests'
+(tests/integration/postfix/test_containment.py); Sendmail has no XCLIENT, so both
+senders connect from 127.0.0.1 and the form is told apart by its
+X-PHP-Originating-Script header, as the php_script identity does. The form sends
+25 messages of 3 recipients: past its threshold (30), but below the shipped
+same-content rule per client (100 recipients), which would freeze 127.0.0.1 and
+with it the other sender (as it should: one host, one content, 100 recipients)."""
+
+import os
+import random
+import re
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from sendmail_harness import SendmailTestCase  # noqa: E402
+from harness import distinct_text, make_message, rcpt_list, wait_for  # noqa: E402
+from test_containment import (  # noqa: E402  (its helpers, not its test cases)
+    containment_config,
+    form_message,
+    freeze_lines,
+    k_form_script,
+    k_form_sender,
+    k_form_threshold,
+)
+
+k_other_sender = "alice@office.example"
+k_form_messages = 25
+k_other_messages = 15
+
+
+def queue_id_of(reply: str) -> str:
+    return re.search(r"(\w{14}) Message accepted", reply).group(1)
+
+
+class WebFormFrozen(SendmailTestCase):
+    def test_web_form_is_frozen_after_threshold_and_other_sender_is_untouched(self):
+        config = containment_config("quarantine")
+        self.addCleanup(os.unlink, config)
+        world = self.make_world(config=config, quarantine_mode="spool")
+        rng = random.Random(4)
+        form_ids: list[str] = []
+        other_ids: list[str] = []
+        for seq in range(k_form_messages):
+            rcpts = rcpt_list(3, f"r{seq:03d}-", "people.example")
+            code, reply = world.send(k_form_sender, rcpts, form_message(seq, rcpts))
+            self.assertEqual(code, 250, reply)
+            form_ids.append(queue_id_of(reply))
+            while len(other_ids) < (seq + 1) * k_other_messages // k_form_messages:
+                i = len(other_ids)
+                rcpts = [f"colleague{i}@partner.example", f"boss{i}@partner.example"]
+                code, reply = world.send(k_other_sender, rcpts,
+                                         make_message(k_other_sender, rcpts, f"Notes {i}", distinct_text(rng),
+                                                      {"X-Test-Seq": f"other-{i}"}))
+                self.assertEqual(code, 250, reply)
+                other_ids.append(queue_id_of(reply))
+
+        # Every message ends delivered (Sendmail logged it sent and done) or in
+        # Floodgate's spool (discarded by Sendmail).
+        def finished() -> bool:
+            spooled = {e["queue_id"] for e in world.quarantine_list()}
+            return set(form_ids + other_ids) <= world.sendmail.delivered_queue_ids() | spooled
+        wait_for(finished, 90, "every message delivered or spooled")
+
+        seqs = [m.header("X-Test-Seq") or "" for m in world.sink.messages()]
+        delivered_other = sorted(int(s.removeprefix("other-")) for s in seqs if s.startswith("other-"))
+        delivered_form = sorted(int(s.removeprefix("form-")) for s in seqs if s.startswith("form-"))
+        self.assertEqual(delivered_other, list(range(k_other_messages)), "the other sender's mail must all arrive")
+        self.assertGreater(len(delivered_form), 0, "the form's mail before the threshold must arrive")
+        first_stopped = len(delivered_form)
+        self.assertEqual(delivered_form, list(range(first_stopped)),
+                         "only the form's messages before the first stopped one may arrive")
+        form_rcpts = {r for m in world.sink.messages()
+                      if (m.header("X-Test-Seq") or "").startswith("form-") for r in m.rcpts}
+        self.assertLessEqual(len(form_rcpts), k_form_threshold)
+
+        spooled = {e["queue_id"] for e in world.quarantine_list()}
+        self.assertEqual(sorted(set(form_ids[first_stopped:]) - spooled), [],
+                         f"form-{first_stopped}..form-{k_form_messages - 1} should be in the spool")
+        self.assertEqual(sorted(spooled & set(other_ids)), [], "the other sender's mail is in the spool")
+        freezes = freeze_lines(world.floodgate.log_text())
+        self.assertEqual(len(freezes), 1, f"one freeze, of the form: {freezes}")
+        self.assertIn(f"header:x-php-originating-script={k_form_script}", freezes[0])
+        self.assertIn("client_address=127.0.0.1", freezes[0])
+
+
+if __name__ == "__main__":
+    unittest.main()
