@@ -11,6 +11,7 @@
 #include <string>
 
 #include "milter/containment_worker.hpp"
+#include "milter/expected_macros.hpp"
 #include "milter/log_escape.hpp"
 #include "milter/metrics.hpp"
 #include "milter/session.hpp"
@@ -88,6 +89,18 @@ void collect_macros(SMFICTX* ctx, ConnectionState& state) {
     } else {
       state.info.macros[name] = value->substr(0, k_max_macro_value_bytes);
     }
+  }
+}
+
+// The first message without a macro Floodgate relies on (expected_macros.hpp)
+// logs a warning naming it; libmilter keeps the macros of every stage of the
+// connection, so at end-of-message all of them can be asked for.
+void warn_of_missing_macros(SMFICTX* ctx, const policy::Config& config) {
+  static MissingMacroReporter reporter;
+  const auto missing = reporter.newly_missing(
+      expected_macros(config), [ctx](const std::string& name) { return macro_value(ctx, name).has_value(); });
+  for (const auto& macro : missing) {
+    spdlog::warn("{}", missing_macro_warning(macro, escape_log_value(macro_value(ctx, "i").value_or("-"), 32)));
   }
 }
 
@@ -356,6 +369,7 @@ sfsistat on_eom(SMFICTX* ctx) {
       set_in_flight(*state, false);
       return SMFIS_CONTINUE;
     }
+    warn_of_missing_macros(ctx, *state->config);
     state->message->set_macro("i", macro_value(ctx, "i").value_or("-"));
     if (auto user = macro_value(ctx, "auth_authen")) state->message->set_macro("auth_authen", *user);
     if (state->message_broken) {

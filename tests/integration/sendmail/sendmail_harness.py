@@ -96,8 +96,10 @@ class SendmailInstance:
     milter, and on 127.0.0.1:release_port calling none (where floodgatectl releases
     to). The milter and the release daemon are contrib/sendmail/floodgate.mc's."""
 
-    def __init__(self, workdir: str, port: int, release_port: int, sink_port: int, milter_spec: str):
+    def __init__(self, workdir: str, port: int, release_port: int, sink_port: int, milter_spec: str,
+                 extra_mc: str = ""):
         self.port = port
+        self.extra_mc = extra_mc
         self.release_port = release_port
         self.dir = os.path.join(workdir, "sendmail")
         self.queue_dir = os.path.join(self.dir, "mqueue")
@@ -160,10 +162,11 @@ class SendmailInstance:
             DAEMON_OPTIONS(`Port={self.port}, Addr=127.0.0.1, Name=MTA')dnl
             define(`SMART_HOST', `[127.0.0.1]')dnl
             define(`RELAY_MAILER_ARGS', `TCP $h {sink_port}')dnl
+            EXTRA_MC_LINES
             include(`{self.floodgate_mc(milter_spec)}')dnl
             MAILER(`local')dnl
             MAILER(`smtp')dnl
-            """)
+            """).replace("EXTRA_MC_LINES\n", self.extra_mc)
 
     def floodgate_mc(self, milter_spec: str) -> str:
         """contrib/sendmail/floodgate.mc, as shipped but for this test's milter socket
@@ -255,7 +258,8 @@ class SendmailInstance:
 class SendmailWorld:
     """Redis, smtp-sink, one floodgate and a Sendmail calling it (see SUMMARY)."""
 
-    def __init__(self, quarantine_mode: str = "spool", config: str | None = None):
+    def __init__(self, quarantine_mode: str = "spool", config: str | None = None, extra_mc: str = ""):
+        """`extra_mc`: .mc lines put before contrib/sendmail/floodgate.mc's."""
         self.dir = tempfile.mkdtemp(prefix="floodgate-sendmail-")
         os.chmod(self.dir, 0o755)  # smtp-sink runs as postfix and must traverse it
         self.daemons: list[Daemon] = []
@@ -285,7 +289,7 @@ class SendmailWorld:
             self.daemons.append(self.floodgate)
             self.floodgate.wait_ready()
             self.sendmail = SendmailInstance(self.dir, smtp_port, release_port, self.sink.port,
-                                             self.floodgate.socket_spec)
+                                             self.floodgate.socket_spec, extra_mc)
             self.sendmail.start()
         except BaseException:
             sys.stderr.write(self.describe())

@@ -54,5 +54,26 @@ class SixtyRecipients(SendmailTestCase):
         self.assertNotIn("rcpts_per_msg_high", reasons)
 
 
+class MissingQueueIdMacro(SendmailTestCase):
+    def test_mta_without_queue_id_macro_gets_one_warning_naming_it_and_mail_still_flows(self):
+        # Sendmail's default list without `i`, as an admin's own list might be.
+        world = self.make_world(extra_mc="define(`confMILTER_MACROS_ENVFROM', "
+                                         "`{auth_authen}, {mail_mailer}, {mail_addr}')dnl\n")
+        for i in range(2):
+            rcpts = [f"friend{i}@friends.example"]
+            code, reply = world.send("alice@example.org", rcpts,
+                                     make_message("alice@example.org", rcpts, f"note {i}", "Hello.\n"))
+            self.assertEqual(code, 250, reply)
+        world.wait_delivered(2)
+        log = world.floodgate.log_text()
+        warnings = [line for line in log.splitlines() if "macro={i} missing" in line]
+        self.assertEqual(len(warnings), 1, log)
+        self.assertIn("confMILTER_MACROS_ENVFROM", warnings[0])
+        self.assertIn("warning", warnings[0])
+        verdicts = [line for line in log.splitlines() if " action=accept" in line]
+        self.assertEqual(len(verdicts), 2, log)
+        self.assertTrue(all("qid=- " in line for line in verdicts), verdicts)
+
+
 if __name__ == "__main__":
     unittest.main()
