@@ -12,6 +12,7 @@
 #include "ctl/command_line.hpp"
 #include "ctl/commands.hpp"
 #include "ctl/postsuper.hpp"
+#include "ctl/sendmail_queue.hpp"
 #include "ctl/release_entry.hpp"
 #include "ctl/terminal_text.hpp"
 #include "quarantine/entry_json.hpp"
@@ -31,14 +32,15 @@ const CommandSpec k_release{
     "their original envelope sender and recipients. An entry is removed once the\n"
     "target accepted the message for every recipient; recipients it refused are\n"
     "reported and stay in the entry. With --to, one copy goes to ADDRESS instead and\n"
-    "the entry is kept. Hold-mode entries are released with postsuper -H.\n"
+    "the entry is kept. Hold-mode entries are released with postsuper -H, or from\n"
+    "Sendmail's quarantine with sendmail -qQ -Q (quarantine.mta: sendmail).\n"
     "Exit status 1 if any message was not released to all its recipients."};
 
 const CommandSpec k_delete{
     "delete", "delete (ID... | --all [--source S] [--sender A] [--since DURATION] [--reason R]) [--json]",
     "Removes quarantined messages for good and prints how many went. For a hold-mode\n"
     "entry only Floodgate's record goes; the message stays in the MTA's hold queue\n"
-    "(remove it there with postsuper -d QUEUEID)."};
+    "(remove it there with postsuper -d QUEUEID, or Sendmail's: see sendmail(8))."};
 
 const CommandSpec k_purge{"purge", "purge --older-than DURATION [--json]",
                           "Removes every quarantined message older than DURATION (30s, 10m, 1h, 1d, 2w)\n"
@@ -120,17 +122,20 @@ nlohmann::json release_entry(const QuarantineEntry& entry, const std::optional<s
 
   if (entry.mode == quarantine::EntryMode::Hold) {
     if (copy_to) return fail("the message is in the MTA's hold queue; --to needs a spool entry");
-    session.out().flush();  // postsuper writes to the same terminal
+    session.out().flush();  // postsuper and sendmail write to the same terminal
     std::string error;
-    if (!release_from_hold_queue(settings.postfix_config_directory, entry.queue_id, error))
-      return fail(error);
+    const bool sendmail = settings.mta == policy::QuarantineSettings::Mta::Sendmail;
+    const bool released = sendmail ? release_from_sendmail_quarantine(settings.sendmail_command, entry.queue_id, error)
+                                   : release_from_hold_queue(settings.postfix_config_directory, entry.queue_id, error);
+    if (!released) return fail(error);
+    const std::string where = sendmail ? "Sendmail's quarantine" : "the hold queue";
     if (auto removed = session.store().remove(entry.id); !removed) {
-      return fail("released from the hold queue (queue id " + entry.queue_id +
+      return fail("released from " + where + " (queue id " + entry.queue_id +
                   ") but the entry could not be removed: " + removed.error().message);
     }
     outcome["released"] = true;
     if (!json_output) {
-      session.out() << "released " << entry.id << " from the hold queue (queue id "
+      session.out() << "released " << entry.id << " from " << where << " (queue id "
                     << escape_for_terminal(entry.queue_id) << ")\n";
     }
     return outcome;

@@ -195,9 +195,16 @@ struct QuarantineSettings {
   std::string release_host = "127.0.0.1";
   std::uint16_t release_port = 10026;
   std::chrono::seconds release_timeout{60};
-  // Hold mode: the Postfix configuration directory postsuper gets (-c);
+  // Hold mode: which MTA's quarantine holds the message, so which tool
+  // releases it (postsuper -H, or sendmail -qQ -Q).
+  enum class Mta { Postfix, Sendmail };
+  Mta mta = Mta::Postfix;
+  // Hold mode, Postfix: the configuration directory postsuper gets (-c);
   // empty for the default /etc/postfix.
   std::string postfix_config_directory;
+  // Hold mode, Sendmail: the command, with any options of its own (say -C
+  // FILE), that the queue options are appended to.
+  std::vector<std::string> sendmail_command{"/usr/sbin/sendmail"};
 
   friend bool operator==(const QuarantineSettings&, const QuarantineSettings&) = default;
 };

@@ -330,7 +330,7 @@ class Loader : public detail::YamlReader {
   void read_quarantine(const Entry& section, QuarantineSettings& quarantine) {
     auto fields = read_map(section, {"mode", "spool_directory", "max_message_bytes", "memory_buffer_bytes",
                                      "retention", "purge_interval", "release_target", "release_timeout",
-                                     "postfix_config_directory"});
+                                     "postfix_config_directory", "mta", "sendmail_command"});
     if (!fields) return;
     if (const Entry* e = fields->find("mode")) {
       auto v = choice<QuarantineSettings::Mode>(
@@ -388,6 +388,27 @@ class Loader : public detail::YamlReader {
     }
     if (const Entry* e = fields->find("postfix_config_directory")) {
       if (auto v = scalar(*e)) quarantine.postfix_config_directory = *v;
+    }
+    if (const Entry* e = fields->find("mta")) {
+      auto v = choice<QuarantineSettings::Mta>(
+          *e, {{"postfix", QuarantineSettings::Mta::Postfix}, {"sendmail", QuarantineSettings::Mta::Sendmail}});
+      if (v) quarantine.mta = *v;
+    }
+    if (const Entry* e = fields->find("sendmail_command")) {
+      if (auto items = list_items(*e)) {
+        std::vector<std::string> command;
+        for (const Entry& item : *items) {
+          if (auto v = non_empty_string(item)) command.push_back(*v);
+        }
+        if (items->empty()) {
+          report(*e, "expected the sendmail program and its options, such as [/usr/sbin/sendmail]");
+        } else if (command.size() == items->size() && command.front().front() != '/') {
+          // floodgatectl runs as root: no PATH lookup of the program it runs.
+          report((*items)[0], "expected an absolute path, got " + in_quotes(command.front()));
+        } else if (command.size() == items->size()) {
+          quarantine.sendmail_command = std::move(command);
+        }
+      }
     }
   }
 

@@ -108,6 +108,7 @@ class SendmailInstance:
         self.pid_path = os.path.join(self.dir, "sendmail.pid")
         self.cf_path = os.path.join(self.dir, "sendmail.cf")
         self.etc_hosts = os.path.join(self.dir, "etc-hosts")
+        self.command_script = os.path.join(self.dir, "sendmail-command")
         os.makedirs(self.queue_dir, mode=0o700)
         for name in ("aliases", "relay-domains", "sendmail.st"):
             open(os.path.join(self.dir, name), "w").close()
@@ -120,6 +121,7 @@ class SendmailInstance:
         short = k_host_name.split(".")[0]
         with open(self.etc_hosts, "w") as f:
             f.write(f"127.0.0.1\tlocalhost\n127.0.0.1\t{k_host_name} {short}\n::1\t{k_host_name} {short}\n")
+        self.write_command_script()
         mc_path = os.path.join(self.dir, "sendmail.mc")
         with open(mc_path, "w") as f:
             f.write(self.mc_text(sink_port, milter_spec))
@@ -191,6 +193,16 @@ class SendmailInstance:
                  sendmail_binary(), "-C", self.cf_path, "-D", log_path or self.cli_log_path, "-d89.8"]
                 + list(args))
 
+    def write_command_script(self):
+        """sendmail-command: this instance's Sendmail for other programs (floodgatectl's
+        quarantine.sendmail_command), with the namespaces, library path and .cf."""
+        argv = " ".join(f"'{a}'" for a in self.argv())
+        with open(self.command_script, "w") as f:
+            f.write("#!/bin/sh\n"
+                    f"export LD_LIBRARY_PATH='{self.env()['LD_LIBRARY_PATH']}'\n"
+                    f'exec {argv} "$@"\n')
+        os.chmod(self.command_script, 0o755)
+
     def env(self) -> dict[str, str]:
         # libwrap0 comes from the unpacked tree (fetch_sendmail.sh).
         return {**os.environ, "LD_LIBRARY_PATH": os.path.join(k_sendmail_root, "usr", "lib", "x86_64-linux-gnu")}
@@ -244,9 +256,15 @@ class SendmailInstance:
             return ""
 
     def delivered_queue_ids(self) -> set[str]:
-        """Queue ids of the messages Sendmail logged as sent and done with."""
+        """Queue ids of the messages Sendmail logged as sent and done with (by the
+        daemon, or by a queue run a command started)."""
+        try:
+            with open(self.cli_log_path, encoding="utf-8", errors="replace") as f:
+                cli_log = f.read()
+        except OSError:
+            cli_log = ""
         sent, done = set(), set()
-        for line in self.log_text().splitlines():
+        for line in (self.log_text() + "\n" + cli_log).splitlines():
             queue_id, _, rest = line.partition(": ")
             if "stat=Sent" in rest:
                 sent.add(queue_id)
@@ -270,8 +288,12 @@ class SendmailWorld:
             self.spool_dir = os.path.join(self.dir, "spool")
             smtp_port, release_port = free_port(), free_port()
             self.config_path = os.path.join(self.dir, "floodgate.yaml")
+            # The instance's command script (SendmailInstance.write_command_script).
+            command_script = os.path.join(self.dir, "sendmail", "sendmail-command")
             settings = {
                 "mode": quarantine_mode,
+                "mta": "sendmail",
+                "sendmail_command": f"[{yaml_string(command_script)}]",
                 "spool_directory": yaml_string(self.spool_dir),
                 "release_target": f"127.0.0.1:{release_port}",
                 "postfix_config_directory": '""',

@@ -178,6 +178,17 @@ TEST(ConfigLoader, ShippedQuarantineSpoolsAndReleasesThroughTheNoMilterListener)
   EXPECT_EQ(q.release_port, 10026);
   EXPECT_EQ(q.release_timeout, std::chrono::seconds(60));
   EXPECT_EQ(q.postfix_config_directory, "");
+  EXPECT_EQ(q.mta, QuarantineSettings::Mta::Postfix);
+  EXPECT_THAT(q.sendmail_command, ElementsAre("/usr/sbin/sendmail"));
+}
+
+TEST(ConfigLoader, ReadsHoldModeInSendmailsQuarantineWithItsCommand) {
+  const auto config = load_config_text(
+      "quarantine:\n  mode: hold\n  mta: sendmail\n"
+      "  sendmail_command: [/usr/sbin/sendmail, -C, /etc/mail/out.cf]\n",
+      "test.yaml");
+  EXPECT_EQ(config->quarantine.mta, QuarantineSettings::Mta::Sendmail);
+  EXPECT_THAT(config->quarantine.sendmail_command, ElementsAre("/usr/sbin/sendmail", "-C", "/etc/mail/out.cf"));
 }
 
 TEST(ConfigLoader, ReadsHoldModeAndABracketedReleaseHost) {
@@ -633,6 +644,11 @@ const ErrorCase k_error_cases[] = {
     {"QuarantineTargetPortZero", "quarantine:\n  release_target: 127.0.0.1:0\n", 2,
      "quarantine.release_target", "HOST:PORT"},
     {"QuarantineUnknownKey", "quarantine:\n  spool: /x\n", 2, "quarantine.spool", "unknown key"},
+    {"QuarantineUnknownMta", "quarantine:\n  mta: exim\n", 2, "quarantine.mta", "exim"},
+    {"SendmailCommandRelative", "quarantine:\n  sendmail_command: [sendmail]\n", 2,
+     "quarantine.sendmail_command[0]", "expected an absolute path"},
+    {"SendmailCommandEmpty", "quarantine:\n  sendmail_command: []\n", 2,
+     "quarantine.sendmail_command", "expected the sendmail program"},
     {"ExemptionHeadersEmpty", "exemptions:\n  - headers: {}\n", 2, "exemptions[0].headers",
      "at least one name"},
     {"MacroMatchWithoutValues", "outbound:\n  macros:\n    - macro: daemon_name\n", 3,
