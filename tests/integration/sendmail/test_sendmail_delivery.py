@@ -4,12 +4,14 @@ Sendmail's queue id. Run by ctest (tests/integration/sendmail/CMakeLists.txt).""
 import os
 import re
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from sendmail_harness import SendmailTestCase  # noqa: E402
 from harness import make_message, rcpt_list  # noqa: E402  (on sys.path through sendmail_harness)
+from test_actions import config_with_actions  # noqa: E402  (the Postfix tests' config edit)
 
 
 class OrdinaryMail(SendmailTestCase):
@@ -73,6 +75,32 @@ class MissingQueueIdMacro(SendmailTestCase):
         verdicts = [line for line in log.splitlines() if " action=accept" in line]
         self.assertEqual(len(verdicts), 2, log)
         self.assertTrue(all("qid=- " in line for line in verdicts), verdicts)
+
+
+class RejectAndTempfailReplies(SendmailTestCase):
+    def send_200_recipients(self, world) -> tuple[int, str]:
+        """The reply to the end of a 200-recipient message."""
+        sender = "webform@hosting.example"
+        rcpts = rcpt_list(200, "friend")
+        code, reply = world.send(sender, rcpts, make_message(sender, rcpts, "Look", "Tell a friend: cheap pills\n"))
+        time.sleep(1)  # a delivery, were there one, would have reached the sink by now
+        self.assertEqual(world.sink.count(), 0, "got mail at the sink, want none")
+        self.assertTrue(world.floodgate.alive())
+        return code, reply
+
+    def test_reject_band_gives_the_client_the_configured_5xx_reply_through_sendmail(self):
+        config = config_with_actions("actions:\n  tag: 5\n  reject: 20\n")
+        self.addCleanup(os.unlink, config)
+        code, reply = self.send_200_recipients(self.make_world(config=config))
+        self.assertEqual(code, 550, reply)
+        self.assertIn("5.7.1 Message refused by outbound policy", reply)
+
+    def test_tempfail_band_gives_the_client_the_configured_4xx_reply_through_sendmail(self):
+        config = config_with_actions("actions:\n  tag: 5\n  tempfail: 20\n")
+        self.addCleanup(os.unlink, config)
+        code, reply = self.send_200_recipients(self.make_world(config=config))
+        self.assertEqual(code, 451, reply)
+        self.assertIn("4.7.1 Too much mail from this source, try again later", reply)
 
 
 if __name__ == "__main__":
