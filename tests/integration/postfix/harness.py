@@ -294,6 +294,38 @@ _guard_lock = threading.Lock()
 _guard_installed = False
 
 
+def guard_world(world):
+    """Closes `world` (anything with close(), describe() and dir) also when the test
+    process is told to stop or outlives its deadline (see _install_guards)."""
+    _install_guards()
+    _open_worlds.append(world)
+
+
+def forget_world(world):
+    """`world` is closed: the guards need not close it."""
+    if world in _open_worlds:
+        _open_worlds.remove(world)
+
+
+def stop_daemons(daemons: list[Daemon]):
+    """Stops every daemon, last started first, whatever goes wrong with one."""
+    for d in reversed(daemons):
+        try:
+            d.stop()
+        except Exception as e:  # keep tearing down
+            sys.stderr.write(f"stopping {d.name}: {e}\n")
+
+
+def remove_world_dir(path: str):
+    """Removes a world's temporary directory, or keeps it and says so with FG_KEEP=1."""
+    if not os.path.isdir(path):
+        return
+    if os.environ.get("FG_KEEP"):
+        sys.stderr.write(f"FG_KEEP: left {path}\n")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _close_all_worlds():
     for w in list(_open_worlds):
         try:
@@ -490,9 +522,8 @@ class PostfixWorld:
                  quarantine_mode: str = "hold", quarantine: dict[str, str] | None = None,
                  release_options: dict[str, str] | None = None,
                  spool_tmpfs_bytes: int | None = None, metrics: bool = False):
-        _install_guards()
         self.dir = tempfile.mkdtemp(prefix="floodgate-postfix-")
-        _open_worlds.append(self)
+        guard_world(self)
         os.chmod(self.dir, 0o755)  # postfix and smtp-sink must traverse it
         self.daemons: list[Daemon] = []
         self.redis: Redis | None = None
@@ -576,27 +607,17 @@ class PostfixWorld:
         self.close()
 
     def close(self):
-        if self in _open_worlds:
-            _open_worlds.remove(self)
+        forget_world(self)
         if self.postfix:
             self.postfix.stop()
             self.postfix = None
-        for d in reversed(self.daemons):
-            try:
-                d.stop()
-            except Exception as e:  # keep tearing down
-                sys.stderr.write(f"stopping {d.name}: {e}\n")
+        stop_daemons(self.daemons)
         self.daemons = []
         if self.spool_mount:
             if run(["umount", self.spool_mount], check=False).returncode != 0:
                 run(["umount", "-l", self.spool_mount], check=False)
             self.spool_mount = None
-        if not os.path.isdir(self.dir):
-            return
-        if os.environ.get("FG_KEEP"):
-            sys.stderr.write(f"FG_KEEP: left {self.dir}\n")
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        remove_world_dir(self.dir)
 
     def describe(self, lines: int = 60) -> str:
         parts = [f"\n===== harness dir {self.dir}"]

@@ -39,7 +39,6 @@ LIMITS
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import smtplib
 import subprocess
@@ -52,11 +51,15 @@ import unittest
 k_here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(k_here), "postfix"))
 
-from harness import (  # noqa: E402  (the Postfix harness's config helpers)
+from harness import (  # noqa: E402  (the Postfix harness's helpers)
     floodgatectl,
     floodgate_binary,
     floodgate_config,
+    forget_world,
+    guard_world,
     quarantine_list,
+    remove_world_dir,
+    stop_daemons,
     with_metrics_listen,
     with_quarantine_section,
     with_redis_url,
@@ -282,6 +285,7 @@ class SendmailWorld:
         os.chmod(self.dir, 0o755)  # smtp-sink runs as postfix and must traverse it
         self.daemons: list[Daemon] = []
         self.sendmail: SendmailInstance | None = None
+        guard_world(self)
         try:
             self.redis = Redis(self.dir)
             self.daemons.append(self.redis)
@@ -319,18 +323,13 @@ class SendmailWorld:
             raise
 
     def close(self):
+        forget_world(self)
         if self.sendmail:
             self.sendmail.stop()
-        for d in reversed(self.daemons):
-            try:
-                d.stop()
-            except Exception as e:  # keep tearing down
-                sys.stderr.write(f"stopping {d.name}: {e}\n")
+            self.sendmail = None
+        stop_daemons(self.daemons)
         self.daemons = []
-        if os.environ.get("FG_KEEP"):
-            sys.stderr.write(f"FG_KEEP: left {self.dir}\n")
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        remove_world_dir(self.dir)
 
     def describe(self, lines: int = 60) -> str:
         parts = [f"\n===== harness dir {self.dir}"]
