@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from sendmail_harness import SendmailTestCase  # noqa: E402
 from harness import make_message, rcpt_list  # noqa: E402  (on sys.path through sendmail_harness)
-from test_actions import config_with_actions  # noqa: E402  (the Postfix tests' config edit)
+from test_actions import config_with_actions, shipped_config_with  # noqa: E402  (the Postfix tests' config edits)
 
 
 class OrdinaryMail(SendmailTestCase):
@@ -101,6 +101,45 @@ class RejectAndTempfailReplies(SendmailTestCase):
         code, reply = self.send_200_recipients(self.make_world(config=config))
         self.assertEqual(code, 451, reply)
         self.assertIn("4.7.1 Too much mail from this source, try again later", reply)
+
+
+class DaemonNameMakesMailOutbound(SendmailTestCase):
+    def config_outbound_by_daemon_name(self, daemon_name: str) -> str:
+        """The shipped config with loopback out of client_networks, so mail from
+        127.0.0.1 is outbound only when Sendmail's {daemon_name} says so."""
+        path = shipped_config_with(
+            "    - 127.0.0.0/8\n    - ::1/128\n", "")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text.replace("  local_submission: true\n",
+                                 "  local_submission: true\n  macros:\n    - macro: daemon_name\n"
+                                 f"      values: [{daemon_name}]\n", 1))
+        self.addCleanup(os.unlink, path)
+        return path
+
+    def test_outbound_macros_read_sendmails_daemon_name(self):
+        sender = "form@hosting.example"
+        rcpts = rcpt_list(200, "bulk", domain="friends.example")
+        # The harness's daemon is Name=MTA: outbound, so the 200 recipients are
+        # quarantined in the spool.
+        world = self.make_world(config=self.config_outbound_by_daemon_name("MTA"))
+        code, reply = world.send(sender, rcpts, make_message(sender, rcpts, "Offer", "Buy now.\n"))
+        self.assertEqual(code, 250, reply)
+        queue_id = re.search(r"(\w{14}) Message accepted", reply).group(1)
+        self.assertIn("action=quarantine", world.verdict_for(queue_id) or "")
+        self.assertIn("scope=outbound", world.verdict_for(queue_id))
+        self.assertEqual([e["queue_id"] for e in world.quarantine_list()], [queue_id])
+        world.close()
+        # Another daemon name: not outbound, delivered untouched.
+        world = self.make_world(config=self.config_outbound_by_daemon_name("submission"))
+        code, reply = world.send(sender, rcpts, make_message(sender, rcpts, "Offer", "Buy now.\n"))
+        self.assertEqual(code, 250, reply)
+        world.wait_delivered(1)
+        delivered = world.sink.messages()
+        self.assertEqual(sorted(r for m in delivered for r in m.rcpts), sorted(rcpts))
+        self.assertTrue(all(m.floodgate_headers() == {} for m in delivered))
+        self.assertEqual(world.quarantine_list(), [])
 
 
 if __name__ == "__main__":
