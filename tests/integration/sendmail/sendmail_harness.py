@@ -15,6 +15,13 @@ SUMMARY
     alias, hosts and service-switch files in the temporary directory, so nothing
     under /etc/mail or /var/spool is read or written.
 
+    floodgate runs with a copy of the given config (the shipped one by default) whose
+    `quarantine:` section is the world's: its own spool, release_target Sendmail's
+    second daemon (no milter, as contrib/sendmail/floodgate.mc declares it), mta
+    sendmail with the instance's sendmail-command script, so floodgatectl (world.
+    floodgatectl()) releases spool and hold entries through this Sendmail. The world
+    is closed by the Postfix harness's guards too (signals, atexit, watchdog).
+
     Sendmail qualifies the host name before it reads its .cf, and waits 60 s when the
     name has no dot and cannot be resolved (as on a test VM named "vm"). Every
     Sendmail command therefore runs in its own UTS and mount namespaces (unshare)
