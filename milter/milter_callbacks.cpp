@@ -7,8 +7,10 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "milter/containment_worker.hpp"
 #include "milter/expected_macros.hpp"
@@ -95,10 +97,19 @@ void collect_macros(SMFICTX* ctx, ConnectionState& state) {
 // The first message without a macro Floodgate relies on (expected_macros.hpp)
 // logs a warning naming it; libmilter keeps the macros of every stage of the
 // connection, so at end-of-message all of them can be asked for.
-void warn_of_missing_macros(SMFICTX* ctx, const policy::Config& config) {
+// The expected list is made once per config and worker thread, not per
+// message (the config pointer is held, so a reloaded one is never mistaken
+// for it).
+void warn_of_missing_macros(SMFICTX* ctx, const std::shared_ptr<const policy::Config>& config) {
   static MissingMacroReporter reporter;
+  thread_local std::shared_ptr<const policy::Config> expected_for;
+  thread_local std::vector<ExpectedMacro> expected;
+  if (expected_for != config) {
+    expected = expected_macros(*config);
+    expected_for = config;
+  }
   const auto missing = reporter.newly_missing(
-      expected_macros(config), [ctx](const std::string& name) { return macro_value(ctx, name).has_value(); });
+      expected, [ctx](const std::string& name) { return macro_value(ctx, name).has_value(); });
   for (const auto& macro : missing) {
     spdlog::warn("{}", missing_macro_warning(macro, escape_log_value(macro_value(ctx, "i").value_or("-"), 32)));
   }
@@ -369,7 +380,7 @@ sfsistat on_eom(SMFICTX* ctx) {
       set_in_flight(*state, false);
       return SMFIS_CONTINUE;
     }
-    warn_of_missing_macros(ctx, *state->config);
+    warn_of_missing_macros(ctx, state->config);
     state->message->set_macro("i", macro_value(ctx, "i").value_or("-"));
     if (auto user = macro_value(ctx, "auth_authen")) state->message->set_macro("auth_authen", *user);
     if (state->message_broken) {

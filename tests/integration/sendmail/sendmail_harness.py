@@ -101,6 +101,15 @@ def sendmail_binary() -> str:
     return path
 
 
+def read_log(path: str) -> str:
+    """A log file's text; "" while it does not exist yet."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 class SendmailInstance:
     """A private Sendmail daemon relaying to the sink: on 127.0.0.1:port calling the
     milter, and on 127.0.0.1:release_port calling none (where floodgatectl releases
@@ -259,22 +268,13 @@ class SendmailInstance:
         return run(self.argv(*args), env=self.env(), timeout=timeout, check=False)
 
     def log_text(self) -> str:
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_log(self.log_path)
 
     def delivered_queue_ids(self) -> set[str]:
         """Queue ids of the messages Sendmail logged as sent and done with (by the
         daemon, or by a queue run a command started)."""
-        try:
-            with open(self.cli_log_path, encoding="utf-8", errors="replace") as f:
-                cli_log = f.read()
-        except OSError:
-            cli_log = ""
         sent, done = set(), set()
-        for line in (self.log_text() + "\n" + cli_log).splitlines():
+        for line in (self.log_text() + "\n" + read_log(self.cli_log_path)).splitlines():
             queue_id, _, rest = line.partition(": ")
             if "stat=Sent" in rest:
                 sent.add(queue_id)
