@@ -205,7 +205,8 @@ void ContainmentWorker::freeze_observed(const ActiveFreeze& active, ratelimit::T
     for (const auto& message : slipped)
       if (!message.queue_id.empty()) queue_ids.push_back(message.queue_id);
     const auto actions =
-        containment::clear_queued_messages(mode, m_config->quarantine.postfix_config_directory, queue_ids);
+        containment::clear_queued_messages(mode, m_config->quarantine, queue_ids,
+                                           "floodgate: source frozen, incident " + freeze.incident);
     std::map<std::string, std::size_t> tally;
     for (const auto& action : actions) ++tally[action.result.starts_with("failed") ? "failed" : action.result];
     clearing.clear();

@@ -6,7 +6,7 @@
 // Milter threads call message_decided() once per message (and
 // message_refused() for a frozen source refused at DATA); it only updates
 // in-process structures and queues events, so a slow or absent Redis, a
-// slow postsuper or a hanging notification command never delays mail.
+// slow postsuper or sendmail or a hanging notification command never delays mail.
 // The worker thread (run()) then, every 200 ms or when woken:
 //  1. opens the incidents of freezes this instance made and records the
 //     messages of frozen sources into their incidents (one store call per
@@ -15,8 +15,9 @@
 //     for a freeze seen for the first time -- made here, by another
 //     instance, or by hand -- the messages this instance let through from
 //     that source in the last incidents.lookback are recorded as "slipped"
-//     and, with queue_clearing hold/delete, taken out of the local Postfix
-//     queue (postsuper), which the incident records; for a freeze gone,
+//     and, with queue_clearing hold/delete, taken out of the local MTA's
+//     queue (postsuper, or Sendmail's quarantine), which the incident
+//     records; for a freeze gone,
 //     its incident is closed ("unfrozen", or "expired" when its TTL ran
 //     out) -- by exactly one instance, which then notifies;
 //  3. flushes the activity aggregate (top) every top.flush_interval.

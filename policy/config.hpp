@@ -195,14 +195,14 @@ struct QuarantineSettings {
   std::string release_host = "127.0.0.1";
   std::uint16_t release_port = 10026;
   std::chrono::seconds release_timeout{60};
-  // Hold mode: which MTA's quarantine holds the message, so which tool
-  // releases it (postsuper -H, or sendmail -qQ -Q).
+  // The MTA whose queue hold mode and containment.queue_clearing act on,
+  // so which tool releases (postsuper -H, or sendmail -qQ -Q) and clears.
   enum class Mta { Postfix, Sendmail };
   Mta mta = Mta::Postfix;
-  // Hold mode, Postfix: the configuration directory postsuper gets (-c);
+  // Postfix: the configuration directory postsuper gets (-c);
   // empty for the default /etc/postfix.
   std::string postfix_config_directory;
-  // Hold mode, Sendmail: the command, with any options of its own (say -C
+  // Sendmail: the command, with any options of its own (say -C
   // FILE), that the queue options are appended to.
   std::vector<std::string> sendmail_command{"/usr/sbin/sendmail"};
 
@@ -240,7 +240,7 @@ struct NotificationSettings {
 };
 
 // On freeze, what to do with the source's accepted messages still in the
-// local Postfix queue.
+// local MTA's queue (quarantine.mta; Delete needs Postfix).
 enum class QueueClearing { Off, Hold, Delete };
 
 // Containment: freezing the source that tripped a rule, so that its

@@ -460,7 +460,15 @@ class Loader : public detail::YamlReader {
       auto v = choice<QueueClearing>(*e, {{"off", QueueClearing::Off},
                                           {"hold", QueueClearing::Hold},
                                           {"delete", QueueClearing::Delete}});
-      if (v) containment.queue_clearing = *v;
+      if (v && *v == QueueClearing::Delete && config.quarantine.mta == QuarantineSettings::Mta::Sendmail) {
+        // Sendmail has no command that removes a queued message (only rm in
+        // its queue directory, racing its queue runners): say so rather than
+        // quarantine what was asked to be deleted.
+        report(*e, "delete needs Postfix's postsuper: Sendmail (quarantine.mta: sendmail) has no command that "
+                   "deletes a queued message; use hold, which quarantines them in Sendmail's queue");
+      } else if (v) {
+        containment.queue_clearing = *v;
+      }
     }
     if (const Entry* e = fields->find("incidents")) read_incidents(*e, containment.incidents);
     if (const Entry* e = fields->find("notify")) read_notify(*e, containment.notify);

@@ -46,6 +46,7 @@ LIMITS
 from __future__ import annotations
 
 import os
+import re
 import signal
 import smtplib
 import subprocess
@@ -91,6 +92,7 @@ k_floodgate_mc = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(k_
                               "contrib", "sendmail", "floodgate.mc")
 k_host_name = "sendmail-test.localdomain"
 k_stop_timeout = 10.0
+k_refusing_port = 9  # discard: nothing listens on it here, so connections are refused
 
 
 def sendmail_binary() -> str:
@@ -270,6 +272,25 @@ class SendmailInstance:
     def log_text(self) -> str:
         return read_log(self.log_path)
 
+    def queue(self, quarantined: bool = False) -> dict[str, str]:
+        """Queue id -> quarantine reason ("" when not quarantined) of the messages in
+        Sendmail's queue (-bp), or in its quarantine (-bp -qQ)."""
+        listing = self.command("-bp", *(["-qQ"] if quarantined else []))
+        if listing.returncode != 0:
+            raise RuntimeError(f"sendmail -bp exited {listing.returncode}: {listing.stdout}{listing.stderr}")
+        queue: dict[str, str] = {}
+        current = None
+        for line in listing.stdout.splitlines():
+            # "6AS2HVJb009446*   3 Sat Nov 28 02:17 <a@x.example>" (* locked, X too big,
+            # - quarantined)
+            entry = re.match(r"([A-Za-z0-9]+)[*X-]?\s", line)
+            if entry:
+                current = entry.group(1)
+                queue[current] = ""
+            elif current and line.strip().startswith("QUARANTINE: "):
+                queue[current] = line.strip().removeprefix("QUARANTINE: ")
+        return queue
+
     def delivered_queue_ids(self) -> set[str]:
         """Queue ids of the messages Sendmail logged as sent and done with (by the
         daemon, or by a queue run a command started)."""
@@ -286,8 +307,11 @@ class SendmailInstance:
 class SendmailWorld:
     """Redis, smtp-sink, one floodgate and a Sendmail calling it (see SUMMARY)."""
 
-    def __init__(self, quarantine_mode: str = "spool", config: str | None = None, extra_mc: str = ""):
-        """`extra_mc`: .mc lines put before contrib/sendmail/floodgate.mc's."""
+    def __init__(self, quarantine_mode: str = "spool", config: str | None = None, extra_mc: str = "",
+                 relay_refused: bool = False):
+        """`extra_mc`: .mc lines put before contrib/sendmail/floodgate.mc's.
+        `relay_refused`: Sendmail relays to a port nothing listens on instead of the
+        sink, so every message it accepts stays in its queue, deferred."""
         self.dir = tempfile.mkdtemp(prefix="floodgate-sendmail-")
         os.chmod(self.dir, 0o755)  # smtp-sink runs as postfix and must traverse it
         self.daemons: list[Daemon] = []
@@ -321,7 +345,8 @@ class SendmailWorld:
                                        self.redis.url)
             self.daemons.append(self.floodgate)
             self.floodgate.wait_ready()
-            self.sendmail = SendmailInstance(self.dir, smtp_port, release_port, self.sink.port,
+            relay_port = k_refusing_port if relay_refused else self.sink.port
+            self.sendmail = SendmailInstance(self.dir, smtp_port, release_port, relay_port,
                                              self.floodgate.socket_spec, extra_mc)
             self.sendmail.start()
         except BaseException:

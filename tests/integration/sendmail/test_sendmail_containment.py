@@ -6,8 +6,14 @@ senders connect from 127.0.0.1 and the form is told apart by its
 X-PHP-Originating-Script header, as the php_script identity does. The form sends
 25 messages of 3 recipients: past its threshold (30), but below the shipped
 same-content rule per client (100 recipients), which would freeze 127.0.0.1 and
-with it the other sender (as it should: one host, one content, 100 recipients)."""
+with it the other sender (as it should: one host, one content, 100 recipients).
 
+With containment.queue_clearing hold (shipped) and quarantine.mta sendmail, the form's
+messages accepted before the freeze and still in Sendmail's queue are quarantined there
+(sendmail -Q), with the incident in the reason, and the incident records it per queue
+id; the other sender's queued message is left alone."""
+
+import json
 import os
 import random
 import re
@@ -27,6 +33,8 @@ from test_containment import (  # noqa: E402  (its helpers, not its test cases)
     k_form_threshold,
 )
 
+# A worker round (200 ms), three Sendmail runs, with room for a loaded CI machine.
+k_clearing_settle = 20.0
 k_other_sender = "alice@office.example"
 k_form_messages = 25
 k_other_messages = 15
@@ -85,6 +93,70 @@ class WebFormFrozen(SendmailTestCase):
         self.assertEqual(len(freezes), 1, f"one freeze, of the form: {freezes}")
         self.assertIn(f"header:x-php-originating-script={k_form_script}", freezes[0])
         self.assertIn("client_address=127.0.0.1", freezes[0])
+
+
+
+class QueueClearingInSendmailsQuarantine(SendmailTestCase):
+    def test_queued_messages_of_the_frozen_form_are_quarantined_in_sendmails_queue_and_the_incident_lists_them(self):
+        config = containment_config("quarantine")
+        self.addCleanup(os.unlink, config)
+        # Nothing listens where Sendmail relays: what it accepts stays queued, deferred.
+        world = self.make_world(config=config, quarantine_mode="spool", relay_refused=True)
+        rcpts = ["bob@partner.example"]
+        code, reply = world.send(k_other_sender, rcpts,
+                                 make_message(k_other_sender, rcpts, "Notes", "Ordinary mail.\n"))
+        self.assertEqual(code, 250, reply)
+        other = queue_id_of(reply)
+        form_ids = []
+        for seq in range(k_form_threshold // 3 + 5):
+            rcpts = rcpt_list(3, f"r{seq:03d}-", "people.example")
+            code, reply = world.send(k_form_sender, rcpts, form_message(seq, rcpts))
+            self.assertEqual(code, 250, reply)
+            form_ids.append(queue_id_of(reply))
+            if freeze_lines(world.floodgate.log_text()):
+                break
+        # The message that froze the form went to Floodgate's spool; the earlier ones
+        # were accepted and wait in Sendmail's queue.
+        spooled = {e["queue_id"] for e in world.quarantine_list()}
+        slipped = [q for q in form_ids if q not in spooled]
+        self.assertGreater(len(slipped), 0, "no form message was accepted before the freeze")
+
+        def all_quarantined():
+            quarantined = world.sendmail.queue(quarantined=True)
+            return quarantined if all(q in quarantined for q in slipped) else None
+        try:
+            quarantined = wait_for(all_quarantined, k_clearing_settle, "the slipped messages quarantined",
+                                   interval=0.5)
+        except TimeoutError:
+            self.fail(f"slipped {slipped}: want all in Sendmail's quarantine, it has "
+                      f"{world.sendmail.queue(quarantined=True)}")
+        self.assertNotIn(other, quarantined, "the other sender's queued message was quarantined")
+        self.assertIn(other, world.sendmail.queue(), "the other sender's message left the queue")
+
+        listing = json.loads(world.floodgatectl("incidents", "--json").stdout)
+        self.assertEqual(len(listing), 1, listing)
+        incident_id = listing[0]["id"]
+        for queue_id in slipped:
+            self.assertEqual(quarantined[queue_id], f"floodgate: source frozen, incident {incident_id}")
+
+        def incident_with_actions():
+            incident = json.loads(world.floodgatectl("incident", incident_id, "--json").stdout)
+            done = all(q.get("queue_action") for q in incident["queue_ids"] if q["outcome"] == "slipped")
+            return incident if done else None
+        incident = wait_for(incident_with_actions, k_clearing_settle, "the incident's queue actions",
+                            interval=0.5)
+        self.assertEqual(incident["queue_clearing"], "hold")
+        actions = {q["queue_id"]: q.get("queue_action") for q in incident["queue_ids"] if q["outcome"] == "slipped"}
+        self.assertEqual(actions, {q: "held" for q in slipped})
+        self.assertRegex(world.floodgate.log_text(),
+                         rf"incident slipped .*slipped={len(slipped)} queue_clearing=held:{len(slipped)}")
+
+        # Released the way the incident report says: Sendmail's own options.
+        released = world.sendmail.command("-qQ", "-Q", f"-qI{slipped[0]}")
+        self.assertEqual(released.returncode, 0, released.stdout + released.stderr)
+        self.assertNotIn(slipped[0], world.sendmail.queue(quarantined=True))
+        self.assertIn(slipped[0], world.sendmail.queue())
+        self.assertTrue(world.floodgate.alive())
 
 
 if __name__ == "__main__":

@@ -182,12 +182,14 @@ TEST(ConfigLoader, ShippedQuarantineSpoolsAndReleasesThroughTheNoMilterListener)
   EXPECT_THAT(q.sendmail_command, ElementsAre("/usr/sbin/sendmail"));
 }
 
-TEST(ConfigLoader, ReadsHoldModeInSendmailsQuarantineWithItsCommand) {
+TEST(ConfigLoader, ReadsHoldModeAndQueueClearingInSendmailsQuarantineWithItsCommand) {
   const auto config = load_config_text(
       "quarantine:\n  mode: hold\n  mta: sendmail\n"
-      "  sendmail_command: [/usr/sbin/sendmail, -C, /etc/mail/out.cf]\n",
+      "  sendmail_command: [/usr/sbin/sendmail, -C, /etc/mail/out.cf]\n"
+      "containment:\n  queue_clearing: hold\n",
       "test.yaml");
   EXPECT_EQ(config->quarantine.mta, QuarantineSettings::Mta::Sendmail);
+  EXPECT_EQ(config->containment.queue_clearing, QueueClearing::Hold);  // in Sendmail's quarantine
   EXPECT_THAT(config->quarantine.sendmail_command, ElementsAre("/usr/sbin/sendmail", "-C", "/etc/mail/out.cf"));
 }
 
@@ -649,6 +651,9 @@ const ErrorCase k_error_cases[] = {
      "quarantine.sendmail_command[0]", "expected an absolute path"},
     {"SendmailCommandEmpty", "quarantine:\n  sendmail_command: []\n", 2,
      "quarantine.sendmail_command", "expected the sendmail program"},
+    {"QueueClearingDeleteBehindSendmail",
+     "quarantine:\n  mta: sendmail\ncontainment:\n  queue_clearing: delete\n", 4, "containment.queue_clearing",
+     "Sendmail (quarantine.mta: sendmail) has no command that deletes a queued message; use hold"},
     {"ExemptionHeadersEmpty", "exemptions:\n  - headers: {}\n", 2, "exemptions[0].headers",
      "at least one name"},
     {"MacroMatchWithoutValues", "outbound:\n  macros:\n    - macro: daemon_name\n", 3,
