@@ -23,6 +23,9 @@ PACKAGES=(
   # m4 and Sendmail's m4 macros (no Sendmail, which would replace Postfix):
   # the packaging test expands contrib/sendmail/floodgate.mc with them.
   m4 sendmail-cf
+  # Cyrus SASL's PLAIN/LOGIN and sasldb plugins and saslpasswd2: the Sendmail
+  # tests' SMTP AUTH (the sasl_user signal), with a private sasldb.
+  libsasl2-modules libsasl2-modules-db sasl2-bin
   # prometheus-cpp: the /metrics endpoint (metrics.listen, milter/metrics.hpp).
   prometheus-cpp-dev
 )

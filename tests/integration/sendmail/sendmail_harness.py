@@ -31,6 +31,13 @@ SUMMARY
     Sendmail logs to syslog, which these machines do not run; -D FILE -d89.8 writes
     the same lines to a file instead (sendmail.log in the temporary directory).
 
+    With `sasl_users`, Sendmail offers SMTP AUTH (PLAIN, LOGIN) checked against a
+    private sasldb (saslpasswd2). Cyrus SASL reads Sendmail.conf only from fixed
+    directories, and Sendmail clears its environment (SASL_CONF_PATH is lost), so a
+    copy of the SASL plugin directory with that Sendmail.conf added is bind-mounted
+    over /usr/lib/x86_64-linux-gnu/sasl2 (and /etc/sasl2, where it exists) in the
+    same namespace.
+
 SECURITY
     Needs root: unshare and mount for the namespaces, smtp-sink -u. Sendmail listens
     on 127.0.0.1 only and relays anything, only to the local sink.
@@ -47,6 +54,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import smtplib
 import subprocess
@@ -93,6 +101,7 @@ k_floodgate_mc = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(k_
 k_host_name = "sendmail-test.localdomain"
 k_stop_timeout = 10.0
 k_refusing_port = 9  # discard: nothing listens on it here, so connections are refused
+k_sasl_plugin_dir = "/usr/lib/x86_64-linux-gnu/sasl2"  # libsasl2-modules, -modules-db
 
 
 def sendmail_binary() -> str:
@@ -118,7 +127,7 @@ class SendmailInstance:
     to). The milter and the release daemon are contrib/sendmail/floodgate.mc's."""
 
     def __init__(self, workdir: str, port: int, release_port: int, sink_port: int, milter_spec: str,
-                 extra_mc: str = ""):
+                 extra_mc: str = "", sasl_users: dict[str, str] | None = None):
         self.port = port
         self.extra_mc = extra_mc
         self.release_port = release_port
@@ -142,6 +151,9 @@ class SendmailInstance:
         short = k_host_name.split(".")[0]
         with open(self.etc_hosts, "w") as f:
             f.write(f"127.0.0.1\tlocalhost\n127.0.0.1\t{k_host_name} {short}\n::1\t{k_host_name} {short}\n")
+        self.sasl_dir = os.path.join(self.dir, "sasl2") if sasl_users else None
+        if sasl_users:
+            self.write_sasl_config(sasl_users)
         self.write_command_script()
         mc_path = os.path.join(self.dir, "sendmail.mc")
         with open(mc_path, "w") as f:
@@ -186,10 +198,33 @@ class SendmailInstance:
             define(`SMART_HOST', `[127.0.0.1]')dnl
             define(`RELAY_MAILER_ARGS', `TCP $h {sink_port}')dnl
             EXTRA_MC_LINES
+            SASL_MC_LINES
             include(`{self.floodgate_mc(milter_spec)}')dnl
             MAILER(`local')dnl
             MAILER(`smtp')dnl
-            """).replace("EXTRA_MC_LINES\n", self.extra_mc)
+            """).replace("EXTRA_MC_LINES\n", self.extra_mc).replace("SASL_MC_LINES\n", self.sasl_mc())
+
+    def sasl_mc(self) -> str:
+        if not self.sasl_dir:
+            return ""
+        return ("define(`confAUTH_MECHANISMS', `PLAIN LOGIN')dnl\n"
+                "TRUST_AUTH_MECH(`PLAIN LOGIN')dnl\n")
+
+    def write_sasl_config(self, users: dict[str, str]):
+        """The plugin directory's copy with Sendmail.conf, and a sasldb of `users`
+        (see SUMMARY)."""
+        if not os.path.isdir(k_sasl_plugin_dir) or not shutil.which("saslpasswd2"):
+            raise RuntimeError(f"SMTP AUTH tests need {k_sasl_plugin_dir} and saslpasswd2 "
+                               "(libsasl2-modules, libsasl2-modules-db, sasl2-bin: contrib/setup.sh)")
+        shutil.copytree(k_sasl_plugin_dir, self.sasl_dir, symlinks=True)
+        sasldb = os.path.join(self.dir, "sasldb2")
+        for user, password in users.items():
+            # The realm is the host name, as Sendmail asks for it.
+            run(["saslpasswd2", "-p", "-c", "-f", sasldb, "-u", k_host_name, user], input=password + "\n")
+        os.chmod(sasldb, 0o600)
+        with open(os.path.join(self.sasl_dir, "Sendmail.conf"), "w") as f:
+            f.write(f"pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: {sasldb}\n"
+                    "mech_list: PLAIN LOGIN\n")
 
     def floodgate_mc(self, milter_spec: str) -> str:
         """contrib/sendmail/floodgate.mc, as shipped but for this test's milter socket
@@ -208,7 +243,11 @@ class SendmailInstance:
 
     def argv(self, *args: str, log_path: str | None = None) -> list[str]:
         """A Sendmail command line, run in its own namespaces (see SUMMARY)."""
-        inner = (f"mount --bind {self.etc_hosts} /etc/hosts && hostname {k_host_name} "
+        sasl = ""
+        if self.sasl_dir:
+            sasl = (f"mount --bind {self.sasl_dir} {k_sasl_plugin_dir} && "
+                    f"{{ [ ! -d /etc/sasl2 ] || mount --bind {self.sasl_dir} /etc/sasl2; }} && ")
+        inner = (f"mount --bind {self.etc_hosts} /etc/hosts && {sasl}hostname {k_host_name} "
                  '&& exec "$@"')
         return (["unshare", "--uts", "--mount", "sh", "-c", inner, "sh",
                  sendmail_binary(), "-C", self.cf_path, "-D", log_path or self.cli_log_path, "-d89.8"]
@@ -308,10 +347,11 @@ class SendmailWorld:
     """Redis, smtp-sink, one floodgate and a Sendmail calling it (see SUMMARY)."""
 
     def __init__(self, quarantine_mode: str = "spool", config: str | None = None, extra_mc: str = "",
-                 relay_refused: bool = False):
+                 relay_refused: bool = False, sasl_users: dict[str, str] | None = None):
         """`extra_mc`: .mc lines put before contrib/sendmail/floodgate.mc's.
         `relay_refused`: Sendmail relays to a port nothing listens on instead of the
-        sink, so every message it accepts stays in its queue, deferred."""
+        sink, so every message it accepts stays in its queue, deferred.
+        `sasl_users`: user -> password that Sendmail's SMTP AUTH accepts."""
         self.dir = tempfile.mkdtemp(prefix="floodgate-sendmail-")
         os.chmod(self.dir, 0o755)  # smtp-sink runs as postfix and must traverse it
         self.daemons: list[Daemon] = []
@@ -347,7 +387,7 @@ class SendmailWorld:
             self.floodgate.wait_ready()
             relay_port = k_refusing_port if relay_refused else self.sink.port
             self.sendmail = SendmailInstance(self.dir, smtp_port, release_port, relay_port,
-                                             self.floodgate.socket_spec, extra_mc)
+                                             self.floodgate.socket_spec, extra_mc, sasl_users)
             self.sendmail.start()
         except BaseException:
             sys.stderr.write(self.describe())
@@ -374,11 +414,15 @@ class SendmailWorld:
             parts.append(f"===== sink: {self.sink.count()} messages")
         return "\n".join(parts) + "\n"
 
-    def send(self, sender: str, rcpts: list[str], message: bytes) -> tuple[int, str]:
-        """One SMTP transaction from 127.0.0.1; returns the reply to the message's
-        end (250 and Sendmail's queue id when accepted, or the refusal)."""
+    def send(self, sender: str, rcpts: list[str], message: bytes,
+             auth: tuple[str, str] | None = None) -> tuple[int, str]:
+        """One SMTP transaction from 127.0.0.1, after SMTP AUTH as `auth` (user,
+        password) if given; returns the reply to the message's end (250 and
+        Sendmail's queue id when accepted, or the refusal)."""
         with smtplib.SMTP("127.0.0.1", self.sendmail.port, "client.example", timeout=60) as s:
             s.ehlo()
+            if auth:
+                s.login(*auth)
             s.mail(sender)
             for rcpt in rcpts:
                 s.rcpt(rcpt)

@@ -11,7 +11,12 @@ with it the other sender (as it should: one host, one content, 100 recipients).
 With containment.queue_clearing hold (shipped) and quarantine.mta sendmail, the form's
 messages accepted before the freeze and still in Sendmail's queue are quarantined there
 (sendmail -Q), with the incident in the reason, and the incident records it per queue
-id; the other sender's queued message is left alone."""
+id; the other sender's queued message is left alone.
+
+A stolen password is told apart the same way by its SMTP AUTH user: Sendmail sends
+{auth_authen} at MAIL FROM, the sasl_user identity reads it, and the same per-source
+rule counted per SASL user freezes that account only; another account on the same
+host keeps sending."""
 
 import json
 import os
@@ -28,14 +33,19 @@ from test_containment import (  # noqa: E402  (its helpers, not its test cases)
     containment_config,
     form_message,
     freeze_lines,
+    k_form_rule,
     k_form_script,
     k_form_sender,
+    k_form_text,
     k_form_threshold,
 )
 
 # A worker round (200 ms), three Sendmail runs, with room for a loaded CI machine.
 k_clearing_settle = 20.0
 k_other_sender = "alice@office.example"
+k_stolen_account = ("newsletter", "correct horse battery")
+k_other_account = ("accounts", "staple")
+k_user_rule = "burst_rcpts_per_user"  # a name the shipped rules do not use
 k_form_messages = 25
 k_other_messages = 15
 
@@ -157,6 +167,79 @@ class QueueClearingInSendmailsQuarantine(SendmailTestCase):
         self.assertNotIn(slipped[0], world.sendmail.queue(quarantined=True))
         self.assertIn(slipped[0], world.sendmail.queue())
         self.assertTrue(world.floodgate.alive())
+
+
+
+def per_user_containment_config() -> str:
+    """containment_config()'s form rule, counted per SASL user instead of per PHP
+    script (same threshold); returns the path of the copy."""
+    path = containment_config("quarantine")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    for old, new in ((f"name: {k_form_rule}, signal: distinct_recipients, identity: php_script,",
+                      f"name: {k_user_rule}, signal: distinct_recipients, identity: sasl_user,"),
+                     (f"    - {k_form_rule}\n", f"    - {k_user_rule}\n")):
+        if text.count(old) != 1:
+            raise AssertionError(f"containment_config() no longer has {old!r} once")
+        text = text.replace(old, new)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+class StolenPasswordFrozen(SendmailTestCase):
+    def test_account_sending_a_burst_is_frozen_by_its_sasl_user_and_another_account_is_untouched(self):
+        config = per_user_containment_config()
+        self.addCleanup(os.unlink, config)
+        world = self.make_world(config=config, quarantine_mode="spool",
+                                sasl_users=dict([k_stolen_account, k_other_account]))
+        rng = random.Random(7)
+        burst_ids, other_ids = [], []
+        for seq in range(k_form_messages):
+            rcpts = rcpt_list(3, f"r{seq:03d}-", "people.example")
+            code, reply = world.send("newsletter@shop.example", rcpts,
+                                     make_message("newsletter@shop.example", rcpts, "A gift from a friend",
+                                                  k_form_text.format(name=f"Friend {seq}"),
+                                                  {"X-Test-Seq": f"burst-{seq}"}),
+                                     auth=k_stolen_account)
+            self.assertEqual(code, 250, reply)
+            burst_ids.append(queue_id_of(reply))
+            if seq % 2 == 0:
+                i = len(other_ids)
+                rcpts = [f"customer{i}@partner.example"]
+                code, reply = world.send("accounts@shop.example", rcpts,
+                                         make_message("accounts@shop.example", rcpts, f"Invoice {i}",
+                                                      distinct_text(rng), {"X-Test-Seq": f"other-{i}"}),
+                                         auth=k_other_account)
+                self.assertEqual(code, 250, reply)
+                other_ids.append(queue_id_of(reply))
+
+        def finished() -> bool:
+            spooled = {e["queue_id"] for e in world.quarantine_list()}
+            return set(burst_ids + other_ids) <= world.sendmail.delivered_queue_ids() | spooled
+        wait_for(finished, 90, "every message delivered or spooled")
+
+        seqs = [m.header("X-Test-Seq") or "" for m in world.sink.messages()]
+        delivered_other = sorted(int(s.removeprefix("other-")) for s in seqs if s.startswith("other-"))
+        delivered_burst = sorted(int(s.removeprefix("burst-")) for s in seqs if s.startswith("burst-"))
+        self.assertEqual(delivered_other, list(range(len(other_ids))), "the other account's mail must all arrive")
+        first_stopped = len(delivered_burst)
+        self.assertGreater(first_stopped, 0, "the account's mail before the threshold must arrive")
+        self.assertEqual(delivered_burst, list(range(first_stopped)),
+                         "only the account's messages before the first stopped one may arrive")
+        self.assertLessEqual(3 * first_stopped, k_form_threshold)
+        spooled = {e["queue_id"] for e in world.quarantine_list()}
+        self.assertEqual(sorted(set(burst_ids[first_stopped:]) - spooled), [],
+                         f"burst-{first_stopped}.. should be in the spool")
+        freezes = freeze_lines(world.floodgate.log_text())
+        self.assertEqual(len(freezes), 1, f"one freeze, of the account: {freezes}")
+        self.assertIn(f"sasl_user={k_stolen_account[0]}", freezes[0])
+        self.assertIn(f"rule={k_user_rule}", freezes[0])
+        # The verdict lines name each message's SASL user, as Sendmail sent it.
+        verdicts = world.floodgate.verdict_lines()
+        for queue_id, user in ((burst_ids[0], k_stolen_account[0]), (other_ids[-1], k_other_account[0])):
+            line = next((v for v in verdicts if f"qid={queue_id} " in v), "")
+            self.assertIn(f" sasl_user={user} ", line, f"verdict of {queue_id}")
 
 
 if __name__ == "__main__":
