@@ -31,6 +31,12 @@ SUMMARY
     Sendmail logs to syslog, which these machines do not run; -D FILE -d89.8 writes
     the same lines to a file instead (sendmail.log in the temporary directory).
 
+    submit() is local submission as Debian sets it up (and PHP's mail() uses it):
+    `sendmail -t -i` with a submit.cf built from FEATURE(`msp'), a mail submission
+    program that queues in its own directory and relays the message over SMTP to the
+    daemon, where the milter sees it like any other connection from 127.0.0.1. It runs
+    as nobody (Sendmail refuses an MSP running as root), which owns its queue.
+
     With `sasl_users`, Sendmail offers SMTP AUTH (PLAIN, LOGIN) checked against a
     private sasldb (saslpasswd2). Cyrus SASL reads Sendmail.conf only from fixed
     directories, and Sendmail clears its environment (SASL_CONF_PATH is lost), so a
@@ -52,7 +58,9 @@ LIMITS
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -310,6 +318,54 @@ class SendmailInstance:
 
     def log_text(self) -> str:
         return read_log(self.log_path)
+
+    def submit_cf(self) -> str:
+        """The MSP's submit.cf (see SUMMARY), built on first use."""
+        msp_dir = os.path.join(self.dir, "msp")
+        cf_path = os.path.join(msp_dir, "submit.cf")
+        if os.path.exists(cf_path):
+            return cf_path
+        queue_dir = os.path.join(msp_dir, "clientmqueue")
+        os.makedirs(queue_dir)
+        nobody = pwd.getpwnam("nobody")
+        os.chown(queue_dir, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(queue_dir, 0o770)
+        mc_path = os.path.join(msp_dir, "submit.mc")
+        with open(mc_path, "w") as f:
+            f.write(textwrap.dedent(f"""\
+                include(`{k_cf_m4}')dnl
+                VERSIONID(`floodgate-test-msp')dnl
+                define(`confCF_VERSION', `Submit')dnl
+                define(`__OSTYPE__', `')dnl
+                define(`confTIME_ZONE', `USE_TZ')dnl
+                define(`confDONT_INIT_GROUPS', `True')dnl
+                define(`confRUN_AS_USER', `{nobody.pw_name}:{grp.getgrgid(nobody.pw_gid).gr_name}')dnl
+                define(`MSP_QUEUE_DIR', `{queue_dir}')dnl
+                define(`confDOMAIN_NAME', `{k_host_name}')dnl
+                define(`confSERVICE_SWITCH_FILE', `{self.dir}/service.switch')dnl
+                define(`confHOSTS_FILE', `{self.dir}/hosts')dnl
+                define(`confBIND_OPTS', `-DNSRCH -DEFNAMES')dnl
+                define(`RELAY_MAILER_ARGS', `TCP $h {self.port}')dnl
+                FEATURE(`msp', `[127.0.0.1]')dnl
+                """))
+        cf = run(["m4", mc_path])
+        with open(cf_path, "w") as f:
+            f.write(cf.stdout)
+        return cf_path
+
+    def submit(self, message: bytes, sender: str) -> str:
+        """Submits `message` as a local program does (sendmail -t -i -f SENDER, the
+        recipients read from its headers) through the MSP; returns the queue id the
+        daemon gave it (from the MSP's SMTP dialogue, -v)."""
+        argv = self.argv("-v", "-t", "-i", "-f", sender)
+        argv[argv.index(self.cf_path)] = self.submit_cf()
+        proc = subprocess.run(argv, input=message, env=self.env(), capture_output=True, timeout=60)
+        out = proc.stdout.decode(errors="replace")
+        accepted = re.search(r"^\d{3}[ -]\S+ (\w+) Message accepted for delivery", out, re.MULTILINE)
+        if proc.returncode != 0 or not accepted:
+            raise RuntimeError(f"sendmail -t (MSP) exited {proc.returncode}, no queue id from the daemon:\n"
+                               f"{out}{proc.stderr.decode(errors='replace')}")
+        return accepted.group(1)
 
     def queue(self, quarantined: bool = False) -> dict[str, str]:
         """Queue id -> quarantine reason ("" when not quarantined) of the messages in

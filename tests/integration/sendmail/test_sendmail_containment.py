@@ -13,6 +13,10 @@ messages accepted before the freeze and still in Sendmail's queue are quarantine
 (sendmail -Q), with the incident in the reason, and the incident records it per queue
 id; the other sender's queued message is left alone.
 
+The same burst submitted as PHP's mail() does it, with `sendmail -t -i` through
+Debian's mail submission program (FEATURE(`msp'), relaying over SMTP to the daemon),
+is frozen the same way: local submission passes through the milter too.
+
 A stolen password is told apart the same way by its SMTP AUTH user: Sendmail sends
 {auth_authen} at MAIL FROM, the sasl_user identity reads it, and the same per-source
 rule counted per SASL user freezes that account only; another account on the same
@@ -43,6 +47,7 @@ from test_containment import (  # noqa: E402  (its helpers, not its test cases)
 # A worker round (200 ms), three Sendmail runs, with room for a loaded CI machine.
 k_clearing_settle = 20.0
 k_other_sender = "alice@office.example"
+k_other_script = "33:password-reset.php"  # same web server, another script
 k_stolen_account = ("newsletter", "correct horse battery")
 k_other_account = ("accounts", "staple")
 k_user_rule = "burst_rcpts_per_user"  # a name the shipped rules do not use
@@ -168,6 +173,53 @@ class QueueClearingInSendmailsQuarantine(SendmailTestCase):
         self.assertIn(slipped[0], world.sendmail.queue())
         self.assertTrue(world.floodgate.alive())
 
+
+
+class WebFormThroughLocalSubmission(SendmailTestCase):
+    def test_web_form_burst_submitted_with_sendmail_t_is_frozen_and_another_script_is_untouched(self):
+        config = containment_config("quarantine")
+        self.addCleanup(os.unlink, config)
+        world = self.make_world(config=config, quarantine_mode="spool")
+        rng = random.Random(5)
+        form_ids, other_ids = [], []
+        for seq in range(k_form_messages):
+            rcpts = rcpt_list(3, f"r{seq:03d}-", "people.example")
+            # As PHP's mail() hands it over: the recipients in To:, the script in its header.
+            form_ids.append(world.sendmail.submit(
+                make_message(k_form_sender, rcpts, "A gift from a friend",
+                             k_form_text.format(name=f"Friend {seq}"),
+                             {"To": ", ".join(rcpts), "X-PHP-Originating-Script": k_form_script,
+                              "X-Test-Seq": f"form-{seq}"}),
+                k_form_sender))
+            if seq % 3 == 0:
+                i = len(other_ids)
+                rcpt = f"member{i}@club.example"
+                other_ids.append(world.sendmail.submit(
+                    make_message(k_form_sender, [rcpt], f"Your password reset {i}", distinct_text(rng),
+                                 {"X-PHP-Originating-Script": k_other_script, "X-Test-Seq": f"other-{i}"}),
+                    k_form_sender))
+
+        def finished() -> bool:
+            spooled = {e["queue_id"] for e in world.quarantine_list()}
+            return set(form_ids + other_ids) <= world.sendmail.delivered_queue_ids() | spooled
+        wait_for(finished, 90, "every message delivered or spooled")
+
+        seqs = [m.header("X-Test-Seq") or "" for m in world.sink.messages()]
+        delivered_other = sorted(int(s.removeprefix("other-")) for s in seqs if s.startswith("other-"))
+        delivered_form = sorted(int(s.removeprefix("form-")) for s in seqs if s.startswith("form-"))
+        self.assertEqual(delivered_other, list(range(len(other_ids))), "the other script's mail must all arrive")
+        first_stopped = len(delivered_form)
+        self.assertGreater(first_stopped, 0, "the form's mail before the threshold must arrive")
+        self.assertEqual(delivered_form, list(range(first_stopped)),
+                         "only the form's messages before the first stopped one may arrive")
+        self.assertLessEqual(3 * first_stopped, k_form_threshold)
+        spooled = {e["queue_id"] for e in world.quarantine_list()}
+        self.assertEqual(sorted(set(form_ids[first_stopped:]) - spooled), [],
+                         f"form-{first_stopped}.. should be in the spool")
+        self.assertEqual(sorted(spooled & set(other_ids)), [], "the other script's mail is in the spool")
+        freezes = freeze_lines(world.floodgate.log_text())
+        self.assertEqual(len(freezes), 1, f"one freeze, of the form: {freezes}")
+        self.assertIn(f"header:x-php-originating-script={k_form_script}", freezes[0])
 
 
 def per_user_containment_config() -> str:
