@@ -285,8 +285,14 @@ class SendmailInstance:
                                      stderr=subprocess.STDOUT, timeout=k_start_timeout)
         if started.returncode != 0:
             raise RuntimeError(f"sendmail -bd exited {started.returncode}:\n{tail(out_path)}")
-        wait_for(lambda: port_accepts(self.port) and port_accepts(self.release_port), k_start_timeout,
-                 f"sendmail on 127.0.0.1:{self.port} and :{self.release_port}")
+        try:
+            wait_for(lambda: port_accepts(self.port) and port_accepts(self.release_port), k_start_timeout,
+                     f"sendmail on 127.0.0.1:{self.port} and :{self.release_port}")
+        except TimeoutError as e:
+            pid = self.pid()
+            alive = pid is not None and os.path.exists(f"/proc/{pid}")
+            raise RuntimeError(f"{e} (daemon pid {pid}, {'running' if alive else 'not running'}); "
+                               f"sendmail -bd said:\n{tail(out_path)}\nits log:\n{tail(self.log_path, 30)}") from e
 
     def pid(self) -> int | None:
         try:

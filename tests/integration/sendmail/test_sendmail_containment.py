@@ -20,13 +20,17 @@ is frozen the same way: local submission passes through the milter too.
 A stolen password is told apart the same way by its SMTP AUTH user: Sendmail sends
 {auth_authen} at MAIL FROM, the sasl_user identity reads it, and the same per-source
 rule counted per SASL user freezes that account only; another account on the same
-host keeps sending."""
+host keeps sending. With containment.refuse_at mail_from and a tempfail freeze, the
+frozen account is refused at MAIL FROM itself (Sendmail passes the milter's 451 on
+to the client), before any recipient or body."""
 
 import json
 import os
 import random
 import re
+import smtplib
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -42,6 +46,7 @@ from test_containment import (  # noqa: E402  (its helpers, not its test cases)
     k_form_sender,
     k_form_text,
     k_form_threshold,
+    k_freeze_propagation,
 )
 
 # A worker round (200 ms), three Sendmail runs, with room for a loaded CI machine.
@@ -292,6 +297,41 @@ class StolenPasswordFrozen(SendmailTestCase):
         for queue_id, user in ((burst_ids[0], k_stolen_account[0]), (other_ids[-1], k_other_account[0])):
             line = next((v for v in verdicts if f"qid={queue_id} " in v), "")
             self.assertIn(f" sasl_user={user} ", line, f"verdict of {queue_id}")
+
+
+
+class StolenPasswordRefusedAtMailFrom(SendmailTestCase):
+    def test_frozen_account_gets_451_at_mail_from_and_another_account_is_delivered(self):
+        config = containment_config("tempfail")
+        self.addCleanup(os.unlink, config)
+        with open(config, encoding="utf-8") as f:
+            text = f.read()
+        self.assertEqual(text.count("  refuse_at: data\n"), 1, "conf/floodgate.yaml: want refuse_at: data once")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(text.replace("  refuse_at: data\n", "  refuse_at: mail_from\n"))
+        world = self.make_world(config=config, sasl_users=dict([k_stolen_account, k_other_account]))
+        frozen_at = time.monotonic()
+        proc = world.floodgatectl("freeze", f"sasl={k_stolen_account[0]}")
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        time.sleep(max(0.0, frozen_at + k_freeze_propagation - time.monotonic()))
+
+        with smtplib.SMTP("127.0.0.1", world.sendmail.port, "client.example", timeout=60) as s:
+            s.ehlo()
+            s.login(*k_stolen_account)
+            code, reply = s.mail("newsletter@shop.example")
+            self.assertEqual(code, 451, f"MAIL FROM of the frozen account: got {code} {reply!r}, want 451")
+            self.assertIn(b"4.7.1", reply)
+        rcpts = ["customer@partner.example"]
+        code, reply = world.send("accounts@shop.example", rcpts,
+                                 make_message("accounts@shop.example", rcpts, "Invoice", "Your invoice.\n",
+                                              {"X-Test-Seq": "other-account"}),
+                                 auth=k_other_account)
+        self.assertEqual(code, 250, reply)
+        world.wait_delivered(1)
+        self.assertEqual([m.header("X-Test-Seq") for m in world.sink.messages()], ["other-account"])
+        self.assertRegex(world.floodgate.log_text(),
+                         rf"action=tempfail .*sasl_user={k_stolen_account[0]} .*frozen\(manual\).* stage=mail")
+        self.assertTrue(world.floodgate.alive())
 
 
 if __name__ == "__main__":

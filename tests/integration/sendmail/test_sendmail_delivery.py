@@ -35,6 +35,8 @@ class OrdinaryMail(SendmailTestCase):
         self.assertIn("action=accept", verdict)
         self.assertIn("rcpts=3", verdict)
         self.assertIn("client=127.0.0.1", verdict)
+        # Sendmail hands the envelope sender over in angle brackets, as Postfix does.
+        self.assertIn(" sender=alice@example.org ", verdict)
 
 
 class SixtyRecipients(SendmailTestCase):
