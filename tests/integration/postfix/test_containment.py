@@ -417,9 +417,6 @@ class UnfreezeReleasesQuarantined(ContainmentTestCase):
         self.assertEqual(self.frozen(world), [], "the freeze is still listed")
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class RefuseAtMailFrom(ContainmentTestCase):
     def test_with_refuse_at_mail_from_a_frozen_client_is_refused_at_mail_from(self):
@@ -452,3 +449,7 @@ class RefuseAtMailFrom(ContainmentTestCase):
         self.assertRegex(world.floodgates[0].log_text(),
                          rf"action=tempfail .*client={re.escape(client)} .*frozen\(manual\).* stage=mail")
         self.assert_alive(world)
+
+
+if __name__ == "__main__":
+    unittest.main()

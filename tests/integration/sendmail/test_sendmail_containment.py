@@ -64,7 +64,41 @@ def queue_id_of(reply: str) -> str:
     return re.search(r"(\w{14}) Message accepted", reply).group(1)
 
 
-class WebFormFrozen(SendmailTestCase):
+class BurstTestCase(SendmailTestCase):
+    def assert_burst_stopped_and_other_untouched(self, world, burst_ids: list[str], burst_tag: str,
+                                                 other_ids: list[str], other_tag: str) -> str:
+        """Waits until every message was delivered (Sendmail logged it sent and done)
+        or spooled (Floodgate's quarantine; Sendmail discarded it), then checks what
+        a contained burst looks like: every message of the other source (X-Test-Seq
+        OTHER_TAG-i) arrived; of the burst's (BURST_TAG-i), those before its first
+        stopped one, at most k_form_threshold recipients, and the rest is in the
+        spool; one freeze. Returns the freeze's log line."""
+        def finished() -> bool:
+            spooled = {e["queue_id"] for e in world.quarantine_list()}
+            return set(burst_ids + other_ids) <= world.sendmail.delivered_queue_ids() | spooled
+        wait_for(finished, 90, "every message delivered or spooled")
+
+        seqs = [m.header("X-Test-Seq") or "" for m in world.sink.messages()]
+        delivered_other = sorted(int(s.removeprefix(f"{other_tag}-")) for s in seqs if s.startswith(f"{other_tag}-"))
+        delivered_burst = sorted(int(s.removeprefix(f"{burst_tag}-")) for s in seqs if s.startswith(f"{burst_tag}-"))
+        self.assertEqual(delivered_other, list(range(len(other_ids))), "the other source's mail must all arrive")
+        first_stopped = len(delivered_burst)
+        self.assertGreater(first_stopped, 0, "the burst's mail before the threshold must arrive")
+        self.assertEqual(delivered_burst, list(range(first_stopped)),
+                         "only the burst's messages before the first stopped one may arrive")
+        burst_rcpts = {r for m in world.sink.messages()
+                       if (m.header("X-Test-Seq") or "").startswith(f"{burst_tag}-") for r in m.rcpts}
+        self.assertLessEqual(len(burst_rcpts), k_form_threshold)
+        spooled = {e["queue_id"] for e in world.quarantine_list()}
+        self.assertEqual(sorted(set(burst_ids[first_stopped:]) - spooled), [],
+                         f"{burst_tag}-{first_stopped}..{burst_tag}-{len(burst_ids) - 1} should be in the spool")
+        self.assertEqual(sorted(spooled & set(other_ids)), [], "the other source's mail is in the spool")
+        freezes = freeze_lines(world.floodgate.log_text())
+        self.assertEqual(len(freezes), 1, f"one freeze, of the burst's source: {freezes}")
+        return freezes[0]
+
+
+class WebFormFrozen(BurstTestCase):
     def test_web_form_is_frozen_after_threshold_and_other_sender_is_untouched(self):
         config = containment_config("quarantine")
         self.addCleanup(os.unlink, config)
@@ -86,34 +120,10 @@ class WebFormFrozen(SendmailTestCase):
                 self.assertEqual(code, 250, reply)
                 other_ids.append(queue_id_of(reply))
 
-        # Every message ends delivered (Sendmail logged it sent and done) or in
-        # Floodgate's spool (discarded by Sendmail).
-        def finished() -> bool:
-            spooled = {e["queue_id"] for e in world.quarantine_list()}
-            return set(form_ids + other_ids) <= world.sendmail.delivered_queue_ids() | spooled
-        wait_for(finished, 90, "every message delivered or spooled")
-
-        seqs = [m.header("X-Test-Seq") or "" for m in world.sink.messages()]
-        delivered_other = sorted(int(s.removeprefix("other-")) for s in seqs if s.startswith("other-"))
-        delivered_form = sorted(int(s.removeprefix("form-")) for s in seqs if s.startswith("form-"))
-        self.assertEqual(delivered_other, list(range(k_other_messages)), "the other sender's mail must all arrive")
-        self.assertGreater(len(delivered_form), 0, "the form's mail before the threshold must arrive")
-        first_stopped = len(delivered_form)
-        self.assertEqual(delivered_form, list(range(first_stopped)),
-                         "only the form's messages before the first stopped one may arrive")
-        form_rcpts = {r for m in world.sink.messages()
-                      if (m.header("X-Test-Seq") or "").startswith("form-") for r in m.rcpts}
-        self.assertLessEqual(len(form_rcpts), k_form_threshold)
-
-        spooled = {e["queue_id"] for e in world.quarantine_list()}
-        self.assertEqual(sorted(set(form_ids[first_stopped:]) - spooled), [],
-                         f"form-{first_stopped}..form-{k_form_messages - 1} should be in the spool")
-        self.assertEqual(sorted(spooled & set(other_ids)), [], "the other sender's mail is in the spool")
-        freezes = freeze_lines(world.floodgate.log_text())
-        self.assertEqual(len(freezes), 1, f"one freeze, of the form: {freezes}")
-        self.assertIn(f"header:x-php-originating-script={k_form_script}", freezes[0])
-        self.assertIn("client_address=127.0.0.1", freezes[0])
-
+        freeze = self.assert_burst_stopped_and_other_untouched(world, form_ids, "form", other_ids, "other")
+        self.assertEqual(len(other_ids), k_other_messages)
+        self.assertIn(f"header:x-php-originating-script={k_form_script}", freeze)
+        self.assertIn("client_address=127.0.0.1", freeze)
 
 
 class QueueClearingInSendmailsQuarantine(SendmailTestCase):
@@ -180,7 +190,7 @@ class QueueClearingInSendmailsQuarantine(SendmailTestCase):
 
 
 
-class WebFormThroughLocalSubmission(SendmailTestCase):
+class WebFormThroughLocalSubmission(BurstTestCase):
     def test_web_form_burst_submitted_with_sendmail_t_is_frozen_and_another_script_is_untouched(self):
         config = containment_config("quarantine")
         self.addCleanup(os.unlink, config)
@@ -204,28 +214,8 @@ class WebFormThroughLocalSubmission(SendmailTestCase):
                                  {"X-PHP-Originating-Script": k_other_script, "X-Test-Seq": f"other-{i}"}),
                     k_form_sender))
 
-        def finished() -> bool:
-            spooled = {e["queue_id"] for e in world.quarantine_list()}
-            return set(form_ids + other_ids) <= world.sendmail.delivered_queue_ids() | spooled
-        wait_for(finished, 90, "every message delivered or spooled")
-
-        seqs = [m.header("X-Test-Seq") or "" for m in world.sink.messages()]
-        delivered_other = sorted(int(s.removeprefix("other-")) for s in seqs if s.startswith("other-"))
-        delivered_form = sorted(int(s.removeprefix("form-")) for s in seqs if s.startswith("form-"))
-        self.assertEqual(delivered_other, list(range(len(other_ids))), "the other script's mail must all arrive")
-        first_stopped = len(delivered_form)
-        self.assertGreater(first_stopped, 0, "the form's mail before the threshold must arrive")
-        self.assertEqual(delivered_form, list(range(first_stopped)),
-                         "only the form's messages before the first stopped one may arrive")
-        self.assertLessEqual(3 * first_stopped, k_form_threshold)
-        spooled = {e["queue_id"] for e in world.quarantine_list()}
-        self.assertEqual(sorted(set(form_ids[first_stopped:]) - spooled), [],
-                         f"form-{first_stopped}.. should be in the spool")
-        self.assertEqual(sorted(spooled & set(other_ids)), [], "the other script's mail is in the spool")
-        freezes = freeze_lines(world.floodgate.log_text())
-        self.assertEqual(len(freezes), 1, f"one freeze, of the form: {freezes}")
-        self.assertIn(f"header:x-php-originating-script={k_form_script}", freezes[0])
-
+        freeze = self.assert_burst_stopped_and_other_untouched(world, form_ids, "form", other_ids, "other")
+        self.assertIn(f"header:x-php-originating-script={k_form_script}", freeze)
 
 def per_user_containment_config() -> str:
     """containment_config()'s form rule, counted per SASL user instead of per PHP
@@ -244,7 +234,7 @@ def per_user_containment_config() -> str:
     return path
 
 
-class StolenPasswordFrozen(SendmailTestCase):
+class StolenPasswordFrozen(BurstTestCase):
     def test_account_sending_a_burst_is_frozen_by_its_sasl_user_and_another_account_is_untouched(self):
         config = per_user_containment_config()
         self.addCleanup(os.unlink, config)
@@ -271,27 +261,9 @@ class StolenPasswordFrozen(SendmailTestCase):
                 self.assertEqual(code, 250, reply)
                 other_ids.append(queue_id_of(reply))
 
-        def finished() -> bool:
-            spooled = {e["queue_id"] for e in world.quarantine_list()}
-            return set(burst_ids + other_ids) <= world.sendmail.delivered_queue_ids() | spooled
-        wait_for(finished, 90, "every message delivered or spooled")
-
-        seqs = [m.header("X-Test-Seq") or "" for m in world.sink.messages()]
-        delivered_other = sorted(int(s.removeprefix("other-")) for s in seqs if s.startswith("other-"))
-        delivered_burst = sorted(int(s.removeprefix("burst-")) for s in seqs if s.startswith("burst-"))
-        self.assertEqual(delivered_other, list(range(len(other_ids))), "the other account's mail must all arrive")
-        first_stopped = len(delivered_burst)
-        self.assertGreater(first_stopped, 0, "the account's mail before the threshold must arrive")
-        self.assertEqual(delivered_burst, list(range(first_stopped)),
-                         "only the account's messages before the first stopped one may arrive")
-        self.assertLessEqual(3 * first_stopped, k_form_threshold)
-        spooled = {e["queue_id"] for e in world.quarantine_list()}
-        self.assertEqual(sorted(set(burst_ids[first_stopped:]) - spooled), [],
-                         f"burst-{first_stopped}.. should be in the spool")
-        freezes = freeze_lines(world.floodgate.log_text())
-        self.assertEqual(len(freezes), 1, f"one freeze, of the account: {freezes}")
-        self.assertIn(f"sasl_user={k_stolen_account[0]}", freezes[0])
-        self.assertIn(f"rule={k_user_rule}", freezes[0])
+        freeze = self.assert_burst_stopped_and_other_untouched(world, burst_ids, "burst", other_ids, "other")
+        self.assertIn(f"sasl_user={k_stolen_account[0]}", freeze)
+        self.assertIn(f"rule={k_user_rule}", freeze)
         # The verdict lines name each message's SASL user, as Sendmail sent it.
         verdicts = world.floodgate.verdict_lines()
         for queue_id, user in ((burst_ids[0], k_stolen_account[0]), (other_ids[-1], k_other_account[0])):
