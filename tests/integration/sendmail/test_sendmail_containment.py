@@ -48,6 +48,7 @@ from test_containment import (  # noqa: E402  (its helpers, not its test cases)
     k_form_threshold,
     k_freeze_propagation,
 )
+from test_incidents import with_edits  # noqa: E402
 
 # A worker round (200 ms), three Sendmail runs, with room for a loaded CI machine.
 k_clearing_settle = 20.0
@@ -220,18 +221,10 @@ class WebFormThroughLocalSubmission(BurstTestCase):
 def per_user_containment_config() -> str:
     """containment_config()'s form rule, counted per SASL user instead of per PHP
     script (same threshold); returns the path of the copy."""
-    path = containment_config("quarantine")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    for old, new in ((f"name: {k_form_rule}, signal: distinct_recipients, identity: php_script,",
-                      f"name: {k_user_rule}, signal: distinct_recipients, identity: sasl_user,"),
-                     (f"    - {k_form_rule}\n", f"    - {k_user_rule}\n")):
-        if text.count(old) != 1:
-            raise AssertionError(f"containment_config() no longer has {old!r} once")
-        text = text.replace(old, new)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    return path
+    return with_edits(containment_config("quarantine"), [
+        (f"name: {k_form_rule}, signal: distinct_recipients, identity: php_script,",
+         f"name: {k_user_rule}, signal: distinct_recipients, identity: sasl_user,"),
+        (f"    - {k_form_rule}\n", f"    - {k_user_rule}\n")])
 
 
 class StolenPasswordFrozen(BurstTestCase):
@@ -274,13 +267,8 @@ class StolenPasswordFrozen(BurstTestCase):
 
 class StolenPasswordRefusedAtMailFrom(SendmailTestCase):
     def test_frozen_account_gets_451_at_mail_from_and_another_account_is_delivered(self):
-        config = containment_config("tempfail")
+        config = with_edits(containment_config("tempfail"), [("  refuse_at: data\n", "  refuse_at: mail_from\n")])
         self.addCleanup(os.unlink, config)
-        with open(config, encoding="utf-8") as f:
-            text = f.read()
-        self.assertEqual(text.count("  refuse_at: data\n"), 1, "conf/floodgate.yaml: want refuse_at: data once")
-        with open(config, "w", encoding="utf-8") as f:
-            f.write(text.replace("  refuse_at: data\n", "  refuse_at: mail_from\n"))
         world = self.make_world(config=config, sasl_users=dict([k_stolen_account, k_other_account]))
         frozen_at = time.monotonic()
         proc = world.floodgatectl("freeze", f"sasl={k_stolen_account[0]}")
