@@ -65,6 +65,7 @@ import re
 import shutil
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 import tempfile
@@ -118,6 +119,21 @@ def sendmail_binary() -> str:
         raise RuntimeError(f"no unpacked Sendmail at {path!r}: set FG_SENDMAIL_ROOT "
                            "(ctest's sendmail.fetch fixture runs fetch_sendmail.sh)")
     return path
+
+
+def reserved_port() -> tuple[int, socket.socket]:
+    """A free loopback port and a socket bound to it (not listening): while that
+    socket is open, free_port() (processes.port_is_free) never returns the port.
+    Close it just before the daemon that needs the port binds it."""
+    for _ in range(100):
+        port = free_port()
+        hold = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            hold.bind(("127.0.0.1", port))
+            return port, hold
+        except OSError:
+            hold.close()
+    raise RuntimeError("no free loopback port to reserve")
 
 
 def read_log(path: str) -> str:
@@ -289,9 +305,8 @@ class SendmailInstance:
             wait_for(lambda: port_accepts(self.port) and port_accepts(self.release_port), k_start_timeout,
                      f"sendmail on 127.0.0.1:{self.port} and :{self.release_port}")
         except TimeoutError as e:
-            pid = self.pid()
-            alive = pid is not None and os.path.exists(f"/proc/{pid}")
-            raise RuntimeError(f"{e} (daemon pid {pid}, {'running' if alive else 'not running'}); "
+            raise RuntimeError(f"{e} (pid file: {self.pid()}, Sendmail processes in its queue directory: "
+                               f"{sorted(self.processes()) or 'none'}); "
                                f"sendmail -bd said:\n{tail(out_path)}\nits log:\n{tail(self.log_path, 30)}") from e
 
     def pid(self) -> int | None:
@@ -301,22 +316,36 @@ class SendmailInstance:
         except (OSError, ValueError):
             return None
 
-    def stop(self):
+    def processes(self) -> set[int]:
+        """The daemon (from its pid file) and every Sendmail process working in this
+        instance's queue directory: one still retrying a bind has no pid file yet."""
+        pids = set()
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.readlink(f"/proc/{entry}/cwd").startswith(self.queue_dir):
+                        pids.add(int(entry))
+                except OSError:
+                    pass
         pid = self.pid()
-        if pid is None:
-            return
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + k_stop_timeout
-        while time.monotonic() < deadline:
+        return pids | ({pid} if pid else set())
+
+    def stop(self):
+        pids = self.processes()
+        for pid in pids:
             try:
-                os.kill(pid, 0)
+                os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
-                return
+                pass
+        deadline = time.monotonic() + k_stop_timeout
+        while pids and time.monotonic() < deadline:
+            pids = {pid for pid in pids if os.path.exists(f"/proc/{pid}")}
             time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def command(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         """Runs a Sendmail command against this instance (-bp, -qI..., -Q...)."""
@@ -423,7 +452,10 @@ class SendmailWorld:
             self.redis = Redis(self.dir)
             self.daemons.append(self.redis)
             self.spool_dir = os.path.join(self.dir, "spool")
-            smtp_port, release_port = free_port(), free_port()
+            # Held until Sendmail binds them, so that the sink's, floodgate's (or a
+            # parallel test's) free_port() cannot pick them meanwhile.
+            (smtp_port, smtp_hold), (release_port, release_hold) = reserved_port(), reserved_port()
+            self.port_holds = [smtp_hold, release_hold]
             self.config_path = os.path.join(self.dir, "floodgate.yaml")
             # The instance's command script (SendmailInstance.write_command_script).
             command_script = os.path.join(self.dir, "sendmail", "sendmail-command")
@@ -450,14 +482,21 @@ class SendmailWorld:
             relay_port = k_refusing_port if relay_refused else self.sink.port
             self.sendmail = SendmailInstance(self.dir, smtp_port, release_port, relay_port,
                                              self.floodgate.socket_spec, extra_mc, sasl_users)
+            self.release_port_holds()
             self.sendmail.start()
         except BaseException:
             sys.stderr.write(self.describe())
             self.close()
             raise
 
+    def release_port_holds(self):
+        for hold in getattr(self, "port_holds", []):
+            hold.close()
+        self.port_holds = []
+
     def close(self):
         forget_world(self)
+        self.release_port_holds()
         if self.sendmail:
             self.sendmail.stop()
             self.sendmail = None
