@@ -88,9 +88,14 @@ Metrics::Metrics(const policy::Config& config, MetricsSources sources)
                      .Help("Messages given a verdict, by the action applied (refusals of frozen sources "
                            "at MAIL FROM/DATA included)")
                      .Register(*m_registry)),
+      m_monitor_messages(prometheus::BuildCounter()
+                             .Name("floodgate_monitor_messages_total")
+                             .Help("Messages scored with anything in monitor mode, by the action the policy would "
+                                   "have given counting the monitored rules")
+                             .Register(*m_registry)),
       m_rule_hits(prometheus::BuildCounter()
                       .Name("floodgate_rule_hits_total")
-                      .Help("Decisions in which the rule fired, by rule name")
+                      .Help("Decisions in which the rule fired, by rule name (monitored rules included)")
                       .Register(*m_registry)),
       m_score(prometheus::BuildHistogram()
                   .Name("floodgate_score")
@@ -146,8 +151,11 @@ Metrics::Metrics(const policy::Config& config, MetricsSources sources)
                       .Help("Messages past DATA still waiting for their verdict")
                       .Register(*m_registry)
                       .Add({})) {
-  for (const policy::Action action : k_actions)
+  for (const policy::Action action : k_actions) {
     m_messages_by_action[action_index(action)] = &m_messages.Add({{"action", std::string(policy::to_string(action))}});
+    m_monitor_messages_by_action[action_index(action)] =
+        &m_monitor_messages.Add({{"action", std::string(policy::to_string(action))}});
+  }
   m_redis_errors_by_kind[static_cast<std::size_t>(ratelimit::CounterFailure::Kind::Timeout)] =
       &m_redis_errors.Add({{"kind", "timeout"}});
   m_redis_errors_by_kind[static_cast<std::size_t>(ratelimit::CounterFailure::Kind::Unavailable)] =
@@ -180,8 +188,11 @@ Metrics::~Metrics() {
 void Metrics::record_decision(const policy::Config& config, const Decision& decision,
                               std::chrono::microseconds elapsed) {
   m_messages_by_action[action_index(decision.action)]->Increment();
+  const auto& monitored = decision.verdict.monitor;
+  if (monitored) m_monitor_messages_by_action[action_index(monitored->action)]->Increment();
   const RuleTable* table = m_rules.load(std::memory_order_acquire);
-  for (const std::size_t rule : decision.verdict.fired_rules) {
+  // The monitored verdict's rules are the enforced ones and the monitored ones.
+  for (const std::size_t rule : monitored ? monitored->fired_rules : decision.verdict.fired_rules) {
     if (rule >= config.rules.size()) continue;  // not from this config: a bug upstream, not worth a crash
     // The name check makes a table built for another config harmless: a
     // counter is only ever bumped under its own rule's name.

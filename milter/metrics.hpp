@@ -149,6 +149,8 @@ class Metrics {
 
   prometheus::Family<prometheus::Counter>& m_messages;
   std::array<prometheus::Counter*, 5> m_messages_by_action{};  // by policy::Action
+  prometheus::Family<prometheus::Counter>& m_monitor_messages;
+  std::array<prometheus::Counter*, 5> m_monitor_messages_by_action{};  // by policy::Action
   prometheus::Family<prometheus::Counter>& m_rule_hits;
   prometheus::Histogram& m_score;
   prometheus::Histogram& m_decision_seconds;

@@ -180,6 +180,8 @@ Decision MessageSession::decide(ratelimit::CounterStore& counters, ratelimit::Ti
     values = std::move(*result);
   }
   decision.verdict = policy::score(*m_config, plan, values);
+  for (const auto& request : policy::sources_monitor_would_freeze(*m_config, decision.verdict, m_facts))
+    decision.monitor_would_freeze.push_back(request.source.canonical());
   return finish_verdict(std::move(decision));
 }
 
@@ -281,6 +283,16 @@ Decision MessageSession::finish_verdict(Decision decision) const {
       decision.reply = SmtpReply{m_config->replies.reject_code, m_config->replies.reject_status,
                                  m_config->replies.reject_text};
       break;
+  }
+  const auto& monitored = decision.verdict.monitor;
+  const bool passes = decision.action == policy::Action::Accept || decision.action == policy::Action::Tag;
+  if (m_config->monitor.add_header && monitored && monitored->action != decision.action && passes) {
+    // "quarantine score=80: rule=120>100 (+20, monitor), ..." -- rule names
+    // and numbers only, like X-Floodgate-Reasons.
+    decision.headers_to_add.emplace_back(k_monitor_header,
+                                         std::string(policy::to_string(monitored->action)) +
+                                             " score=" + std::to_string(monitored->score) + ": " +
+                                             policy::join_reasons(monitored->reasons));
   }
   return decision;
 }
@@ -390,6 +402,14 @@ std::string format_decision_log(const MessageSession& session, const Decision& d
   if (!decision.quarantine_failure.empty())
     line += ' ' + log_field("quarantine_error", decision.quarantine_failure);
   if (!decision.frozen_source.empty()) line += ' ' + log_field("frozen_source", decision.frozen_source, 512);
+  if (const auto& monitored = decision.verdict.monitor; monitored && !monitored->fired_rules.empty()) {
+    // What the policy would have done, counting the monitored rules too.
+    line += ' ' + log_field("monitor", policy::to_string(monitored->action));
+    line += ' ' + log_field("monitor_score", std::to_string(monitored->score));
+    line += ' ' + log_field("monitor_reasons", policy::join_reasons(monitored->reasons), 1024);
+  }
+  if (!decision.monitor_would_freeze.empty())
+    line += ' ' + log_field("monitor_freeze", policy::join_reasons(decision.monitor_would_freeze), 1024);
   line += ' ' + log_field("reasons", policy::join_reasons(decision.verdict.reasons), 1024);
   line += ' ' + log_field("ms", std::to_string(static_cast<double>(elapsed.count()) / 1000.0));
   return line;

@@ -80,6 +80,9 @@ struct Decision {
   std::vector<std::string> freezes_made;
   // The freezes this message made that were new (each opens an incident).
   std::vector<ratelimit::Freeze> freezes_created;
+  // Monitor mode: the sources the monitored verdict would have frozen
+  // (canonical text); reported, never frozen.
+  std::vector<std::string> monitor_would_freeze;
   std::string counter_state;        // "redis", "local-fallback", "unavailable", "none"
   std::string counter_failure;      // detail when the store failed, else empty
 };
@@ -156,6 +159,8 @@ class MessageSession {
 // The header names Floodgate adds to tagged mail.
 constexpr std::string_view k_score_header = "X-Floodgate-Score";
 constexpr std::string_view k_reasons_header = "X-Floodgate-Reasons";
+// monitor.add_header: what the monitored verdict would have done instead.
+constexpr std::string_view k_monitor_header = "X-Floodgate-Monitor";
 
 // One key=value line describing a decision, queue id first; every
 // attacker-controlled value escaped.

@@ -1,6 +1,13 @@
 #include "policy/config.hpp"
 
+#include <algorithm>
+
 namespace floodgate::policy {
+
+bool monitors_anything(const Config& config) {
+  return config.monitor.everything ||
+         std::any_of(config.rules.begin(), config.rules.end(), [](const Rule& rule) { return rule.mode == RuleMode::Monitor; });
+}
 
 std::string_view to_string(Action action) {
   switch (action) {

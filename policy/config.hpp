@@ -69,6 +69,12 @@ enum class Signal {
   ContentRecipientDomains,  // distinct recipient domains of this fingerprint per window
 };
 
+// Enforce: a fired rule's points count toward the action (and a containment
+// rule freezes). Monitor: the rule is scored and reported -- what it would
+// have done -- but never acted on, so a new rule can be tried on real
+// traffic beside the enforced ones.
+enum class RuleMode { Enforce, Monitor };
+
 struct Rule {
   std::string name;  // [a-z0-9_]+, appears in reasons and logs
   Signal signal = Signal::Messages;
@@ -80,6 +86,21 @@ struct Rule {
   std::chrono::seconds window{600};  // ignored for RecipientsPerMessage
   std::uint64_t threshold = 0;       // fires when the value is > threshold
   int points = 0;
+  RuleMode mode = RuleMode::Enforce;
+};
+
+// Monitor mode for the whole policy (top-level `mode: monitor`) and what
+// monitoring adds to mail (`monitor:`).
+struct MonitorSettings {
+  // Every rule in monitor mode: nothing is tagged, quarantined, refused or
+  // frozen by a rule; the verdict the policy would have given is logged and
+  // counted. A freeze made by hand (floodgatectl freeze) is still enforced.
+  bool everything = false;
+  // X-Floodgate-Monitor: the monitored verdict (action, score, reasons) on
+  // mail it would have treated differently from what it got.
+  bool add_header = false;
+
+  friend bool operator==(const MonitorSettings&, const MonitorSettings&) = default;
 };
 
 // ---- Scope and exemptions -------------------------------------------------
@@ -346,6 +367,7 @@ struct Config {
   std::vector<Exemption> exemptions;
   std::vector<IdentityDefinition> identities;
   std::vector<Rule> rules;
+  MonitorSettings monitor;
   std::vector<ActionBand> bands;  // sorted by min_score ascending
   Replies replies;
   // Header names (lower-case) that identities and exemptions reference; the
@@ -355,6 +377,9 @@ struct Config {
   // checks made after loading (the daemon's) can point at the line too.
   std::map<std::string, int> key_lines;
 };
+
+// Whether the policy has anything in monitor mode (the whole of it, or a rule).
+bool monitors_anything(const Config& config);
 
 std::string_view to_string(Action action);
 std::string_view to_string(Signal signal);

@@ -122,7 +122,8 @@ class Loader : public detail::YamlReader {
     if (root.IsNull()) return;  // an empty file: all defaults
     auto fields = read_map(root, "", line_of(root, 1),
                            {"milter", "log", "redis", "content", "outbound", "exemptions",
-                            "identities", "rules", "actions", "replies", "quarantine", "containment", "top", "metrics"});
+                            "identities", "rules", "actions", "replies", "quarantine", "containment", "top", "metrics",
+                            "mode", "monitor"});
     if (!fields) return;
     // Identities come before rules whatever the file order: rules refer to them.
     if (const Entry* e = fields->find("milter")) read_milter(*e, *config);
@@ -140,6 +141,22 @@ class Loader : public detail::YamlReader {
     if (const Entry* e = fields->find("metrics")) read_metrics(*e, config->metrics);
     if (const Entry* e = fields->find("actions")) read_actions(*e, config->bands);
     if (const Entry* e = fields->find("replies")) read_replies(*e, config->replies);
+    if (const Entry* e = fields->find("mode")) {
+      if (auto v = mode(*e)) config->monitor.everything = *v == RuleMode::Monitor;
+    }
+    if (const Entry* e = fields->find("monitor")) read_monitor(*e, config->monitor);
+  }
+
+  std::optional<RuleMode> mode(const Entry& entry) {
+    return choice<RuleMode>(entry, {{"enforce", RuleMode::Enforce}, {"monitor", RuleMode::Monitor}});
+  }
+
+  void read_monitor(const Entry& section, MonitorSettings& monitor) {
+    auto fields = read_map(section, {"add_header"});
+    if (!fields) return;
+    if (const Entry* e = fields->find("add_header")) {
+      if (auto v = boolean(*e)) monitor.add_header = *v;
+    }
   }
 
   void read_milter(const Entry& section, Config& config) {
@@ -817,7 +834,7 @@ class Loader : public detail::YamlReader {
     std::set<std::string> names;
     for (const auto& item : *items) {
       auto fields =
-          read_item(item, {"name", "signal", "identity", "window", "threshold", "points"});
+          read_item(item, {"name", "signal", "identity", "window", "threshold", "points", "mode"});
       if (fields) config.rules.push_back(read_rule(item, *fields, names));
     }
   }
@@ -905,6 +922,9 @@ class Loader : public detail::YamlReader {
                                   "a non-zero integer from -1000000 to 1000000");
       if (v && *v == 0) report(*e, "must not be 0: a rule that adds nothing is a mistake");
       if (v) rule.points = static_cast<int>(*v);
+    }
+    if (const Entry* e = fields.find("mode")) {
+      if (auto v = mode(*e)) rule.mode = *v;
     }
     return rule;
   }

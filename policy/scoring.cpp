@@ -338,31 +338,66 @@ Action action_for_score(const Config& config, int score) {
   return action;
 }
 
-Verdict score(const Config& config, const CounterPlan& plan,
-              std::span<const std::uint64_t> counter_values) {
+std::vector<RuleEvaluation> evaluate_rules(const Config& config, const CounterPlan& plan,
+                                           std::span<const std::uint64_t> counter_values) {
   assert(counter_values.size() == plan.requests.size());
-  Verdict verdict;
+  std::vector<RuleEvaluation> evaluations(config.rules.size());
   for (std::size_t i = 0; i < config.rules.size(); ++i) {
     const Rule& rule = config.rules[i];
     const RuleInput& input = plan.rule_inputs[i];
-    std::uint64_t value = 0;
+    RuleEvaluation& evaluation = evaluations[i];
+    evaluation.monitored = config.monitor.everything || rule.mode == RuleMode::Monitor;
+    evaluation.exact_content = input.exact_content;
     switch (input.source) {
       case RuleInput::Source::NotApplicable: continue;
-      case RuleInput::Source::Immediate: value = input.immediate_value; break;
+      case RuleInput::Source::Immediate: evaluation.value = input.immediate_value; break;
       case RuleInput::Source::Counter:
-        value = counter_values[input.counter_index];
-        for (const std::size_t index : input.more_counter_indices) value = std::max(value, counter_values[index]);
+        evaluation.value = counter_values[input.counter_index];
+        for (const std::size_t index : input.more_counter_indices)
+          evaluation.value = std::max(evaluation.value, counter_values[index]);
         break;
     }
-    if (value <= rule.threshold) continue;
+    evaluation.applies = true;
+    evaluation.fired = evaluation.value > rule.threshold;
+  }
+  return evaluations;
+}
+
+std::string reason_of(const Rule& rule, const RuleEvaluation& evaluation) {
+  return rule.name + "=" + std::to_string(evaluation.value) + ">" + std::to_string(rule.threshold) + " (" +
+         (rule.points >= 0 ? "+" : "") + std::to_string(rule.points) + (evaluation.exact_content ? ", exact" : "") +
+         (evaluation.monitored ? ", monitor" : "") + ")";
+}
+
+Verdict verdict_of(const Config& config, std::span<const RuleEvaluation> evaluations) {
+  Verdict verdict;
+  MonitorVerdict monitored;
+  for (std::size_t i = 0; i < evaluations.size(); ++i) {
+    const RuleEvaluation& evaluation = evaluations[i];
+    if (!evaluation.fired) continue;
+    const Rule& rule = config.rules[i];
+    std::string reason = reason_of(rule, evaluation);
+    monitored.score += rule.points;
+    monitored.fired_rules.push_back(i);
+    monitored.reasons.push_back(reason);
+    if (evaluation.monitored) continue;
     verdict.score += rule.points;
     verdict.fired_rules.push_back(i);
-    verdict.reasons.push_back(rule.name + "=" + std::to_string(value) + ">" +
-                              std::to_string(rule.threshold) + " (" + (rule.points >= 0 ? "+" : "") +
-                              std::to_string(rule.points) + (input.exact_content ? ", exact" : "") + ")");
+    verdict.reasons.push_back(std::move(reason));
   }
-  verdict.action = action_for_score(config, verdict.score);
+  // Everything monitored: no rule is enforced, so nothing earns an action
+  // (a band at score 0 above accept included).
+  verdict.action = config.monitor.everything ? Action::Accept : action_for_score(config, verdict.score);
+  if (monitors_anything(config)) {
+    monitored.action = action_for_score(config, monitored.score);
+    verdict.monitor = std::move(monitored);
+  }
   return verdict;
+}
+
+Verdict score(const Config& config, const CounterPlan& plan, std::span<const std::uint64_t> counter_values) {
+  const auto evaluations = evaluate_rules(config, plan, counter_values);
+  return verdict_of(config, evaluations);
 }
 
 std::string join_reasons(const std::vector<std::string>& reasons) {

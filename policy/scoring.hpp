@@ -7,6 +7,9 @@
 //                      CounterStore round trip serves them all);
 //   3. score()         given the counters' values, sum the points of every
 //                      rule above its threshold and pick the action band.
+//                      Rules in monitor mode (each rule's `mode`, or the
+//                      policy's) are summed apart, in Verdict::monitor: what
+//                      the policy would have done, reported, not acted on.
 // No clock, no I/O, no libmilter: facts in, verdict out. Thread-safe (no
 // shared state).
 #pragma once
@@ -61,19 +64,51 @@ struct CounterPlan {
 
 CounterPlan plan_counters(const Config& config, const MessageFacts& facts);
 
-struct Verdict {
-  Action action = Action::Accept;
-  int score = 0;
-  // One per rule that fired, e.g. "rcpts_per_msg=200>50 (+10)".
-  std::vector<std::string> reasons;
-  // Indices into Config::rules of the rules that fired, in the same order.
-  std::vector<std::size_t> fired_rules;
+// One rule read for one message: the value it compared with its threshold.
+struct RuleEvaluation {
+  bool applies = false;     // false: a part of its identity is missing, or no fingerprint
+  std::uint64_t value = 0;  // when it applies
+  bool fired = false;       // value > threshold
+  bool monitored = false;   // monitor mode (the rule's or the whole policy's): reported, not acted on
+  bool exact_content = false;  // a content rule read on an exact fingerprint
 };
 
 // `counter_values` holds one value per plan.requests entry (what the store
-// returned). Precondition: counter_values.size() == plan.requests.size().
+// returned). One entry per Config::rules entry, same order. Precondition:
+// counter_values.size() == plan.requests.size().
+std::vector<RuleEvaluation> evaluate_rules(const Config& config, const CounterPlan& plan,
+                                           std::span<const std::uint64_t> counter_values);
+
+// What every rule together, enforced and monitored, would have done.
+struct MonitorVerdict {
+  Action action = Action::Accept;
+  int score = 0;
+  // Every fired rule's reason; a monitored rule's says so: "x=5>4 (+10, monitor)".
+  std::vector<std::string> reasons;
+  std::vector<std::size_t> fired_rules;
+};
+
+struct Verdict {
+  Action action = Action::Accept;
+  int score = 0;
+  // One per enforced rule that fired, e.g. "rcpts_per_msg=200>50 (+10)".
+  std::vector<std::string> reasons;
+  // Indices into Config::rules of the enforced rules that fired, in the same order.
+  std::vector<std::size_t> fired_rules;
+  // Set when the config monitors anything (monitors_anything()): the fields
+  // above then leave out every monitored rule, and this has them all.
+  std::optional<MonitorVerdict> monitor;
+};
+
 Verdict score(const Config& config, const CounterPlan& plan,
               std::span<const std::uint64_t> counter_values);
+
+// The verdict of evaluated rules (evaluate_rules()'s result).
+Verdict verdict_of(const Config& config, std::span<const RuleEvaluation> evaluations);
+
+// A fired rule's reason: "rcpts_per_msg=200>50 (+10)", with ", exact" for an
+// exact-fingerprint content rule and ", monitor" for a monitored one.
+std::string reason_of(const Rule& rule, const RuleEvaluation& evaluation);
 
 // The action band a score falls into.
 Action action_for_score(const Config& config, int score);

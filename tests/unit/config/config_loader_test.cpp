@@ -193,6 +193,32 @@ TEST(ConfigLoader, ReadsHoldModeAndQueueClearingInSendmailsQuarantineWithItsComm
   EXPECT_THAT(config->quarantine.sendmail_command, ElementsAre("/usr/sbin/sendmail", "-C", "/etc/mail/out.cf"));
 }
 
+TEST(ConfigLoader, ReadsMonitorModeForThePolicyAndForOneRule) {
+  const auto config = load_config_text(
+      "mode: monitor\n"
+      "monitor: {add_header: true}\n"
+      "rules:\n"
+      "  - {name: a, signal: messages, identity: client, window: 10m, threshold: 5, points: 10, mode: monitor}\n"
+      "  - {name: b, signal: messages, identity: client, window: 10m, threshold: 5, points: 10, mode: enforce}\n"
+      "  - {name: c, signal: messages, identity: client, window: 10m, threshold: 5, points: 10}\n"
+      "identities:\n  client: {parts: [client_address]}\n",
+      "test.yaml");
+  EXPECT_TRUE(config->monitor.everything);
+  EXPECT_TRUE(config->monitor.add_header);
+  ASSERT_EQ(config->rules.size(), 3u);
+  EXPECT_EQ(config->rules[0].mode, RuleMode::Monitor);
+  EXPECT_EQ(config->rules[1].mode, RuleMode::Enforce);
+  EXPECT_EQ(config->rules[2].mode, RuleMode::Enforce);
+  EXPECT_TRUE(monitors_anything(*config));
+}
+
+TEST(ConfigLoader, ShippedPolicyIsEnforcedWithNothingMonitored) {
+  const auto config = load_config_file(k_shipped_config);
+  EXPECT_FALSE(config->monitor.everything);
+  EXPECT_FALSE(config->monitor.add_header);
+  EXPECT_FALSE(monitors_anything(*config));
+}
+
 TEST(ConfigLoader, ReadsHoldModeAndABracketedReleaseHost) {
   const auto config = load_config_text(
       "quarantine:\n  mode: hold\n  release_target: \"[::1]:2526\"\n  retention: 0s\n"
@@ -651,6 +677,13 @@ const ErrorCase k_error_cases[] = {
      "quarantine.sendmail_command[0]", "expected an absolute path"},
     {"SendmailCommandEmpty", "quarantine:\n  sendmail_command: []\n", 2,
      "quarantine.sendmail_command", "expected the sendmail program"},
+    {"ModeUnknown", "mode: dry_run\n", 1, "mode", "expected one of enforce, monitor, got"},
+    {"RuleModeUnknown",
+     "identities:\n  c: {parts: [client_address]}\nrules:\n"
+     "  - {name: a, signal: messages, identity: c, threshold: 1, points: 1, mode: watch}\n",
+     4, "rules[0].mode", "expected one of enforce, monitor"},
+    {"MonitorAddHeaderNotABoolean", "monitor:\n  add_header: sometimes\n", 2, "monitor.add_header", "expected true or false"},
+    {"MonitorUnknownKey", "monitor:\n  tag: true\n", 2, "monitor.tag", "unknown key"},
     {"QueueClearingDeleteBehindSendmail",
      "quarantine:\n  mta: sendmail\ncontainment:\n  queue_clearing: delete\n", 4, "containment.queue_clearing",
      "Sendmail (quarantine.mta: sendmail) has no command that deletes a queued message; use hold"},

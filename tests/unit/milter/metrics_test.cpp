@@ -164,6 +164,31 @@ TEST(Metrics, CountsEachDecisionByActionAndEachFiredRuleByName) {
   }
 }
 
+TEST(Metrics, MonitorModeCountsTheActionThePolicyWouldHaveGivenAndTheRulesThatFired) {
+  auto monitoring = std::make_shared<policy::Config>(*shipped_config());
+  monitoring->monitor.everything = true;
+  ratelimit::MemoryCounterStore counters;
+  Metrics metrics(*monitoring, {});
+  ConnectionInfo connection;
+  connection.client_address = "10.3.3.3";
+  MessageSession session(monitoring, connection);
+  session.set_sender("<web@example.com>");
+  for (int i = 0; i < 200; ++i) session.add_recipient("<friend" + std::to_string(i) + "@example.net>", false);
+  session.add_body_chunk("a burst\r\n");
+  const Decision decision = session.decide(counters, at(0ms));
+  ASSERT_EQ(decision.action, Action::Accept);
+  ASSERT_TRUE(decision.verdict.monitor.has_value());
+  ASSERT_EQ(decision.verdict.monitor->action, Action::Quarantine);
+  metrics.record_decision(*monitoring, decision, 100us);
+
+  const std::string text = metrics.serialize();
+  EXPECT_EQ(value_of(text, "floodgate_messages_total", {{"action", "accept"}}), 1) << text;
+  EXPECT_EQ(value_of(text, "floodgate_messages_total", {{"action", "quarantine"}}), 0) << text;
+  EXPECT_EQ(value_of(text, "floodgate_monitor_messages_total", {{"action", "quarantine"}}), 1) << text;
+  EXPECT_EQ(value_of(text, "floodgate_monitor_messages_total", {{"action", "accept"}}), 0) << text;
+  EXPECT_EQ(value_of(text, "floodgate_rule_hits_total", {{"rule", "rcpts_per_msg_high"}}), 1) << text;
+}
+
 TEST(Metrics, ScoreHistogramHasOneObservationPerOutboundMessageInTheRightBuckets) {
   ratelimit::MemoryCounterStore counters;
   Metrics metrics(*shipped_config(), {});

@@ -2,6 +2,8 @@
 // the in-process counter store and a hand-driven clock.
 #include "milter/session.hpp"
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "policy/config_loader.hpp"
@@ -237,6 +239,87 @@ TEST_F(SessionTest, DecisionLogLineEscapesAttackerText) {
   EXPECT_EQ(line.rfind("qid=4ABC123 action=accept score=0 scope=outbound client=10.1.1.1", 0), 0u) << line;
   EXPECT_EQ(line.find('\n'), std::string::npos) << line;
   EXPECT_NE(line.find("sender=\"evil\\x0d\\x0aqid=FORGED@example.com\""), std::string::npos) << line;
+}
+
+// The shipped config with monitoring edited in: the whole policy
+// (`everything`), or the rules named in `monitored_rules`.
+std::shared_ptr<const policy::Config> monitoring_config(bool everything, std::vector<std::string> monitored_rules,
+                                                        bool add_header) {
+  auto config = std::make_shared<policy::Config>(*shipped_config());
+  config->monitor.everything = everything;
+  config->monitor.add_header = add_header;
+  for (auto& rule : config->rules) {
+    if (std::find(monitored_rules.begin(), monitored_rules.end(), rule.name) != monitored_rules.end())
+      rule.mode = policy::RuleMode::Monitor;
+  }
+  return config;
+}
+
+TEST_F(SessionTest, MonitorModeLetsTheTwoHundredRecipientMessageThroughAndLogsWhatItWouldHaveDone) {
+  ConnectionInfo connection;
+  connection.client_address = "10.1.1.1";
+  MessageSession session(monitoring_config(true, {}, false), connection);
+  session.set_macro("i", "4ABC123");
+  session.set_sender("<web@example.com>");
+  for (const auto& recipient : numbered_recipients(200)) session.add_recipient(recipient, false);
+  session.add_body_chunk("Dear friend,\r\nhave a look at this offer.\r\n");
+  const Decision decision = session.decide(m_counters, at(0ms));
+  EXPECT_EQ(decision.action, Action::Accept);
+  EXPECT_TRUE(decision.headers_to_add.empty());
+  ASSERT_TRUE(decision.verdict.monitor.has_value());
+  EXPECT_EQ(decision.verdict.monitor->action, Action::Quarantine);
+  const std::string line = format_decision_log(session, decision, 250us);
+  EXPECT_NE(line.find(" action=accept score=0 "), std::string::npos) << line;
+  EXPECT_NE(line.find(" monitor=quarantine monitor_score=50 "), std::string::npos) << line;
+  EXPECT_NE(line.find(" monitor_reasons=\"rcpts_per_msg=200>50 (+10, monitor), rcpts_per_msg_high=200>150 (+20, "
+                      "monitor), same_content_rcpts_per_client=200>100 (+20, exact, monitor)\" "),
+            std::string::npos)
+      << line;
+}
+
+TEST_F(SessionTest, MonitorModeNamesTheSourceItWouldHaveFrozenAndFreezesNothing) {
+  const auto config = monitoring_config(true, {}, false);
+  TestMessage message;
+  message.client_address = "10.9.9.9";
+  Decision decision;
+  // The same text to 3 x 40 recipients: past the shipped same-content rule's 100.
+  for (int i = 0; i < 3; ++i) {
+    message.recipients = numbered_recipients(40, 40 * i);
+    decision = send_to(m_counters, message, at(std::chrono::milliseconds(i)), config);
+  }
+  EXPECT_EQ(decision.action, Action::Accept);
+  EXPECT_TRUE(decision.freezes_made.empty());
+  EXPECT_EQ(decision.monitor_would_freeze, std::vector<std::string>{"client_address=10.9.9.9"});
+}
+
+TEST_F(SessionTest, AMonitoredRuleIsReportedBesideTheEnforcedOnesAndItsHeaderSaysWhatItWouldDo) {
+  // rcpts_per_msg_high and same_content_rcpts_per_client (+20 each)
+  // monitored: 200 recipients are tagged by rcpts_per_msg (+10) alone, and
+  // would be quarantined with them.
+  TestMessage message;
+  message.recipients = numbered_recipients(200);
+  const Decision decision =
+      send_to(m_counters, message, at(0ms),
+              monitoring_config(false, {"rcpts_per_msg_high", "same_content_rcpts_per_client"}, true));
+  ASSERT_EQ(decision.action, Action::Tag);
+  EXPECT_EQ(decision.verdict.score, 10);
+  ASSERT_EQ(decision.headers_to_add.size(), 3u);
+  EXPECT_EQ(decision.headers_to_add[1],
+            (std::pair<std::string, std::string>{"X-Floodgate-Reasons", "rcpts_per_msg=200>50 (+10)"}));
+  EXPECT_EQ(decision.headers_to_add[2],
+            (std::pair<std::string, std::string>{
+                "X-Floodgate-Monitor",
+                "quarantine score=50: rcpts_per_msg=200>50 (+10), rcpts_per_msg_high=200>150 (+20, monitor), "
+                "same_content_rcpts_per_client=200>100 (+20, exact, monitor)"}));
+}
+
+TEST_F(SessionTest, MonitorHeaderIsLeftOffWhenTheMonitoredVerdictAgreesWithTheEnforcedOne) {
+  TestMessage message;
+  message.recipients = numbered_recipients(3);
+  const Decision decision =
+      send_to(m_counters, message, at(0ms), monitoring_config(false, {"rcpts_per_msg_high"}, true));
+  EXPECT_EQ(decision.action, Action::Accept);
+  EXPECT_TRUE(decision.headers_to_add.empty());
 }
 
 }  // namespace

@@ -103,5 +103,28 @@ TEST(Contain, NeverSoftensWhatTheMessageEarnedByItself) {
   }
 }
 
+TEST(SourcesMonitorWouldFreeze, NamesWhatAMonitoredContainmentRuleWouldFreezeAndNothingEnforcedFreezesIt) {
+  Config config = config_with_two_identity_rules();
+  config.rules[2].mode = RuleMode::Monitor;
+  config.containment.rules = {1, 2};
+  // Enforced: rcpts_per_client fired; monitored: msgs_per_user fired too.
+  Verdict verdict = fired({1}, 20);
+  verdict.monitor = MonitorVerdict{Action::Quarantine, 40, {"reason1", "reason2"}, {1, 2}};
+  const auto facts = facts_from("10.1.1.1", "bob");
+  const auto enforced = sources_to_freeze(config, verdict, facts);
+  ASSERT_EQ(enforced.size(), 1u);
+  EXPECT_EQ(enforced[0].source.canonical(), "client_address=10.1.1.1");
+  const auto would = sources_monitor_would_freeze(config, verdict, facts);
+  ASSERT_EQ(would.size(), 1u) << "the client, frozen for real, is not named again";
+  EXPECT_EQ(would[0].rule, 2u);
+  EXPECT_EQ(would[0].source.canonical(), "sasl_user=bob");
+}
+
+TEST(SourcesMonitorWouldFreeze, NothingWithoutAMonitoredVerdict) {
+  Config config = config_with_two_identity_rules();
+  config.containment.rules = {1, 2};
+  EXPECT_TRUE(sources_monitor_would_freeze(config, fired({1, 2}, 20), facts_from("10.1.1.1", "bob")).empty());
+}
+
 }  // namespace
 }  // namespace floodgate::policy

@@ -837,5 +837,88 @@ TEST(Scoring, EndToEndBurstFromOneClientIsRejected) {
   EXPECT_EQ(join_reasons(verdict.reasons), "rcpts_per_msg=60>50 (+10), msgs_10m=101>100 (+10)");
 }
 
+// ---- Monitor mode ----------------------------------------------------------
+
+TEST(Scoring, WithNothingMonitoredThereIsNoMonitorVerdict) {
+  Config config = test_config();
+  config.rules = {rule("msgs", Signal::Messages, k_by_address, 600s, 10, 12)};
+  const std::uint64_t values[] = {11};
+  EXPECT_FALSE(score(config, counter_plan(1), values).monitor.has_value());
+}
+
+TEST(Scoring, AMonitoredRuleAddsNothingToTheEnforcedVerdictButCountsInTheMonitoredOne) {
+  Config config = test_config();
+  config.rules = {
+      rule("msgs", Signal::Messages, k_by_address, 600s, 10, 6),       // enforced: tag (>= 5)
+      rule("new_rule", Signal::Recipients, k_by_address, 600s, 10, 8),  // monitored
+  };
+  config.rules[1].mode = RuleMode::Monitor;
+  const std::uint64_t values[] = {11, 50};
+  const Verdict verdict = score(config, counter_plan(2), values);
+  EXPECT_EQ(verdict.score, 6);
+  EXPECT_EQ(verdict.action, Action::Tag);
+  EXPECT_EQ(verdict.reasons, std::vector<std::string>{"msgs=11>10 (+6)"});
+  EXPECT_EQ(verdict.fired_rules, std::vector<std::size_t>{0});
+  ASSERT_TRUE(verdict.monitor.has_value());
+  EXPECT_EQ(verdict.monitor->score, 14);
+  EXPECT_EQ(verdict.monitor->action, Action::Quarantine) << "what enforcing new_rule too would do (>= 10)";
+  EXPECT_EQ(verdict.monitor->reasons, (std::vector<std::string>{"msgs=11>10 (+6)", "new_rule=50>10 (+8, monitor)"}));
+  EXPECT_EQ(verdict.monitor->fired_rules, (std::vector<std::size_t>{0, 1}));
+}
+
+TEST(Scoring, AMonitoredRuleThatDoesNotFireLeavesTheMonitoredVerdictEqualToTheEnforcedOne) {
+  Config config = test_config();
+  config.rules = {rule("msgs", Signal::Messages, k_by_address, 600s, 10, 6),
+                  rule("new_rule", Signal::Recipients, k_by_address, 600s, 100, 8)};
+  config.rules[1].mode = RuleMode::Monitor;
+  const std::uint64_t values[] = {11, 50};
+  const Verdict verdict = score(config, counter_plan(2), values);
+  ASSERT_TRUE(verdict.monitor.has_value());
+  EXPECT_EQ(verdict.monitor->action, verdict.action);
+  EXPECT_EQ(verdict.monitor->score, verdict.score);
+  EXPECT_EQ(verdict.monitor->reasons, verdict.reasons);
+}
+
+TEST(Scoring, MonitoringEverythingAcceptsAndReportsWhatThePolicyWouldHaveDone) {
+  Config config = test_config();
+  config.monitor.everything = true;
+  config.bands.insert(config.bands.begin(), {Action::Tag, -100});  // even a band at any score is not applied
+  config.rules = {rule("msgs", Signal::Messages, k_by_address, 600s, 10, 25)};
+  const std::uint64_t values[] = {11};
+  const Verdict verdict = score(config, counter_plan(1), values);
+  EXPECT_EQ(verdict.action, Action::Accept);
+  EXPECT_EQ(verdict.score, 0);
+  EXPECT_TRUE(verdict.reasons.empty());
+  EXPECT_TRUE(verdict.fired_rules.empty());
+  ASSERT_TRUE(verdict.monitor.has_value());
+  EXPECT_EQ(verdict.monitor->action, Action::Reject);
+  EXPECT_EQ(verdict.monitor->score, 25);
+  EXPECT_EQ(verdict.monitor->reasons, std::vector<std::string>{"msgs=11>10 (+25, monitor)"});
+}
+
+TEST(Scoring, EvaluateRulesGivesEveryRulesValueWhetherItFiredOrNot) {
+  Config config = test_config();
+  config.rules = {rule("msgs", Signal::Messages, k_by_address, 600s, 10, 6),
+                  rule("by_user", Signal::Messages, k_by_sasl_user, 600s, 0, 50),
+                  rule("rcpts", Signal::Recipients, k_by_address, 600s, 100, 8)};
+  config.rules[2].mode = RuleMode::Monitor;
+  const CounterPlan plan = plan_counters(config, outbound_facts());  // no SASL user: by_user does not apply
+  std::vector<std::uint64_t> values(plan.requests.size(), 0);
+  values[plan.rule_inputs[0].counter_index] = 11;
+  values[plan.rule_inputs[2].counter_index] = 40;
+  const auto evaluations = evaluate_rules(config, plan, values);
+  ASSERT_EQ(evaluations.size(), 3u);
+  EXPECT_TRUE(evaluations[0].applies);
+  EXPECT_EQ(evaluations[0].value, 11u);
+  EXPECT_TRUE(evaluations[0].fired);
+  EXPECT_FALSE(evaluations[0].monitored);
+  EXPECT_FALSE(evaluations[1].applies);
+  EXPECT_FALSE(evaluations[1].fired);
+  EXPECT_TRUE(evaluations[2].applies);
+  EXPECT_EQ(evaluations[2].value, 40u);
+  EXPECT_FALSE(evaluations[2].fired);
+  EXPECT_TRUE(evaluations[2].monitored);
+}
+
 }  // namespace
 }  // namespace floodgate::policy
