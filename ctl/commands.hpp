@@ -35,6 +35,8 @@ int run_top(const std::vector<std::string>& args, CtlSession& session);
 // what was done with it, from Redis.
 int run_incidents(const std::vector<std::string>& args, CtlSession& session);
 int run_incident(const std::vector<std::string>& args, CtlSession& session);
+// Policy (ctl/explain_command.cpp): one message scored rule by rule.
+int run_explain(const std::vector<std::string>& args, CtlSession& session);
 
 // Shared by the commands that take ids.
 // Reports each malformed id ("X is not a quarantine id"); true if none was.

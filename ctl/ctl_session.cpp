@@ -67,6 +67,7 @@ bool CtlSession::open_freeze_store() {
   }
 
   m_redis_name = "Redis at " + escape_for_terminal(ratelimit::describe(*endpoint));
+  m_redis_endpoint = *endpoint;
   ratelimit::RedisFreezeStoreOptions options{
       .endpoint = std::move(*endpoint),
       .password = std::nullopt,

@@ -24,6 +24,7 @@
 #include "policy/config.hpp"
 #include "quarantine/spool_store.hpp"
 #include "ratelimit/freeze_store.hpp"
+#include "ratelimit/redis_url.hpp"
 
 namespace floodgate::ctl {
 
@@ -38,6 +39,8 @@ class CtlSession {
 
   // The configuration and the quarantine spool.
   bool open();
+  // The configuration alone.
+  bool open_config_only() { return open_config(); }
   // The configuration and the Redis freeze store (redis.url, password_file,
   // timeouts, key_prefix). Fails when redis.url is empty (local-only
   // counters: each daemon's freezes live in its own memory).
@@ -45,6 +48,9 @@ class CtlSession {
 
   // Valid after open() (or open_freeze_store()) returned true.
   const policy::Config& config() const { return *m_config; }
+  std::shared_ptr<const policy::Config> shared_config() const { return m_config; }
+  // Valid after open_freeze_store() returned true: where the daemon's Redis is.
+  const ratelimit::RedisEndpoint& redis_endpoint() const { return m_redis_endpoint; }
   // Valid after open() returned true.
   quarantine::SpoolStore& store() { return *m_store; }
   // Valid after open_freeze_store() returned true.
@@ -82,6 +88,7 @@ class CtlSession {
   std::unique_ptr<containment::ActivityStore> m_activity_store;
   std::unique_ptr<containment::IncidentStore> m_incident_store;
   std::string m_redis_name;
+  ratelimit::RedisEndpoint m_redis_endpoint;
 };
 
 }  // namespace floodgate::ctl

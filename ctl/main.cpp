@@ -35,6 +35,7 @@ constexpr Command k_commands[] = {
     {"top", run_top, "the busiest sources of the last minutes (--by, --window, --limit, --identity), frozen marked"},
     {"incidents", run_incidents, "list the freezes' incidents, newest first (--open, --since DURATION, --json)"},
     {"incident", run_incident, "show one incident: source, counts, recipients, subjects, queue ids (--json)"},
+    {"explain", run_explain, "score a message FILE rule by rule: what each counts, its value, points, the action"},
 };
 
 void print_usage(std::ostream& out, const po::options_description& options) {

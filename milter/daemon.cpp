@@ -101,10 +101,9 @@ void probe_counters(ratelimit::CounterStore& counters, const policy::Config& con
 }
 
 // SIGTERM/SIGINT/SIGHUP are the main thread's alone (see SignalPipe): every
-// other thread starts with them blocked. libmilter's own signal thread
-// sigwait()s for them too, and would stop the milter on SIGHUP; Linux gives
-// a process-directed signal to the main thread first whenever that thread
-// has it unblocked, which the main thread always has.
+// other thread starts with them blocked. libmilter's own signal thread,
+// which would stop the milter on SIGHUP, never takes them either
+// (milter/libmilter_signal_thread.cpp).
 template <typename Body>
 std::jthread start_background_thread(Body&& body) {
   sigset_t handled_by_libmilter, previous;

@@ -143,12 +143,20 @@ void MessageSession::add_body_chunk(std::string_view chunk) {
 }
 
 Decision MessageSession::decide(ratelimit::CounterStore& counters, ratelimit::TimePoint now) {
+  return explain(counters, now).decision;
+}
+
+MessageSession::Explanation MessageSession::explain(ratelimit::CounterStore& counters, ratelimit::TimePoint now) {
   m_facts.fingerprint = m_fingerprinter->finish();
 
-  Decision decision;
+  Explanation explanation;
+  Decision& decision = explanation.decision;
   decision.counter_state = "none";
   decision.scope = policy::classify(*m_config, m_facts);
-  if (decision.scope != policy::Scope::Outbound) return finish_verdict(std::move(decision));
+  if (decision.scope != policy::Scope::Outbound) {
+    decision = finish_verdict(std::move(decision));
+    return explanation;
+  }
 
   // Counts are made with the full recipient count even when the kept list
   // was capped: a Sum must not undercount the burst it exists to see. Only
@@ -160,9 +168,10 @@ Decision MessageSession::decide(ratelimit::CounterStore& counters, ratelimit::Ti
                                                            ? std::string("-")
                                                            : padded_facts->recipients.back());
   }
-  const policy::CounterPlan plan = policy::plan_counters(*m_config, padded_facts ? *padded_facts : m_facts);
+  explanation.plan = policy::plan_counters(*m_config, padded_facts ? *padded_facts : m_facts);
+  const policy::CounterPlan& plan = explanation.plan;
 
-  std::vector<std::uint64_t> values;
+  std::vector<std::uint64_t>& values = explanation.values;
   if (!plan.requests.empty()) {
     auto result = counters.apply(plan.requests, now);
     decision.counter_state = std::string(counters.answered_by());
@@ -175,14 +184,17 @@ Decision MessageSession::decide(ratelimit::CounterStore& counters, ratelimit::Ti
       } else {
         decision.verdict.reasons.push_back("counters_unavailable");
       }
-      return finish_verdict(std::move(decision));
+      decision = finish_verdict(std::move(decision));
+      return explanation;
     }
     values = std::move(*result);
   }
-  decision.verdict = policy::score(*m_config, plan, values);
+  explanation.evaluations = policy::evaluate_rules(*m_config, plan, values);
+  decision.verdict = policy::verdict_of(*m_config, explanation.evaluations);
   for (const auto& request : policy::sources_monitor_would_freeze(*m_config, decision.verdict, m_facts))
     decision.monitor_would_freeze.push_back(request.source.canonical());
-  return finish_verdict(std::move(decision));
+  decision = finish_verdict(std::move(decision));
+  return explanation;
 }
 
 Decision MessageSession::redo_verdict(Decision decision) const {

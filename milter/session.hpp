@@ -108,6 +108,17 @@ class MessageSession {
   // once, at end-of-message.
   Decision decide(ratelimit::CounterStore& counters, ratelimit::TimePoint now);
 
+  // decide(), keeping what it computed on the way, for floodgatectl
+  // explain: the counters planned and their values (empty for mail that is
+  // not scored, or when the store failed) and each rule's reading.
+  struct Explanation {
+    Decision decision;
+    policy::CounterPlan plan;
+    std::vector<std::uint64_t> values;
+    std::vector<policy::RuleEvaluation> evaluations;
+  };
+  Explanation explain(ratelimit::CounterStore& counters, ratelimit::TimePoint now);
+
   // Containment, after decide(): a message from a frozen source gets the
   // containment action; a verdict that fires a containment rule freezes the
   // source it names (in `freezes`, so every instance enforces it) and the

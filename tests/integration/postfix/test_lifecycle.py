@@ -138,6 +138,23 @@ class ConfigReload(FloodgateTestCase):
         self.assertNotIn("ten strict", self.delivered_subjects())
         self.assertEqual(sum("action=quarantine" in l for l in self.floodgate.verdict_lines()), 1)
 
+    def test_only_the_main_thread_can_receive_sighup_sigterm_and_sigint(self):
+        # A process-directed signal goes to any thread that does not block it (a
+        # thread in sigwait() counts): libmilter's signal thread would stop the
+        # milter on SIGHUP. Every thread but the main one must block all three.
+        pid = self.floodgate.proc.pid
+        wanted = (1 << (signal.SIGHUP - 1)) | (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGINT - 1))
+        open_to_them = []
+        for tid in sorted(os.listdir(f"/proc/{pid}/task")):
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                status = dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+            blocked = int(status["SigBlk"], 16)
+            if int(tid) != pid and blocked & wanted != wanted:
+                with open(f"/proc/{pid}/task/{tid}/wchan") as f:
+                    open_to_them.append(f"thread {tid} ({status['Name'].strip()}, in {f.read()}) "
+                                        f"blocks {blocked:#x}")
+        self.assertEqual(open_to_them, [], "threads other than the main one may receive SIGHUP/SIGTERM/SIGINT")
+
     def test_a_burst_of_sighups_leaves_the_daemon_serving(self):
         # libmilter's own signal thread stops the milter on SIGHUP; every one
         # of these must reach floodgate's handler instead.
