@@ -21,6 +21,8 @@
 // DIAGNOSTICS: an unreadable file, a message without a recipient, a bad
 // --macro are usage or input errors (exit 2 and 1); Redis unreachable with
 // --live is an error (exit 1) naming the Redis.
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>

@@ -178,7 +178,9 @@ MessageSession::Explanation MessageSession::explain(ratelimit::CounterStore& cou
     if (!result) {
       decision.counter_failure = result.error().detail;
       using policy::CounterFailureMode;
-      if (m_config->redis.on_failure == CounterFailureMode::Tempfail) {
+      // Monitor mode lets mail through whatever happens; on_failure: tempfail
+      // is for a policy that acts.
+      if (m_config->redis.on_failure == CounterFailureMode::Tempfail && !m_config->monitor.everything) {
         decision.verdict.action = policy::Action::Tempfail;
         decision.verdict.reasons.push_back("counters_unavailable");
       } else {

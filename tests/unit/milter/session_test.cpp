@@ -216,6 +216,21 @@ TEST_F(SessionTest, CounterFailureInTempfailModeTempfailsWithTheConfiguredReply)
   EXPECT_EQ(decision.counter_failure, "redis timeout");
 }
 
+TEST_F(SessionTest, CounterFailureInMonitorModeLetsTheMessageThroughEvenWithTempfailOnFailure) {
+  FailingCounterStore failing;
+  auto config = std::make_shared<policy::Config>(*config_with_failure_mode(policy::CounterFailureMode::Tempfail));
+  config->monitor.everything = true;
+  ConnectionInfo connection;
+  connection.client_address = "10.1.1.1";
+  MessageSession session(config, connection);
+  session.add_recipient("<a@example.net>", false);
+  session.add_body_chunk("hello\r\n");
+  const Decision decision = session.decide(failing, at(0ms));
+  EXPECT_EQ(decision.action, Action::Accept);
+  EXPECT_FALSE(decision.reply);
+  EXPECT_EQ(decision.verdict.reasons, std::vector<std::string>{"counters_unavailable"});
+}
+
 TEST_F(SessionTest, CounterFailureInAcceptModeAcceptsWithAReason) {
   FailingCounterStore failing;
   ConnectionInfo connection;
