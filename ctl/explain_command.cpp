@@ -274,12 +274,15 @@ int run_explain(const std::vector<std::string>& args, CtlSession& session) {
                                                 : "";
     rows.push_back({rule.name, escape_for_terminal(source, 60),
                     evaluation.applies ? (upper_bound ? "<=" : "") + std::to_string(evaluation.value) : "-",
-                    "> " + std::to_string(rule.threshold), points_text(rule.points), result});
+                    "> " + std::to_string(evaluation.applies ? evaluation.threshold : rule.threshold) +
+                        (evaluation.overridden ? " (override)" : ""),
+                    points_text(rule.points), result});
     nlohmann::json entry{{"rule", rule.name},
                          {"signal", std::string(policy::to_string(rule.signal))},
                          {"counts", quarantine::bytes_to_json(source)},
                          {"applies", evaluation.applies},
-                         {"threshold", rule.threshold},
+                         {"threshold", evaluation.applies ? evaluation.threshold : rule.threshold},
+                         {"threshold_override", evaluation.overridden},
                          {"points", rule.points},
                          {"mode", rule.mode == policy::RuleMode::Monitor || config.monitor.everything ? "monitor"
                                                                                                       : "enforce"},

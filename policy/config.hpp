@@ -89,6 +89,18 @@ struct Rule {
   RuleMode mode = RuleMode::Enforce;
 };
 
+// Per-source thresholds (`overrides: {file: ...}`): a rule that counts per
+// source may allow one source more (a newsletter account) or less. Read
+// from their own YAML file with every load of the config, so a reload
+// re-reads them.
+struct ThresholdOverrides {
+  std::string file;  // where they were read from; empty: none
+  // Per rule (index into Config::rules): canonical source -> threshold.
+  std::map<std::size_t, std::map<std::string, std::uint64_t>> by_rule;
+
+  friend bool operator==(const ThresholdOverrides&, const ThresholdOverrides&) = default;
+};
+
 // Monitor mode for the whole policy (top-level `mode: monitor`) and what
 // monitoring adds to mail (`monitor:`).
 struct MonitorSettings {
@@ -368,6 +380,7 @@ struct Config {
   std::vector<IdentityDefinition> identities;
   std::vector<Rule> rules;
   MonitorSettings monitor;
+  ThresholdOverrides overrides;
   std::vector<ActionBand> bands;  // sorted by min_score ascending
   Replies replies;
   // Header names (lower-case) that identities and exemptions reference; the

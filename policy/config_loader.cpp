@@ -8,6 +8,7 @@
 #include "policy/config_loader.hpp"
 
 #include "policy/ascii.hpp"
+#include "policy/source_spec.hpp"
 #include "policy/yaml_reader.hpp"
 
 #include <algorithm>
@@ -102,6 +103,76 @@ std::optional<unsigned> host_port(std::string_view text) {
   return port;
 }
 
+// The overrides file (`overrides.file`): per rule, a source's own threshold.
+//   RULE:
+//     SOURCE WORDS: THRESHOLD      e.g.  msgs_per_user: {"sasl=newsletter": 5000}
+// SOURCE WORDS are those of `floodgatectl freeze` (client=, sasl=, sender=,
+// header:NAME=, ...), and must name exactly the parts of the rule's identity.
+class OverridesReader : public detail::YamlReader {
+ public:
+  OverridesReader(std::string source, Config& config) : YamlReader(std::move(source)), m_config(config) {}
+
+  void read(const YAML::Node& root) {
+    if (root.IsNull()) return;  // an empty file: no overrides
+    auto rules = map_entries(root, "", 1);
+    if (!rules) return;
+    for (const Entry& rule_entry : *rules) {
+      const auto found = std::find_if(m_config.rules.begin(), m_config.rules.end(),
+                                      [&](const Rule& rule) { return rule.name == rule_entry.name; });
+      if (found == m_config.rules.end()) {
+        add_issue(rule_entry.key.Mark().line + 1, rule_entry.path,
+                  "no rule named " + in_quotes(rule_entry.name) + " in the configuration");
+        continue;
+      }
+      if (!found->identity) {
+        add_issue(rule_entry.key.Mark().line + 1, rule_entry.path,
+                  "rule " + in_quotes(rule_entry.name) + " counts no source (it has no identity)");
+        continue;
+      }
+      const std::size_t rule_index = static_cast<std::size_t>(found - m_config.rules.begin());
+      const IdentityDefinition& identity = m_config.identities[*found->identity];
+      auto sources = map_entries(rule_entry.value, rule_entry.path, line_of(rule_entry));
+      if (!sources) continue;
+      for (const Entry& source_entry : *sources) {
+        std::vector<std::string> words;
+        std::istringstream split(source_entry.name);
+        for (std::string word; split >> word;) words.push_back(word);
+        std::string error;
+        const auto spec = parse_source_spec(words, error);
+        if (!spec) {
+          report(source_entry, error);
+          continue;
+        }
+        if (!names_the_parts_of(*spec, identity)) {
+          report(source_entry, "rule " + in_quotes(found->name) + " counts per " + identity.name + " (" +
+                                   parts_text(identity) + "); this source names other parts, so it could never match");
+          continue;
+        }
+        auto threshold = integer<std::uint64_t>(source_entry, 0, std::numeric_limits<std::uint64_t>::max(),
+                                                "a threshold, an integer >= 0");
+        if (threshold) m_config.overrides.by_rule[rule_index][spec->canonical()] = *threshold;
+      }
+    }
+  }
+
+ private:
+  static bool names_the_parts_of(const SourceSpec& spec, const IdentityDefinition& identity) {
+    if (spec.parts.size() != identity.parts.size()) return false;
+    return std::all_of(identity.parts.begin(), identity.parts.end(), [&](const IdentityPart& part) {
+      return std::any_of(spec.parts.begin(), spec.parts.end(),
+                         [&](const SourcePart& given) { return given.part == part; });
+    });
+  }
+
+  static std::string parts_text(const IdentityDefinition& identity) {
+    SourceSpec example;
+    for (const auto& part : identity.parts) example.parts.push_back({part, "..."});
+    return example.canonical();
+  }
+
+  Config& m_config;
+};
+
 // The section readers; the generic reading and issue collection are in
 // YamlReader.
 class Loader : public detail::YamlReader {
@@ -123,7 +194,7 @@ class Loader : public detail::YamlReader {
     auto fields = read_map(root, "", line_of(root, 1),
                            {"milter", "log", "redis", "content", "outbound", "exemptions",
                             "identities", "rules", "actions", "replies", "quarantine", "containment", "top", "metrics",
-                            "mode", "monitor"});
+                            "mode", "monitor", "overrides"});
     if (!fields) return;
     // Identities come before rules whatever the file order: rules refer to them.
     if (const Entry* e = fields->find("milter")) read_milter(*e, *config);
@@ -145,6 +216,37 @@ class Loader : public detail::YamlReader {
       if (auto v = mode(*e)) config->monitor.everything = *v == RuleMode::Monitor;
     }
     if (const Entry* e = fields->find("monitor")) read_monitor(*e, config->monitor);
+    // After rules: the overrides name them.
+    if (const Entry* e = fields->find("overrides")) read_overrides(*e, *config);
+  }
+
+  void read_overrides(const Entry& section, Config& config) {
+    auto fields = read_map(section, {"file"});
+    if (!fields) return;
+    const Entry* e = fields->find("file");
+    if (!e) return;
+    auto path = non_empty_string(*e);
+    if (!path) return;
+    // Relative to the config file, as an admin reads it next to it.
+    std::filesystem::path file(*path);
+    if (file.is_relative() && !source().empty()) file = std::filesystem::path(source()).parent_path() / file;
+    config.overrides.file = file.string();
+    errno = 0;
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      report(*e, "cannot read " + in_quotes(file.string()) + ": " +
+                     (errno != 0 ? std::strerror(errno) : std::string("open failed")));
+      return;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    OverridesReader reader(file.string(), config);
+    try {
+      reader.read(YAML::Load(text.str()));
+    } catch (const YAML::Exception& error) {
+      reader.add_issue(error.mark.is_null() ? 0 : error.mark.line + 1, "", error.msg);
+    }
+    add_issues(reader.take_issues());
   }
 
   std::optional<RuleMode> mode(const Entry& entry) {

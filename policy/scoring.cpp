@@ -7,6 +7,7 @@
 
 #include "policy/digest.hpp"
 #include "policy/identity.hpp"
+#include "policy/source_spec.hpp"
 
 namespace floodgate::policy {
 namespace {
@@ -327,6 +328,17 @@ CounterPlan plan_counters(const Config& config, const MessageFacts& facts) {
   plan.requests.reserve(most_requests);
   Planner planner(config, facts, plan);
   for (const auto& rule : config.rules) plan.rule_inputs.push_back(planner.plan_rule(rule));
+  // A source's own threshold: its canonical spelling is only built for the
+  // rules that have overrides.
+  for (const auto& [rule_index, thresholds] : config.overrides.by_rule) {
+    RuleInput& input = plan.rule_inputs[rule_index];
+    const Rule& rule = config.rules[rule_index];
+    if (input.source == RuleInput::Source::NotApplicable || !rule.identity) continue;
+    const auto source = source_of(config.identities[*rule.identity], facts);
+    if (!source) continue;
+    const auto found = thresholds.find(source->canonical());
+    if (found != thresholds.end()) input.threshold_override = found->second;
+  }
   return plan;
 }
 
@@ -348,6 +360,8 @@ std::vector<RuleEvaluation> evaluate_rules(const Config& config, const CounterPl
     RuleEvaluation& evaluation = evaluations[i];
     evaluation.monitored = config.monitor.everything || rule.mode == RuleMode::Monitor;
     evaluation.exact_content = input.exact_content;
+    evaluation.threshold = input.threshold_override.value_or(rule.threshold);
+    evaluation.overridden = input.threshold_override.has_value();
     switch (input.source) {
       case RuleInput::Source::NotApplicable: continue;
       case RuleInput::Source::Immediate: evaluation.value = input.immediate_value; break;
@@ -358,15 +372,15 @@ std::vector<RuleEvaluation> evaluate_rules(const Config& config, const CounterPl
         break;
     }
     evaluation.applies = true;
-    evaluation.fired = evaluation.value > rule.threshold;
+    evaluation.fired = evaluation.value > evaluation.threshold;
   }
   return evaluations;
 }
 
 std::string reason_of(const Rule& rule, const RuleEvaluation& evaluation) {
-  return rule.name + "=" + std::to_string(evaluation.value) + ">" + std::to_string(rule.threshold) + " (" +
+  return rule.name + "=" + std::to_string(evaluation.value) + ">" + std::to_string(evaluation.threshold) + " (" +
          (rule.points >= 0 ? "+" : "") + std::to_string(rule.points) + (evaluation.exact_content ? ", exact" : "") +
-         (evaluation.monitored ? ", monitor" : "") + ")";
+         (evaluation.overridden ? ", override" : "") + (evaluation.monitored ? ", monitor" : "") + ")";
 }
 
 Verdict verdict_of(const Config& config, std::span<const RuleEvaluation> evaluations) {

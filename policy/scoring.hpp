@@ -53,6 +53,9 @@ struct RuleInput {
   // A content rule read on an exact fingerprint (text too short for
   // shingles): its reason says so, since only identical text is counted.
   bool exact_content = false;
+  // This message's source has its own threshold for the rule
+  // (Config::overrides), used instead of the rule's.
+  std::optional<std::uint64_t> threshold_override;
 };
 
 struct CounterPlan {
@@ -68,6 +71,8 @@ CounterPlan plan_counters(const Config& config, const MessageFacts& facts);
 struct RuleEvaluation {
   bool applies = false;     // false: a part of its identity is missing, or no fingerprint
   std::uint64_t value = 0;  // when it applies
+  std::uint64_t threshold = 0;  // the rule's, or this source's override
+  bool overridden = false;      // threshold is an override
   bool fired = false;       // value > threshold
   bool monitored = false;   // monitor mode (the rule's or the whole policy's): reported, not acted on
   bool exact_content = false;  // a content rule read on an exact fingerprint
@@ -107,7 +112,8 @@ Verdict score(const Config& config, const CounterPlan& plan,
 Verdict verdict_of(const Config& config, std::span<const RuleEvaluation> evaluations);
 
 // A fired rule's reason: "rcpts_per_msg=200>50 (+10)", with ", exact" for an
-// exact-fingerprint content rule and ", monitor" for a monitored one.
+// exact-fingerprint content rule, ", override" for a source's own threshold
+// and ", monitor" for a monitored rule.
 std::string reason_of(const Rule& rule, const RuleEvaluation& evaluation);
 
 // The action band a score falls into.

@@ -86,6 +86,10 @@ class YamlReader {
   const std::map<std::string, int>& key_lines() const { return m_key_lines; }
 
   void add_issue(int line, std::string key, std::string message);
+  // Issues found in another file this one names (they keep their file).
+  void add_issues(std::vector<ConfigIssue> issues) {
+    for (auto& issue : issues) m_issues.push_back(std::move(issue));
+  }
   // In file order, whatever order the sections were checked in.
   std::vector<ConfigIssue> take_issues();
 

@@ -5,6 +5,7 @@
 #include "tests/unit/config/config_issues.hpp"
 
 #include <gmock/gmock.h>
+#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -210,6 +211,91 @@ TEST(ConfigLoader, ReadsMonitorModeForThePolicyAndForOneRule) {
   EXPECT_EQ(config->rules[1].mode, RuleMode::Enforce);
   EXPECT_EQ(config->rules[2].mode, RuleMode::Enforce);
   EXPECT_TRUE(monitors_anything(*config));
+}
+
+// A config and an overrides file beside it, in a fresh directory.
+class ConfigWithOverrides : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    m_directory = std::filesystem::path(::testing::TempDir()) /
+                  ("floodgate-overrides-" + std::to_string(::getpid()) + "-" +
+                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(m_directory);
+    write("floodgate.yaml",
+          "identities:\n  user: {parts: [sasl_user]}\n  script: {parts: [client_address, {header: X-Script}]}\n"
+          "rules:\n"
+          "  - {name: msgs_per_user, signal: messages, identity: user, window: 1h, threshold: 100, points: 10}\n"
+          "  - {name: msgs_per_script, signal: messages, identity: script, window: 1h, threshold: 50, points: 10}\n"
+          "  - {name: rcpts_per_msg, signal: recipients_per_message, threshold: 50, points: 10}\n"
+          "overrides:\n  file: overrides.yaml\n");
+  }
+  void TearDown() override { std::filesystem::remove_all(m_directory); }
+
+  void write(const std::string& name, const std::string& text) {
+    std::ofstream(m_directory / name, std::ios::binary) << text;
+  }
+  std::string path(const std::string& name) const { return (m_directory / name).string(); }
+
+  std::vector<ConfigIssue> issues_loading() {
+    try {
+      load_config_file(path("floodgate.yaml"));
+    } catch (const ConfigError& error) {
+      return error.issues();
+    }
+    return {};
+  }
+
+  std::filesystem::path m_directory;
+};
+
+TEST_F(ConfigWithOverrides, ReadsEachSourcesThresholdFromTheFileBesideTheConfig) {
+  write("overrides.yaml",
+        "msgs_per_user:\n  sasl=newsletter: 5000\n  sasl_user=billing: 0\n"
+        "msgs_per_script:\n  \"client=10.1.2.3 header:X-Script=12:newsletter.php\": 20000\n");
+  const auto config = load_config_file(path("floodgate.yaml"));
+  EXPECT_EQ(config->overrides.file, path("overrides.yaml"));
+  const std::map<std::string, std::uint64_t> by_user{{"sasl_user=newsletter", 5000}, {"sasl_user=billing", 0}};
+  EXPECT_EQ(config->overrides.by_rule.at(0), by_user);
+  const std::map<std::string, std::uint64_t> by_script{
+      {"client_address=10.1.2.3 header:x-script=12:newsletter.php", 20000}};
+  EXPECT_EQ(config->overrides.by_rule.at(1), by_script);
+}
+
+TEST_F(ConfigWithOverrides, EachLoadReadsTheFileAgainSoAReloadSeesItsChanges) {
+  write("overrides.yaml", "msgs_per_user:\n  sasl=newsletter: 5000\n");
+  EXPECT_EQ(load_config_file(path("floodgate.yaml"))->overrides.by_rule.at(0).at("sasl_user=newsletter"), 5000u);
+  write("overrides.yaml", "msgs_per_user:\n  sasl=newsletter: 8000\n");
+  EXPECT_EQ(load_config_file(path("floodgate.yaml"))->overrides.by_rule.at(0).at("sasl_user=newsletter"), 8000u);
+}
+
+TEST_F(ConfigWithOverrides, MistakesInTheFileAreReportedAtTheirLineInThatFile) {
+  write("overrides.yaml",
+        "no_such_rule:\n  sasl=x: 1\n"                 // 1
+        "rcpts_per_msg:\n  sasl=x: 1\n"                // 3
+        "msgs_per_user:\n"                             // 5
+        "  client=10.1.2.3: 10\n"                       // 6: not the rule's parts
+        "  sasl=y: lots\n"                              // 7
+        "  bogus=1: 3\n");                              // 8
+  const auto issues = issues_loading();
+  ASSERT_THAT(issues, SizeIs(5)) << ConfigError(issues).what();
+  std::map<int, std::string> by_line;
+  for (const auto& issue : issues) {
+    EXPECT_EQ(issue.file, path("overrides.yaml"));
+    by_line[issue.line] = issue.message;
+  }
+  EXPECT_THAT(by_line[1], HasSubstr("no rule named \"no_such_rule\""));
+  EXPECT_THAT(by_line[3], HasSubstr("counts no source"));
+  EXPECT_THAT(by_line[6], HasSubstr("counts per user (sasl_user=...); this source names other parts"));
+  EXPECT_THAT(by_line[7], HasSubstr("expected a threshold, an integer >= 0"));
+  EXPECT_THAT(by_line[8], HasSubstr("bogus"));
+}
+
+TEST_F(ConfigWithOverrides, AMissingFileIsAnErrorAtTheSettingThatNamesIt) {
+  const auto issues = issues_loading();
+  ASSERT_THAT(issues, SizeIs(1));
+  EXPECT_EQ(issues[0].file, path("floodgate.yaml"));
+  EXPECT_EQ(issues[0].key, "overrides.file");
+  EXPECT_THAT(issues[0].message, HasSubstr("No such file or directory"));
 }
 
 TEST(ConfigLoader, ShippedPolicyIsEnforcedWithNothingMonitored) {

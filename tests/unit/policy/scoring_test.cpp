@@ -651,7 +651,7 @@ CounterPlan counter_plan(std::size_t rules) {
   CounterPlan plan;
   for (std::size_t i = 0; i < rules; ++i) {
     plan.requests.push_back({"k" + std::to_string(i), CounterKind::Sum, 600s, 1, {}});
-    plan.rule_inputs.push_back({RuleInput::Source::Counter, 0, i, {}, false});
+    plan.rule_inputs.push_back({RuleInput::Source::Counter, 0, i, {}, false, std::nullopt});
   }
   return plan;
 }
@@ -918,6 +918,30 @@ TEST(Scoring, EvaluateRulesGivesEveryRulesValueWhetherItFiredOrNot) {
   EXPECT_EQ(evaluations[2].value, 40u);
   EXPECT_FALSE(evaluations[2].fired);
   EXPECT_TRUE(evaluations[2].monitored);
+}
+
+// ---- Per-source threshold overrides ------------------------------------------
+
+TEST(Scoring, ASourcesOwnThresholdReplacesTheRulesForThatSourceOnly) {
+  Config config = test_config();
+  config.rules = {rule("msgs_per_sender", Signal::Messages, k_by_sender, 600s, 10, 20)};
+  config.overrides.by_rule[0]["sender=newsletter@example.com"] = 5000;
+  MessageFacts newsletter = outbound_facts();
+  newsletter.sender = "newsletter@example.com";
+  const CounterPlan newsletter_plan = plan_counters(config, newsletter);
+  ASSERT_EQ(newsletter_plan.rule_inputs[0].threshold_override, std::optional<std::uint64_t>(5000));
+  const std::uint64_t busy[] = {300};
+  Verdict verdict = score(config, newsletter_plan, busy);
+  EXPECT_TRUE(verdict.reasons.empty()) << "300 messages are within the newsletter's 5000";
+  const std::uint64_t very_busy[] = {6000};
+  verdict = score(config, newsletter_plan, very_busy);
+  EXPECT_EQ(verdict.reasons, std::vector<std::string>{"msgs_per_sender=6000>5000 (+20, override)"});
+
+  // Anyone else keeps the rule's threshold.
+  const CounterPlan alice_plan = plan_counters(config, outbound_facts());
+  EXPECT_FALSE(alice_plan.rule_inputs[0].threshold_override.has_value());
+  verdict = score(config, alice_plan, busy);
+  EXPECT_EQ(verdict.reasons, std::vector<std::string>{"msgs_per_sender=300>10 (+20)"});
 }
 
 }  // namespace
