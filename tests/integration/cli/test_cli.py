@@ -297,5 +297,61 @@ class Retention(unittest.TestCase):
         self.assertIn("quarantine purged=1 older_than_s=3600", output)
 
 
+k_examples = os.path.join(os.path.dirname(k_config), "examples")
+k_example_message = ("From: {sender}\r\nTo: undisclosed-recipients:;\r\nSubject: Offer\r\n"
+                     "X-PHP-Originating-Script: 33:contact.php\r\n\r\n"
+                     "Dear friend, our premium watches are 80% off this week only. Visit the shop today "
+                     "to claim yours before the offer ends on Sunday evening.\r\n")
+
+
+class Examples(unittest.TestCase):
+    """conf/examples: each policy passes --check-config, and gives what its comment
+    says for a message that shows it (floodgatectl explain with a fresh store)."""
+
+    def explain(self, example: str, rcpts: int, *envelope: str) -> dict:
+        handle, path = tempfile.mkstemp(suffix=".eml")
+        self.addCleanup(os.unlink, path)
+        with os.fdopen(handle, "w") as f:
+            f.write(k_example_message.format(sender="shop@example.com"))
+        rcpt_args = [arg for i in range(rcpts) for arg in ("--rcpt", f"r{i}@people.example")]
+        proc = subprocess.run([os.environ["FLOODGATECTL_BINARY"], "--config", os.path.join(k_examples, example),
+                               "explain", path, *envelope, *rcpt_args, "--json"],
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        return json.loads(proc.stdout)
+
+    def test_every_example_passes_check_config(self):
+        examples = sorted(f for f in os.listdir(k_examples) if f.endswith(".yaml") and "overrides" not in f)
+        self.assertEqual(examples, ["corporate-submission.yaml", "relay-with-newsletters.yaml",
+                                    "web-hosting-relay.yaml"])
+        for example in examples:
+            result = run("--config", os.path.join(k_examples, example), "--check-config")
+            self.assertEqual(result.returncode, 0, f"{example}: {result.stdout}{result.stderr}")
+            self.assertIn("configuration OK", result.stdout + result.stderr)
+
+    def test_web_hosting_relay_quarantines_a_script_past_30_distinct_recipients(self):
+        explained = self.explain("web-hosting-relay.yaml", 31, "--client", "10.20.0.5")
+        self.assertEqual(explained["action"], "quarantine", explained["reasons"])
+        self.assertIn("distinct_rcpts_per_script=31>30 (+40)", explained["reasons"])
+        self.assertEqual(self.explain("web-hosting-relay.yaml", 3, "--client", "10.20.0.5")["score"], 0)
+
+    def test_corporate_submission_tempfails_a_user_past_200_distinct_recipients(self):
+        explained = self.explain("corporate-submission.yaml", 201, "--sasl", "alice")
+        self.assertEqual(explained["action"], "tempfail", explained["reasons"])
+        self.assertIn("distinct_rcpts_per_user=201>200 (+50)", explained["reasons"])
+        self.assertEqual(self.explain("corporate-submission.yaml", 3, "--sasl", "alice")["score"], 0)
+
+    def test_relay_with_newsletters_lets_the_list_server_send_what_stops_anyone_else(self):
+        listserver = self.explain("relay-with-newsletters.yaml", 600, "--sasl", "listserver")
+        self.assertEqual(listserver["action"], "accept", listserver["reasons"])
+        other = self.explain("relay-with-newsletters.yaml", 600, "--sasl", "mallory")
+        self.assertEqual(other["action"], "quarantine", other["reasons"])
+        self.assertIn("same_content_rcpts_per_user=600>500 (+40)", other["reasons"])
+        rules = {r["rule"]: r for r in listserver["rules"]}
+        self.assertEqual(rules["same_content_rcpts_per_user"]["threshold"], 60000)
+        self.assertTrue(rules["same_content_rcpts_per_user"]["threshold_override"])
+        self.assertEqual(rules["msgs_per_user_monitor"]["mode"], "monitor")
+
+
 if __name__ == "__main__":
     unittest.main()
