@@ -22,11 +22,11 @@
 // --macro are usage or input errors (exit 2 and 1); Redis unreachable with
 // --live is an error (exit 1) naming the Redis.
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -188,10 +188,13 @@ int run_explain(const std::vector<std::string>& args, CtlSession& session) {
     return k_exit_error;
   }
   std::string text;
-  text.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
-  if (text.size() > k_max_message_bytes) {
-    session.report_error(escape_for_terminal(path) + " is bigger than 64 MiB: not a message to explain");
-    return k_exit_error;
+  std::array<char, 65536> buffer{};
+  while (file.read(buffer.data(), buffer.size()) || file.gcount() > 0) {
+    text.append(buffer.data(), static_cast<std::size_t>(file.gcount()));
+    if (text.size() > k_max_message_bytes) {
+      session.report_error(escape_for_terminal(path) + " is bigger than 64 MiB: not a message to explain");
+      return k_exit_error;
+    }
   }
   const ParsedMessage message = parse_message(std::move(text));
 
