@@ -385,15 +385,20 @@ std::string reason_of(const Rule& rule, const RuleEvaluation& evaluation) {
 
 Verdict verdict_of(const Config& config, std::span<const RuleEvaluation> evaluations) {
   Verdict verdict;
-  MonitorVerdict monitored;
+  // The monitored verdict is only built when something is monitored: on the
+  // common path each fired rule's reason is made once, for the verdict alone.
+  std::optional<MonitorVerdict> monitored;
+  if (monitors_anything(config)) monitored.emplace();
   for (std::size_t i = 0; i < evaluations.size(); ++i) {
     const RuleEvaluation& evaluation = evaluations[i];
     if (!evaluation.fired) continue;
     const Rule& rule = config.rules[i];
     std::string reason = reason_of(rule, evaluation);
-    monitored.score += rule.points;
-    monitored.fired_rules.push_back(i);
-    monitored.reasons.push_back(reason);
+    if (monitored) {
+      monitored->score += rule.points;
+      monitored->fired_rules.push_back(i);
+      monitored->reasons.push_back(reason);
+    }
     if (evaluation.monitored) continue;
     verdict.score += rule.points;
     verdict.fired_rules.push_back(i);
@@ -402,8 +407,8 @@ Verdict verdict_of(const Config& config, std::span<const RuleEvaluation> evaluat
   // Everything monitored: no rule is enforced, so nothing earns an action
   // (a band at score 0 above accept included).
   verdict.action = config.monitor.everything ? Action::Accept : action_for_score(config, verdict.score);
-  if (monitors_anything(config)) {
-    monitored.action = action_for_score(config, monitored.score);
+  if (monitored) {
+    monitored->action = action_for_score(config, monitored->score);
     verdict.monitor = std::move(monitored);
   }
   return verdict;
